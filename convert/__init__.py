@@ -1,0 +1,1 @@
+"""wbc-edge conversion stage: TFLite / ONNX / OpenVINO artifacts with a parity gate."""

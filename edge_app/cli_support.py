@@ -1,0 +1,28 @@
+"""What every `wbc-*` command shares: logging set-up and one-line errors for people."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from edge_app.errors import WbcError
+
+
+def run_cli(prog: str, main: Callable[[], int]) -> int:
+    """Run a command's body: user errors print `prog: message` and return 2, no traceback."""
+    logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s")
+    try:
+        return main()
+    except WbcError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def not_yet_available(prog: str, what: str) -> int:
+    """For a stage whose work has not landed: say so plainly, produce nothing."""
+    print(f"{prog}: {what} is not yet available in this version of wbc-edge", file=sys.stderr)
+    return 3

@@ -1,0 +1,103 @@
+"""The preprocessing spec: every step from a decoded image to the model's input tensor.
+
+It is stored in the bundle (`bundle.json` → `preprocessing`) and applied by one function,
+`edge_app.preprocess.preprocess`, in training, calibration, parity and on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+CropMethod = Literal["nucleus", "none", "center"]
+NormKind = Literal["scale", "mean_std"]
+Interpolation = Literal["area", "linear", "cubic", "nearest"]
+
+
+@dataclass(frozen=True)
+class NucleusParams:
+    """How the stained nucleus is found. Areas and radii are in training-image pixels."""
+
+    stain_threshold: float = 45.0  # B - G (0..255) above which a pixel counts as nucleus stain
+    max_green: float = 200.0  # and G at most this: pale background never passes
+    min_area: int = 250  # smallest nucleus (platelets are far smaller)
+    close_radius: int = 2  # morphological closing that fills the nucleus
+    merge_radius: int = 10  # lobes closer than this belong to one nucleus
+    centre_weight: float = 1.0  # 0: largest component wins; higher favours the image centre
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """Which window goes to the model. `size` is the square side in training-image pixels."""
+
+    method: CropMethod = "nucleus"
+    size: int = 150
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """`scale`: x = rgb * scale + offset. `mean_std`: x = (rgb / 255 - mean) / std per channel."""
+
+    kind: NormKind = "scale"
+    scale: float = 1.0 / 255.0
+    offset: float = 0.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """decode → RGB uint8 → locate cell → crop → resize → colour order → normalise."""
+
+    height: int = 128
+    width: int = 128
+    color_order: Literal["RGB", "BGR"] = "RGB"
+    crop: CropSpec = field(default_factory=CropSpec)
+    nucleus: NucleusParams = field(default_factory=NucleusParams)
+    interpolation: Interpolation = "area"
+    norm: NormSpec = field(default_factory=NormSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict naming every step and its parameters."""
+        d = asdict(self)
+        d["steps"] = ["decode", "locate", "crop", "resize", "color_order", "normalise"]
+        d["norm"]["mean"] = list(self.norm.mean)
+        d["norm"]["std"] = list(self.norm.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
+        """Inverse of `to_dict`; raises KeyError/TypeError/ValueError on a bad dict."""
+        d = dict(d)
+        d.pop("steps", None)
+        norm = dict(d.pop("norm", {}))
+        for key in ("mean", "std"):
+            if key in norm:
+                norm[key] = tuple(float(v) for v in norm[key])
+                if len(norm[key]) != 3:
+                    raise ValueError(f"norm.{key} needs 3 values")
+        spec = cls(
+            crop=CropSpec(**d.pop("crop", {})),
+            nucleus=NucleusParams(**d.pop("nucleus", {})),
+            norm=NormSpec(**norm),
+            **d,
+        )
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        """Raise ValueError naming the first impossible value."""
+        if self.height < 8 or self.width < 8:
+            raise ValueError(f"input size {self.height}x{self.width} is below 8x8")
+        if self.color_order not in ("RGB", "BGR"):
+            raise ValueError(f"color_order {self.color_order!r} is not RGB or BGR")
+        if self.crop.method not in ("nucleus", "none", "center"):
+            raise ValueError(f"crop.method {self.crop.method!r} is not nucleus, none or center")
+        if self.crop.size < 8:
+            raise ValueError(f"crop.size {self.crop.size} is below 8")
+        if self.interpolation not in ("area", "linear", "cubic", "nearest"):
+            raise ValueError(f"interpolation {self.interpolation!r} is unknown")
+        if self.norm.kind not in ("scale", "mean_std"):
+            raise ValueError(f"norm.kind {self.norm.kind!r} is not scale or mean_std")
+        if self.norm.kind == "mean_std" and min(self.norm.std) <= 0:
+            raise ValueError("norm.std must be positive")

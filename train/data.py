@@ -1,0 +1,118 @@
+"""List labelled images (no TensorFlow) and load them as cached uint8 arrays.
+
+Layouts understood:
+- folder of class folders: `<root>/<CLASS>/*.jpeg`
+- the Kaggle layout with split folders: `<root>/<SPLIT>/<CLASS>/*.jpeg` (TRAIN, TEST, …)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_app.decode import decode_image, is_image_file
+from edge_app.errors import DataError, ImageError, NoCellFound
+from edge_app.preprocess import prepare
+from edge_app.preprocess_spec import PreprocessSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One labelled image. `path` is relative to the data root; `split` is the split folder."""
+
+    path: Path
+    label: str
+    split: str | None = None
+
+
+@dataclass
+class ImageSet:
+    """Records under one root, plus the class names in a fixed (sorted) order."""
+
+    root: Path
+    records: list[ImageRecord]
+    classes: list[str]
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.label for r in self.records)
+        return {k: c[k] for k in self.classes}
+
+    def labels(self) -> np.ndarray:
+        """Class indices of the records, in `classes` order."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index[r.label] for r in self.records], dtype=np.int64)
+
+
+def list_images(root: Path | str, split: str | None = None) -> ImageSet:
+    """List a folder of class folders, or the class folders under split folders.
+
+    `split` picks one split folder of the Kaggle layout (e.g. "TRAIN"); without it, every
+    split folder found is listed with `ImageRecord.split` set.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("not a folder", root)
+    base = root / split if split else root
+    if split and not base.is_dir():
+        raise DataError(f"no split folder {split!r} here", root)
+    records = _class_tree(base, None)
+    if not records:
+        records = [r for sub in _subdirs(base) for r in _class_tree(sub, sub.name)]
+        records = [ImageRecord(Path(r.split) / r.path, r.label, r.split) for r in records]
+    if not records:
+        raise DataError(
+            "no images found (expected <root>/<CLASS>/*.jpg or <root>/<SPLIT>/<CLASS>/*.jpg)", base
+        )
+    classes = sorted({r.label for r in records})
+    return ImageSet(base, records, classes)
+
+
+def _class_tree(base: Path, split: str | None) -> list[ImageRecord]:
+    records = []
+    for class_dir in _subdirs(base):
+        files = sorted(p for p in class_dir.iterdir() if is_image_file(p))
+        records += [ImageRecord(p.relative_to(base), class_dir.name, split) for p in files]
+    return records
+
+
+def _subdirs(base: Path) -> list[Path]:
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@dataclass
+class LoadedImages:
+    """Preprocessed uint8 crops for the records that could be used, and why others could not."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8, model colour order
+    records: list[ImageRecord]
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> one-line reason
+
+
+def load_images(
+    image_set: ImageSet,
+    spec: PreprocessSpec,
+    records: Sequence[ImageRecord] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadedImages:
+    """Decode and `prepare` each record once; unreadable or cell-less files are skipped by name."""
+    records = list(image_set.records if records is None else records)
+    out = np.empty((len(records), spec.height, spec.width, 3), np.uint8)
+    kept: list[ImageRecord] = []
+    skipped: dict[str, str] = {}
+    for i, rec in enumerate(records):
+        try:
+            out[len(kept)] = prepare(decode_image(image_set.root / rec.path), spec)
+            kept.append(rec)
+        except (ImageError, NoCellFound) as exc:
+            skipped[rec.path.as_posix()] = str(exc).split(": ", 1)[-1]
+            log.warning("skipping %s: %s", rec.path, skipped[rec.path.as_posix()])
+        if progress:
+            progress(i + 1, len(records))
+    return LoadedImages(out[: len(kept)], kept, skipped)
