@@ -1,14 +1,130 @@
-"""`wbc-convert`: add quantized artifacts and a parity report to a bundle."""
+"""`wbc-convert`: add quantized artifacts and a parity report to a bundle.
+
+Exit status: 0 every artifact passed parity; 1 one failed parity or conversion (marked failed
+in bundle.json); 2 a user error (one line naming the file).
+"""
 
 from __future__ import annotations
 
-from edge_app.cli_support import not_yet_available, run_cli
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from convert.calibration import DEFAULT_CALIB_IMAGES
+from convert.formats import ALL_PRECISIONS, FORMAT_NAMES, FORMATS, ConvertError, parse_option
+from convert.parity import Thresholds
+from edge_app.cli_support import run_cli
 
 PROG = "wbc-convert"
+INT8_FORMATS = ["tflite", "openvino"]
+
+
+def parser() -> argparse.ArgumentParser:
+    rows = "; ".join(
+        f"{f.name}: {','.join(f.precisions)}"
+        + (f" [{', '.join(o.name for o in f.options)}]" if f.options else "")
+        for f in FORMATS
+    )
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert a bundle's Keras model to TFLite / ONNX / OpenVINO and check each "
+        f"artifact's parity with the float model. Formats: {rows}.",
+    )
+    p.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
+    what = p.add_argument_group("what to convert (default: --int8)")
+    what.add_argument("--int8", action="store_true", help="INT8 TFLite + INT8 OpenVINO")
+    what.add_argument("--all", action="store_true", help="every format at every precision")
+    what.add_argument("--formats", help=f"comma-separated: {','.join(FORMAT_NAMES)}")
+    what.add_argument("--precisions", help=f"comma-separated: {','.join(ALL_PRECISIONS)}")
+    what.add_argument("--io-dtype", help="= --option tflite.io_dtype=… (int8 or uint8)")
+    what.add_argument("--opset", help="= --option onnx.opset=…")
+    what.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="FORMAT.NAME=VALUE",
+        help="a format option from the table, e.g. openvino.inference_precision=f32",
+    )
+    data = p.add_argument_group("images")
+    data.add_argument("--calib-images", type=int, default=DEFAULT_CALIB_IMAGES)
+    data.add_argument("--calib-data", type=Path, help="class-folder tree to calibrate on")
+    data.add_argument("--parity-data", type=Path, help="class-folder tree to check parity on")
+    data.add_argument("--parity-images", type=int, help="at most this many parity images")
+    gate = p.add_argument_group("parity gate")
+    gate.add_argument("--min-agreement", type=float, default=Thresholds.min_agreement)
+    gate.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        help=f"largest accuracy drop, a fraction (default {Thresholds.max_drop}); given "
+        "explicitly, OpenVINO INT8 uses NNCF accuracy control with it",
+    )
+    p.add_argument("--out", type=Path, help="write a converted copy here (default: in place)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from convert.pipeline import ConvertConfig
+
+    where = args.bundle
+    if args.int8 and (args.all or args.precisions):
+        raise ConvertError("--int8 means INT8 only: drop --all/--precisions", where)
+    if args.all and (args.formats or args.precisions):
+        raise ConvertError(
+            "--all means every format and precision: drop --formats/--precisions", where
+        )
+    formats = _split(args.formats) or (list(FORMAT_NAMES) if args.all else INT8_FORMATS)
+    precisions = _split(args.precisions) or (list(ALL_PRECISIONS) if args.all else ["int8"])
+    options: dict[str, dict[str, Any]] = {}
+    pairs = [parse_option(t, where) for t in args.option]
+    if args.io_dtype:
+        pairs.append(("tflite", "io_dtype", args.io_dtype))
+    if args.opset:
+        pairs.append(("onnx", "opset", args.opset))
+    for fmt, name, value in pairs:
+        options.setdefault(fmt, {})[name] = value
+    if args.calib_images < 1:
+        raise ConvertError(f"--calib-images must be at least 1, got {args.calib_images}", where)
+    max_drop = Thresholds.max_drop if args.max_drop is None else args.max_drop
+    return ConvertConfig(
+        formats=formats,
+        precisions=precisions,
+        options=options,
+        calib_images=args.calib_images,
+        calib_data=args.calib_data,
+        parity_data=args.parity_data,
+        parity_images=args.parity_images,
+        thresholds=Thresholds(args.min_agreement, max_drop),
+        accuracy_control=args.max_drop is not None,
+        out=args.out,
+    )
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    config = config_from_args(args)
+    from convert.pipeline import convert_bundle
+
+    result = convert_bundle(args.bundle, config)
+    print(result.table())
+    for note in result.notes:
+        print(f"note: {note}")
+    print(
+        f"{'PASS' if result.passed else 'FAIL'}: {len(result.results)} artifact(s) checked on "
+        f"{result.report['parity_set']['n']} held-out images in {result.seconds:.0f} s; "
+        f"reports: {', '.join(str(p) for p in result.reports)}"
+    )
+    return 0 if result.passed else 1
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(PROG, lambda: not_yet_available(PROG, "conversion"))
+    argv = sys.argv[1:] if argv is None else argv
+    return run_cli(PROG, lambda: run(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,221 @@
+"""Representative (calibration) images and the held-out parity set, from real labelled images.
+
+By default both come from the bundle's own data: its provenance names the data root
+(`data`) and the split manifest inside the bundle (`split_manifest`, CSV path,class,group,side).
+Calibration takes the train side, stratified over classes and source cells (groups); parity
+takes the held-out sides (val/test). A class-folder tree can replace either (`--calib-data`,
+`--parity-data`). Every image goes through the bundle's one preprocessing function.
+Never random noise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convert.source import Calibration, HeldOut
+from edge_app.bundle import Bundle
+from edge_app.decode import decode_image
+from edge_app.errors import BundleError, DataError, ImageError, NoCellFound
+from edge_app.preprocess import preprocess
+from edge_app.preprocess_spec import PreprocessSpec
+from train.data import list_images
+from train.splits import read_manifest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CALIB_IMAGES = 300
+HELD_OUT_SIDES = ("val", "test")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One candidate image: path relative to `root`, class name, source-cell group."""
+
+    path: str
+    label: str
+    group: str
+
+
+# --------------------------------------------------------------------------- where images are
+
+
+def bundle_data(bundle: Bundle) -> tuple[Path, Path]:
+    """(data root, split manifest) named by the bundle's provenance."""
+    prov = bundle.provenance
+    data = prov.get("data")
+    if isinstance(data, dict):
+        data = data.get("root") or data.get("path")
+    manifest = prov.get("split_manifest")
+    if not isinstance(data, str) or not isinstance(manifest, str):
+        raise BundleError(
+            "provenance names no data root and split manifest (data, split_manifest); "
+            "pass --calib-data and --parity-data",
+            bundle.path,
+        )
+    root = Path(data)
+    if not root.is_absolute() and not root.is_dir() and (bundle.root / root).is_dir():
+        root = bundle.root / root
+    if not root.is_dir():
+        raise DataError(
+            "the bundle's training data is not here; pass --calib-data and --parity-data", root
+        )
+    manifest_path = Path(manifest) if Path(manifest).is_absolute() else bundle.root / manifest
+    if not manifest_path.is_file():
+        raise DataError("the bundle's split manifest is missing", manifest_path)
+    return root, manifest_path
+
+
+def manifest_side(bundle: Bundle, sides: Sequence[str] | None) -> tuple[Path, list[Labelled]]:
+    """Rows of the bundle's manifest on the given sides (None: every held-out side)."""
+    root, manifest = bundle_data(bundle)
+    rows = read_manifest(manifest)
+    if sides is None:
+        chosen = [r for r in rows if r.side in HELD_OUT_SIDES] or [
+            r for r in rows if r.side != "train"
+        ]
+        what = "held-out (val/test)"
+    else:
+        chosen = [r for r in rows if r.side in sides]
+        what = "/".join(sides)
+    if not chosen:
+        raise DataError(
+            f"has no {what} rows; pass a folder with --calib-data/--parity-data", manifest
+        )
+    return root, [Labelled(r.path, r.label, r.group) for r in chosen]
+
+
+def folder_images(folder: Path) -> tuple[Path, list[Labelled]]:
+    """A class-folder tree; every file is its own group."""
+    images = list_images(folder)
+    rows = [Labelled(r.path.as_posix(), r.label, r.path.as_posix()) for r in images.records]
+    return images.root, rows
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def stratified_pick(rows: Sequence[Labelled], seed: int = 0) -> list[Labelled]:
+    """All rows in a stratified order: classes interleaved, and within a class one image per
+    source cell (group) in turn, so any prefix covers classes and cells evenly."""
+    rng = np.random.default_rng(seed)
+    per_class: dict[str, list[Labelled]] = {}
+    for label in sorted({r.label for r in rows}):
+        groups: dict[str, list[Labelled]] = defaultdict(list)
+        for r in rows:
+            if r.label == label:
+                groups[r.group].append(r)
+        queues = [[g[i] for i in rng.permutation(len(g))] for g in groups.values()]
+        queues = [queues[i] for i in rng.permutation(len(queues))]
+        per_class[label] = _round_robin(queues)
+    return _round_robin(list(per_class.values()))
+
+
+def _round_robin(queues: list[list]) -> list:
+    out: list = []
+    depth = max((len(q) for q in queues), default=0)
+    for i in range(depth):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def preprocess_rows(
+    root: Path, rows: Sequence[Labelled], spec: PreprocessSpec, limit: int | None = None
+) -> tuple[np.ndarray, list[Labelled], dict[str, str]]:
+    """Decode + preprocess rows in order until `limit` images succeed (None: all).
+
+    Files that cannot be read or hold no cell are skipped by name with the reason.
+    """
+    kept: list[tuple[Labelled, np.ndarray]] = []
+    skipped: dict[str, str] = {}
+    want = len(rows) if limit is None else limit
+    with ThreadPoolExecutor(2) as pool:
+        for start in range(0, len(rows), 64):
+            chunk = rows[start : start + 64]
+            for row, result in zip(
+                chunk, pool.map(lambda r: _one(root, r, spec), chunk), strict=True
+            ):
+                if isinstance(result, str):
+                    skipped[row.path] = result
+                elif len(kept) < want:
+                    kept.append((row, result))
+            if len(kept) >= want:
+                break
+    shape = (0, spec.height, spec.width, 3)
+    images = np.stack([x for _, x in kept]) if kept else np.zeros(shape, np.float32)
+    return images.astype(np.float32), [r for r, _ in kept], skipped
+
+
+def _one(root: Path, row: Labelled, spec: PreprocessSpec) -> np.ndarray | str:
+    try:
+        return preprocess(decode_image(root / row.path), spec)
+    except (ImageError, NoCellFound) as exc:
+        return str(exc).split(": ", 1)[-1]
+
+
+# --------------------------------------------------------------------------- the two sets
+
+
+def calibration_set(
+    bundle: Bundle, n: int = DEFAULT_CALIB_IMAGES, folder: Path | None = None, seed: int = 0
+) -> Calibration:
+    """`n` representative images, stratified over classes and source cells."""
+    if folder is not None:
+        root, rows = folder_images(folder)
+        where = f"{folder} (--calib-data)"
+    else:
+        root, rows = manifest_side(bundle, ["train"])
+        where = f"train side of {bundle.provenance.get('split_manifest')} under {root}"
+    images, kept, skipped = preprocess_rows(
+        root, stratified_pick(rows, seed), bundle.preprocessing, n
+    )
+    if not kept:
+        raise DataError("no usable calibration image (none decoded with a cell)", folder or root)
+    log.info("calibration: %d images from %s", len(kept), where)
+    return Calibration(
+        images=images,
+        files=[r.path for r in kept],
+        labels=[r.label for r in kept],
+        source=where,
+        skipped=skipped,
+    )
+
+
+def parity_set(bundle: Bundle, folder: Path | None = None, limit: int | None = None) -> HeldOut:
+    """The labelled held-out images parity runs on (all of them unless `limit`)."""
+    if folder is not None:
+        root, rows = folder_images(folder)
+        where = f"{folder} (--parity-data)"
+    else:
+        root, rows = manifest_side(bundle, None)
+        where = f"held-out side of {bundle.provenance.get('split_manifest')} under {root}"
+    unknown = sorted({r.label for r in rows} - set(bundle.classes))
+    if unknown:
+        raise DataError(
+            f"classes {unknown} are not among the bundle's ({', '.join(bundle.classes)})",
+            folder or root,
+        )
+    if limit is not None:
+        rows = stratified_pick(rows)
+    images, kept, skipped = preprocess_rows(root, rows, bundle.preprocessing, limit)
+    if not kept:
+        raise DataError("no usable parity image (none decoded with a cell)", folder or root)
+    index = {c: i for i, c in enumerate(bundle.classes)}
+    log.info("parity set: %d images from %s", len(kept), where)
+    return HeldOut(
+        images=images,
+        labels=np.array([index[r.label] for r in kept], np.int64),
+        files=[r.path for r in kept],
+        root=root,
+        source=where,
+        skipped=skipped,
+    )

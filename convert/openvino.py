@@ -1,0 +1,82 @@
+"""OpenVINO backend: IR FP32 / FP16 via `openvino.convert_model`, INT8 via NNCF.
+
+INT8 is `nncf.quantize` on the OpenVINO model with the calibration images; with an explicit
+`--max-drop`, `nncf.quantize_with_accuracy_control` validates on the parity set and keeps the
+layers that cost accuracy in float. The artifact is the `.xml`; its `.bin` of weights lies
+beside it and is recorded (name and sha256) in the artifact's options.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from convert.formats import Job
+from convert.source import ConvertContext, HeldOut
+from edge_app.bundle import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
+    """Write `ctx.out_dir / job.file` (+ .bin); return the options to record."""
+    import openvino as ov
+
+    model = ov.convert_model(str(ctx.source.saved_model))
+    info: dict[str, Any] = {}
+    if job.precision == "fp32":
+        # A CPU with bf16 would otherwise run an FP32 IR in bf16: the runtime compiles fp32
+        # artifacts with INFERENCE_PRECISION_HINT=f32, and parity reads back what ran.
+        info["inference_precision"] = "f32"
+    if job.precision == "int8":
+        model, info = _quantize(model, ctx)
+    xml = ctx.out_dir / job.file
+    ov.save_model(model, str(xml), compress_to_fp16=job.precision == "fp16")
+    weights = xml.with_suffix(".bin")
+    info["weights_file"] = weights.name
+    info["weights_sha256"] = sha256_file(weights)
+    info["weights_size_bytes"] = weights.stat().st_size
+    return {**job.options, **info}
+
+
+def _quantize(model: Any, ctx: ConvertContext) -> tuple[Any, dict[str, Any]]:
+    import nncf
+
+    images = ctx.calibration.images
+    calib = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
+    info: dict[str, Any] = {"calibration_images": len(images)}
+    if ctx.max_drop is None or ctx.validation is None:
+        info["quantization"] = "nncf.quantize"
+        return nncf.quantize(model, calib, subset_size=len(images)), info
+    items = validation_items(ctx.validation)
+    validation = nncf.Dataset(items, lambda item: item[0])
+    quantized = nncf.quantize_with_accuracy_control(
+        model,
+        calib,
+        validation,
+        validation_fn=_accuracy,
+        max_drop=float(ctx.max_drop),
+        drop_type=nncf.DropType.ABSOLUTE,
+        subset_size=len(images),
+    )
+    info["quantization"] = "nncf.quantize_with_accuracy_control"
+    info["accuracy_control"] = {"max_drop": float(ctx.max_drop), "validation_images": len(items)}
+    return quantized, info
+
+
+def _accuracy(compiled: Any, data: Iterable[tuple[np.ndarray, int]]) -> float:
+    """Top-1 accuracy of a compiled OpenVINO model on (image, label) items."""
+    hits = total = 0
+    for image, label in data:
+        probs = compiled(image)[0]
+        hits += int(int(np.argmax(probs[0])) == label)
+        total += 1
+    return hits / max(total, 1)
+
+
+def validation_items(val: HeldOut) -> list[tuple[np.ndarray, int]]:
+    """The parity set as NNCF validation items: (1-image batch, class index)."""
+    return [(val.images[i : i + 1], int(val.labels[i])) for i in range(len(val.labels))]

@@ -1,0 +1,203 @@
+"""`wbc-convert` end to end on the tiny trained bundle: artifacts, parity, reports, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_bundle import build_tiny_bundle
+
+from convert.cli import main
+from convert.formats import FORMATS
+from edge_app.bundle import load_bundle
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"))
+
+
+@pytest.fixture(scope="session")
+def float_bundle(converted: Path) -> Path:
+    return build_tiny_bundle(converted.parent, convert=False)
+
+
+@pytest.fixture()
+def float_copy(float_bundle: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(float_bundle, dst)
+    return dst
+
+
+def test_every_format_and_precision_is_converted_and_checked(converted: Path):
+    bundle = load_bundle(converted)  # verifies every file's sha256
+    have = {(a.format, a.precision): a for a in bundle.artifacts}
+    for row in FORMATS:
+        for precision in row.precisions:
+            art = have[row.name, precision]
+            assert art.file.endswith(row.suffix) and art.status == "ok", art
+    for fmt in ("tflite", "onnx", "openvino"):
+        assert bundle.parity["artifacts"][f"{fmt}-fp32"]["agreement"] == 1.0
+    assert have["onnx", "fp32"].options["opset"] == 17
+    assert have["tflite", "int8"].options["io_dtype"] == "int8"
+    assert have["openvino", "fp32"].options["inference_precision"] == "f32"
+    ov = bundle.parity["artifacts"]["openvino-fp32"]["runtime"]
+    assert ov["backend"] == "openvino" and ov["inference_precision"] == "f32"  # read back
+
+
+def test_int8_is_at_least_three_times_smaller_than_fp32(converted: Path):
+    bundle = load_bundle(converted)
+    fp32, int8 = bundle.find("tflite", "fp32"), bundle.find("tflite", "int8")
+    assert fp32.size_bytes >= 3 * int8.size_bytes
+
+
+def test_parity_json_is_self_consistent(converted: Path):
+    report = json.loads((converted / "parity.json").read_text())
+    labels = np.array(report["parity_set"]["labels"])
+    n = report["parity_set"]["n"]
+    float_pred = np.array(report["float_predictions"])
+    assert len(labels) == len(float_pred) == len(report["parity_set"]["files"]) == n > 0
+    for art in report["artifacts"]:
+        pred = np.array(art["predictions"])
+        assert art["agreement"] == pytest.approx(np.mean(pred == float_pred))
+        assert art["accuracy_artifact"] == pytest.approx(np.mean(pred == labels))
+        assert art["accuracy_float"] == pytest.approx(np.mean(float_pred == labels))
+        assert art["drop_points"] == pytest.approx(
+            100 * (art["accuracy_float"] - art["accuracy_artifact"])
+        )
+        for scores in (art["float_scores"], art["artifact_scores"]):
+            assert np.sum(scores["confusion"]) == n
+        assert len(art["flipped"]) == int(np.sum(pred != float_pred))
+        assert 0 <= art["mean_abs_prob_diff"] <= art["max_abs_prob_diff"] <= 1
+    calib = report["calibration"]
+    assert calib["n"] == len(calib["files"]) > 0
+    manifest = (converted / "split.csv").read_text().splitlines()
+    side = {line.split(",")[0]: line.split(",")[3] for line in manifest[1:]}
+    assert {side[f] for f in calib["files"]} == {"train"}  # real training images, never noise
+    assert {side[f] for f in report["parity_set"]["files"]} == {"val"}
+
+
+def test_reports_exist_and_html_is_self_contained(converted: Path):
+    for name in ("parity.json", "parity.md", "parity.html", "parity.png"):
+        assert (converted / name).stat().st_size > 0
+    page = (converted / "parity.html").read_text()
+    assert "data:image/png;base64," in page
+    assert not re.search(r"""(src|href)=['"](?!data:)""", page)  # nothing fetched from outside
+    md = (converted / "parity.md").read_text()
+    assert "tflite-int8" in md and "openvino-int8" in md
+
+
+def test_int8_cli_exit_follows_the_gate(float_copy: Path, capsys, tmp_path: Path):
+    """--int8 converts TFLite + OpenVINO INT8; an impossible --min-agreement fails both."""
+    calib_dir = Path(load_bundle(float_copy).provenance["data"])
+    code = main(
+        [
+            str(float_copy),
+            "--int8",
+            "--min-agreement",
+            "1.01",
+            "--calib-data",
+            str(calib_dir),
+            "--calib-images",
+            "8",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL" in out and "tflite-int8" in out and "openvino-int8" in out
+    bundle = load_bundle(float_copy)
+    assert {(a.format, a.status) for a in bundle.artifacts if a.precision == "int8"} == {
+        ("tflite", "failed"),
+        ("openvino", "failed"),
+    }
+    report = json.loads((float_copy / "parity.json").read_text())
+    assert "--calib-data" in report["calibration"]["source"]
+    assert report["calibration"]["n"] == 8 and not report["passed"]
+    assert all("agreement" in a["reasons"][0] for a in report["artifacts"])
+
+
+def test_max_drop_trips_and_out_leaves_the_source_alone(float_copy: Path, tmp_path: Path):
+    out = tmp_path / "converted"
+    before = (float_copy / "bundle.json").read_text()
+    code = main(
+        [
+            str(float_copy),
+            "--formats",
+            "tflite",
+            "--precisions",
+            "fp32",
+            "--max-drop",
+            "-1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 1
+    assert (float_copy / "bundle.json").read_text() == before
+    art = load_bundle(out).find("tflite", "fp32")
+    assert art.status == "failed"
+    assert code == 1 and main([str(out), "--formats", "tflite", "--precisions", "fp32"]) == 0
+    assert load_bundle(out).find("tflite", "fp32").status == "ok"
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("wbc-convert: ") and "\n" not in err, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_bundle(capsys, tmp_path: Path):
+    err = one_line_error(capsys, [str(tmp_path / "nope"), "--int8"])
+    assert "bundle.json" in err
+
+
+def test_classes_that_do_not_match_the_model(capsys, float_copy: Path):
+    data = json.loads((float_copy / "bundle.json").read_text())
+    data["classes"] = data["classes"][:3]
+    (float_copy / "bundle.json").write_text(json.dumps(data))
+    err = one_line_error(capsys, [str(float_copy), "--formats", "onnx", "--precisions", "fp32"])
+    assert "classes has 3 names but the model outputs 4" in err
+
+
+def test_calibration_folder_without_images(capsys, float_copy: Path, tmp_path: Path):
+    empty = tmp_path / "empty"
+    (empty / "EOSINOPHIL").mkdir(parents=True)
+    err = one_line_error(capsys, [str(float_copy), "--int8", "--calib-data", str(empty)])
+    assert str(empty) in err and "no images" in err
+
+
+def test_unwritable_output_folder(capsys, float_copy: Path, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    err = one_line_error(capsys, [str(float_copy), "--int8", "--out", str(blocker / "out")])
+    assert str(blocker / "out") in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--formats", "tflite,caffe"], "unknown format 'caffe'"),
+        (["--precisions", "int4"], "unknown precision 'int4'"),
+        (["--formats", "onnx", "--precisions", "int8"], "no requested format offers precision"),
+        (
+            ["--formats", "onnx", "--precisions", "fp32", "--option", "onnx.quality=9"],
+            "onnx has no option 'quality'",
+        ),
+        (
+            ["--formats", "onnx", "--precisions", "fp32", "--io-dtype", "uint8"],
+            "options given for tflite",
+        ),
+        (["--int8", "--io-dtype", "int16"], "io_dtype=int16 is not one of int8, uint8"),
+    ],
+)
+def test_unknown_format_precision_or_option(capsys, float_bundle: Path, args, message):
+    before = (float_bundle / "bundle.json").read_text()
+    err = one_line_error(capsys, [str(float_bundle), *args])
+    assert message in err and str(float_bundle) in err
+    assert (float_bundle / "bundle.json").read_text() == before  # checked before any work

@@ -1,0 +1,87 @@
+"""Parity arithmetic and calibration choice on hand-made inputs (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert.calibration import Labelled, stratified_pick
+from convert.parity import Thresholds, compare, scores
+from convert.source import HeldOut
+
+CLASSES = ["A", "B", "C"]
+
+
+def held_out(labels: list[int]) -> HeldOut:
+    n = len(labels)
+    return HeldOut(
+        np.zeros((n, 8, 8, 3), np.float32),
+        np.array(labels),
+        [f"f{i}.png" for i in range(n)],
+        Path("."),
+        "test",
+    )
+
+
+def onehot(preds: list[int], confidence: float = 0.9) -> np.ndarray:
+    p = np.full((len(preds), 3), (1 - confidence) / 2, np.float32)
+    p[np.arange(len(preds)), preds] = confidence
+    return p
+
+
+def test_scores_match_hand_counts():
+    s = scores(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0]), 3)
+    assert s.confusion == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert s.accuracy == pytest.approx(4 / 6)
+    assert s.recall == pytest.approx([0.5, 1.0, 0.5])
+    # precision A 1/2, B 2/3, C 1/1 → F1 = 2PR/(P+R)
+    assert s.f1 == pytest.approx([0.5, 0.8, 2 / 3], abs=1e-6)
+
+
+def test_compare_reports_flips_drop_and_prob_differences():
+    labels = [0, 1, 2, 0]
+    f = onehot([0, 1, 2, 0])
+    a = onehot([0, 1, 1, 0], 0.8)
+    out = compare(f, a, held_out(labels), CLASSES, Thresholds(0.99, 0.01))
+    assert out["agreement"] == 0.75
+    assert out["drop"] == pytest.approx(0.25)
+    assert out["max_abs_prob_diff"] == pytest.approx(0.8)  # C: 0.9 vs 0.1
+    assert [x["file"] for x in out["flipped"]] == ["f2.png"]
+    assert out["flipped"][0] == {
+        "file": "f2.png",
+        "label": "C",
+        "float": "C",
+        "artifact": "B",
+        "float_confidence": 0.9,
+        "artifact_confidence": 0.8,
+    }
+    assert not out["passed"] and len(out["reasons"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("min_agreement", "max_drop", "passed"),
+    [(0.99, 0.01, True), (1.0, 0.0, True), (1.01, 0.01, False), (0.0, -1.0, False)],
+)
+def test_thresholds_on_identical_predictions(min_agreement, max_drop, passed):
+    f = onehot([0, 1, 2])
+    out = compare(f, f.copy(), held_out([0, 1, 2]), CLASSES, Thresholds(min_agreement, max_drop))
+    assert out["agreement"] == 1.0 and out["drop"] == 0.0
+    assert out["passed"] is passed
+
+
+def test_stratified_pick_interleaves_classes_and_source_cells():
+    rows = [
+        Labelled(f"{c}/{g}_{k}.jpg", c, f"{c}{g}") for c in "AB" for g in range(3) for k in range(5)
+    ]
+    rows += [Labelled(f"C/{k}.jpg", "C", "C0") for k in range(2)]  # a small class
+    order = stratified_pick(rows, seed=1)
+    assert sorted(order, key=lambda r: r.path) == sorted(rows, key=lambda r: r.path)
+    assert Counter(r.label for r in order[:8]) == {"A": 3, "B": 3, "C": 2}
+    # within the first 3 picks of a class, every source cell appears once
+    for c in "AB":
+        picked = [r.group for r in order if r.label == c][:3]
+        assert sorted(picked) == [f"{c}0", f"{c}1", f"{c}2"]
+    assert stratified_pick(rows, seed=1) == order  # deterministic

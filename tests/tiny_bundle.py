@@ -1,0 +1,139 @@
+"""A tiny trained bundle for tests: a small Keras CNN on generated cell images, converted.
+
+`build_tiny_bundle(workdir)` writes generated Kaggle-like images (4 classes x 2 source cells
+x 3 copies), a grouped train/val split manifest, a 32x32 CNN trained for a few steps on the
+train side through `edge_app.preprocess`, and a bundle (`model.keras`, `split.csv`). With
+`convert=True` (the default) a copy of it gets every format at every precision via
+`convert.pipeline.convert_bundle`, parity included. Results are cached per session (per
+process): later calls return the first call's bundle, whatever `workdir` they pass.
+
+Use it from a test module:
+
+    from tiny_bundle import build_tiny_bundle, tiny_bundle  # noqa: F401  (fixture)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_app.bundle import load_bundle, new_bundle, save_bundle
+from edge_app.decode import decode_image
+from edge_app.preprocess import preprocess
+from edge_app.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
+from train.data import list_images
+from train.splits import stratified_grouped, write_manifest
+from train.synthetic import make_cell_dataset
+
+log = logging.getLogger(__name__)
+
+# The generated images are half Kaggle's size: nucleus areas and radii scaled to match.
+SPEC = PreprocessSpec(
+    height=32,
+    width=32,
+    crop=CropSpec("nucleus", 100),
+    nucleus=NucleusParams(min_area=100, merge_radius=5),
+)
+TRAIN_EPOCHS = 30
+_CACHE: dict[bool, Path] = {}
+
+
+def build_tiny_bundle(workdir: Path, convert: bool = True) -> Path:
+    """The bundle folder: float only, or (convert=True) with every artifact and parity."""
+    if convert in _CACHE and (_CACHE[convert] / "bundle.json").exists():
+        return _CACHE[convert]
+    workdir = Path(workdir)
+    float_dir = _CACHE.get(False)
+    if float_dir is None or not (float_dir / "bundle.json").exists():
+        float_dir = _train_float_bundle(workdir)
+        _CACHE[False] = float_dir
+    if not convert:
+        return float_dir
+    out = workdir / "tiny-converted"
+    if out.exists():
+        shutil.rmtree(out)
+    _convert_all(float_dir, out)
+    _CACHE[True] = out
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session's tiny bundle with every format converted."""
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"))
+
+
+def _train_float_bundle(workdir: Path) -> Path:
+    import keras
+
+    data = workdir / "data"
+    made = make_cell_dataset(data, cells_per_class=2, copies_per_cell=3, size=(160, 120), seed=7)
+    cell_of = {r.path.as_posix(): r.cell_id for r in made}
+    images = list_images(data)
+    groups = [cell_of[r.path.as_posix()] for r in images.records]  # ground-truth source cells
+    sides = stratified_grouped([r.label for r in images.records], groups, [0.5, 0.5], seed=0)
+    root = workdir / "tiny"
+    root.mkdir(parents=True, exist_ok=True)
+    write_manifest(root / "split.csv", images.records, groups, sides)
+
+    train = [r for r, s in zip(images.records, sides, strict=True) if s == "train"]
+    x = np.stack([preprocess(decode_image(data / r.path), SPEC) for r in train])
+    y = np.array([images.classes.index(r.label) for r in train])
+    keras.utils.set_random_seed(0)
+    model = _cnn(len(images.classes))
+    model.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=len(x), epochs=TRAIN_EPOCHS, verbose=0)
+    model.save(root / "model.keras")
+
+    bundle = new_bundle(
+        root,
+        "tiny-cnn",
+        images.classes,
+        SPEC,
+        data=str(data.resolve()),
+        split_manifest="split.csv",
+        seed=0,
+        model="tiny-cnn (tests/tiny_bundle.py)",
+    )
+    bundle.add_artifact("keras", "fp32", "model.keras")
+    save_bundle(bundle)
+    return root
+
+
+def _cnn(n_classes: int):
+    import keras
+    from keras import layers
+
+    inp = keras.Input((SPEC.height, SPEC.width, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(32, activation="relu")(x)
+    out = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inp, out, name="tiny_cnn")
+
+
+def _convert_all(float_dir: Path, out: Path) -> None:
+    from convert.formats import ALL_PRECISIONS, FORMAT_NAMES
+    from convert.parity import Thresholds
+    from convert.pipeline import ConvertConfig, convert_bundle
+
+    config = ConvertConfig(
+        formats=list(FORMAT_NAMES),
+        precisions=list(ALL_PRECISIONS),
+        calib_images=24,
+        thresholds=Thresholds(min_agreement=0.75, max_drop=0.25),
+        out=out,
+    )
+    result = convert_bundle(float_dir, config)
+    log.info("tiny bundle converted:\n%s", result.table())
+    assert load_bundle(out).artifacts, "the tiny bundle has no artifacts"
+
+
+__all__ = ["build_tiny_bundle", "tiny_bundle"]
