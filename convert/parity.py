@@ -186,10 +186,8 @@ def runtime_info(runtime: Any) -> dict[str, str]:
     return {k: str(v) for k, v in info.items() if v is not None}
 
 
-def open_runtime(bundle: Bundle, art: Artifact) -> Predictor:
-    """The device's runtime interface (edge_app.runtime)."""
-    try:
-        from edge_app.runtime import open_runtime as _open
-    except ImportError:  # TEMPORARY until edge_app.runtime lands
-        from convert._runtime_shim import open_runtime as _open
-    return _open(bundle, art)
+def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Predictor:
+    """The device's runtime interface: parity and the device run the same code path."""
+    from edge_app.runtime import open_runtime as _open
+
+    return _open(bundle, art, threads=threads)

@@ -1,0 +1,119 @@
+"""Benchmark a converted bundle's artifacts on this CPU: size, ms/image, agreement.
+
+    python benchmarks/convert_bench.py models/custom-cnn-grouped [--images 64] [--threads 2]
+
+Every artifact the bundle lists (in the order of `convert.formats.FORMATS`) runs through the
+device's runtime interface (`edge_app.runtime.open_runtime`) on the same real preprocessed
+images (the bundle's held-out side, or --data DIR), one image per call as the device does.
+Printed as one table: size, p50 ms/image, top-1 agreement with the float Keras model measured
+here, and the ratios against the same format's fp32 artifact measured in this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from convert.calibration import parity_set
+from convert.formats import FORMATS
+from convert.parity import artifact_size, open_runtime, predict_all
+from convert.report import format_table
+from convert.source import SourceModel
+from edge_app.bundle import load_bundle
+
+
+def time_per_image(predict, images: np.ndarray, repeat: int = 3, warmup: int = 3) -> float:
+    """p50 milliseconds of predict() on one image at a time (each image `repeat` times)."""
+    for x in images[:warmup]:
+        predict(x[None])
+    times = []
+    for x in np.repeat(images, repeat, axis=0):
+        t0 = time.perf_counter()
+        predict(x[None])
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def bench(
+    bundle_dir: Path, n_images: int, data: Path | None, threads: int | None
+) -> list[list[str]]:
+    bundle = load_bundle(bundle_dir)
+    held_out = parity_set(bundle, data, limit=n_images)
+    images = held_out.images
+    source = SourceModel(bundle)
+    try:
+        float_pred = source.predict(images).argmax(1)
+        keras_ms = time_per_image(lambda x: source.keras_model(x, training=False), images)
+    finally:
+        source.cleanup()
+    keras_art = bundle.find("keras")
+    rows = [
+        ["artifact", "size", "ms/image p50", "agreement", "size vs fp32", "speed vs fp32", "ran as"]
+    ]
+    rows.append(
+        [
+            "keras-fp32 (float ref.)",
+            _kib(keras_art.size_bytes) if keras_art else "-",
+            f"{keras_ms:.2f}",
+            "1.0000",
+            "-",
+            "-",
+            "keras",
+        ]
+    )
+    for row in FORMATS:
+        base: tuple[int, float] | None = None
+        for precision in row.precisions:
+            art = bundle.find(row.name, precision)
+            if art is None:
+                continue
+            runtime = open_runtime(bundle, art, threads)
+            ms = time_per_image(runtime.predict, images)
+            agreement = float(np.mean(predict_all(runtime, images).argmax(1) == float_pred))
+            size = artifact_size(bundle, art)
+            if precision == "fp32":
+                base = (size, ms)
+            ran = getattr(runtime, "inference_precision", "")
+            rows.append(
+                [
+                    f"{row.name}-{precision}",
+                    _kib(size),
+                    f"{ms:.2f}",
+                    f"{agreement:.4f}",
+                    f"{base[0] / size:.2f}x smaller" if base else "-",
+                    f"{base[1] / ms:.2f}x" if base else "-",
+                    f"{getattr(runtime, 'name', '')} {ran}".strip(),
+                ]
+            )
+    return rows
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--images", type=int, default=64, help="held-out images to time and compare")
+    p.add_argument("--data", type=Path, help="class-folder tree instead of the held-out side")
+    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's)")
+    args = p.parse_args()
+    rows = bench(args.bundle, args.images, args.data, args.threads)
+    print(format_table(rows))
+    print(
+        f"({args.images} images, batch 1, this CPU; ratios against the same format's fp32 "
+        "artifact measured in this run)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
