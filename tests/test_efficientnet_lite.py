@@ -13,6 +13,7 @@ import pickle
 import struct
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -24,6 +25,7 @@ from train.efficientnet_lite import (
     build_efficientnet_lite,
     lite_stages,
     same_padding,
+    set_trainable_top,
 )
 from train.probe import extract_features, fit_softmax, probe_folds
 from train.pth_weights import WeightsError, load_lite_weights, read_pth
@@ -221,6 +223,19 @@ def test_lite_rules_fix_stem_head_and_outer_repeats():
     assert model.input_shape == (None, 260, 260, 3)
 
 
+def test_set_trainable_top_unfreezes_the_last_blocks_and_keeps_batchnorm_frozen():
+    base = build_efficientnet_lite(0, input_shape=(32, 32, 3), include_top=False)
+    set_trainable_top(base, 2)
+    trainable = {w.path.split("/")[0] for w in base.trainable_weights}
+    assert trainable == {
+        "blocks_14_expand_conv", "blocks_14_depthwise_conv", "blocks_14_project_conv",
+        "blocks_15_expand_conv", "blocks_15_depthwise_conv", "blocks_15_project_conv",
+        "conv_head",
+    }  # fmt: skip
+    set_trainable_top(base, 0, train_batchnorm=True)
+    assert {w.path.split("/")[0] for w in base.trainable_weights} == {"conv_head", "bn1"}
+
+
 def test_mapping_round_trips_a_state_dict_into_the_keras_layout(tmp_path, lite0_sd):
     path = write_state_dict(tmp_path / "lite0.pth", lite0_sd)
     model = load_lite_weights(build_efficientnet_lite(0, input_shape=(32, 32, 3)), 0, path)
@@ -290,13 +305,14 @@ def test_keras_port_reproduces_reference_logits(variant):
     images = tool.fixture_images(int(fx["size"]), int(fx["seed"]))
     assert tool.images_sha256(images) == str(fx["images_sha256"]), "image recipe drifted"
     assert Path(path).name == str(fx["weights_file"])
+    assert pth_weights.imagenet_provenance(variant)["sha256"].startswith(path.stem[-8:])
 
     model = load_lite_weights(build_efficientnet_lite(variant), variant)
     assert model.count_params() == PARAMS[variant]
     spec = PreprocessSpec(height=int(fx["size"]), width=int(fx["size"]), norm=LITE_PREPROCESS)
     from edge_app.preprocess import normalise
 
-    logits = np.asarray(model(normalise(images, spec), training=False))
+    logits = keras.ops.convert_to_numpy(model(normalise(images, spec), training=False))
     diff = np.abs(logits - fx["logits"]).max()
     assert diff <= 1e-3, f"Lite{variant}: max abs logit difference {diff:.2e}"
     assert (logits.argmax(1) == fx["logits"].argmax(1)).all()
@@ -340,7 +356,8 @@ def test_extract_features_normalises_by_the_spec_and_batches_invariantly():
     images = fixture_tool().fixture_images(32)
     feats = extract_features(model, images, spec, batch_size=3)
     assert feats.shape == (4, 1280) and feats.dtype == np.float32
-    direct = np.asarray(model(images.astype(np.float32) / 128 - 127 / 128)).mean(axis=(1, 2))
+    direct = keras.ops.convert_to_numpy(model(images.astype(np.float32) / 128 - 127 / 128))
+    direct = direct.mean(axis=(1, 2))
     np.testing.assert_allclose(feats, direct, atol=1e-5)
     np.testing.assert_allclose(
         extract_features(model, images, spec, batch_size=4), feats, atol=1e-5

@@ -140,6 +140,28 @@ def build_efficientnet_lite(
     return keras.Model(inputs, x, name=f"efficientnet_lite{variant}")
 
 
+def block_index(layer_name: str) -> int | None:
+    """The MBConv block a layer belongs to (`blocks_7_project_conv` → 7); None for stem/head."""
+    if not layer_name.startswith("blocks_"):
+        return None
+    return int(layer_name.split("_", 2)[1])
+
+
+def set_trainable_top(base: keras.Model, n_blocks: int, train_batchnorm: bool = False) -> int:
+    """Fine-tuning: make the head conv and the last `n_blocks` MBConv blocks trainable, the rest
+    frozen. Batch norm stays frozen (inference statistics) unless `train_batchnorm`, as is usual
+    when fine-tuning on a small dataset. Returns the number of trainable weights."""
+    last = max((block_index(layer.name) or 0) for layer in base.layers)
+    first = last + 1 - n_blocks
+    base.trainable = True
+    for layer in base.layers:
+        index = block_index(layer.name)
+        in_top = layer.name in ("conv_head", "bn1", "fc") or (index is not None and index >= first)
+        is_bn = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = in_top and (train_batchnorm or not is_bn)
+    return len(base.trainable_weights)
+
+
 def _params(variant: int) -> tuple[float, float, int, float]:
     if variant not in LITE_PARAMS:
         raise ValueError(f"EfficientNet-Lite variant {variant!r} is not one of 0, 1, 2")

