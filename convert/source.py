@@ -72,12 +72,16 @@ class SourceModel:
         return spec.height, spec.width, 3
 
     def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Float reference probabilities (N, n_classes)."""
+        """Float reference probabilities (N, n_classes); logits get the runtime's softmax."""
+        from edge_app.runtime import to_probabilities
+
         out = [
             np.asarray(self.keras_model(batch[i : i + batch_size], training=False))
             for i in range(0, len(batch), batch_size)
         ]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+        if not out:
+            return np.zeros((0, len(self.bundle.classes)), np.float32)
+        return to_probabilities(np.concatenate(out).astype(np.float32))
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

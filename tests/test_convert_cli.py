@@ -143,6 +143,18 @@ def test_max_drop_trips_and_out_leaves_the_source_alone(float_copy: Path, tmp_pa
     assert load_bundle(out).find("tflite", "fp32").status == "ok"
 
 
+def test_uint8_io_and_accuracy_controlled_openvino(float_copy: Path):
+    code = main([str(float_copy), "--int8", "--io-dtype", "uint8", "--max-drop", "0.5",
+                 "--min-agreement", "0.75", "--calib-images", "8"])  # fmt: skip
+    assert code == 0
+    bundle = load_bundle(float_copy)
+    tfl, ov = bundle.find("tflite", "int8"), bundle.find("openvino", "int8")
+    assert tfl.options["io_dtype"] == "uint8" and tfl.options["input_quant"]["dtype"] == "uint8"
+    assert ov.options["quantization"] == "nncf.quantize_with_accuracy_control"
+    assert ov.options["accuracy_control"]["max_drop"] == 0.5
+    assert bundle.parity["thresholds"] == {"min_agreement": 0.75, "max_drop": 0.5}
+
+
 def one_line_error(capsys, argv: list[str]) -> str:
     code = main(argv)
     err = capsys.readouterr().err.strip()
