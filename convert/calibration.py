@@ -49,14 +49,16 @@ class Labelled:
 def bundle_data(bundle: Bundle) -> tuple[Path, Path]:
     """(data root, split manifest) named by the bundle's provenance."""
     prov = bundle.provenance
-    data = prov.get("data")
+    data = prov.get("data")  # a path, or {"root": path, ...} as wbc-train writes it
     if isinstance(data, dict):
         data = data.get("root") or data.get("path")
     manifest = prov.get("split_manifest")
+    if manifest is None and isinstance(prov.get("split"), dict):
+        manifest = prov["split"].get("manifest")
     if not isinstance(data, str) or not isinstance(manifest, str):
         raise BundleError(
-            "provenance names no data root and split manifest (data, split_manifest); "
-            "pass --calib-data and --parity-data",
+            "provenance names no data root and split manifest (data or data.root, "
+            "split_manifest or split.manifest); pass --calib-data and --parity-data",
             bundle.path,
         )
     root = Path(data)
@@ -70,6 +72,10 @@ def bundle_data(bundle: Bundle) -> tuple[Path, Path]:
     if not manifest_path.is_file():
         raise DataError("the bundle's split manifest is missing", manifest_path)
     return root, manifest_path
+
+
+def _manifest_name(bundle: Bundle) -> str:
+    return bundle_data(bundle)[1].name
 
 
 def manifest_side(bundle: Bundle, sides: Sequence[str] | None) -> tuple[Path, list[Labelled]]:
@@ -174,7 +180,7 @@ def calibration_set(
         where = f"{folder} (--calib-data)"
     else:
         root, rows = manifest_side(bundle, ["train"])
-        where = f"train side of {bundle.provenance.get('split_manifest')} under {root}"
+        where = f"train side of {_manifest_name(bundle)} under {root}"
     images, kept, skipped = preprocess_rows(
         root, stratified_pick(rows, seed), bundle.preprocessing, n
     )
@@ -197,7 +203,7 @@ def parity_set(bundle: Bundle, folder: Path | None = None, limit: int | None = N
         where = f"{folder} (--parity-data)"
     else:
         root, rows = manifest_side(bundle, None)
-        where = f"held-out side of {bundle.provenance.get('split_manifest')} under {root}"
+        where = f"held-out side of {_manifest_name(bundle)} under {root}"
     unknown = sorted({r.label for r in rows} - set(bundle.classes))
     if unknown:
         raise DataError(

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.calibration import Labelled, stratified_pick
+from convert.calibration import Labelled, bundle_data, stratified_pick
 from convert.parity import Thresholds, compare, scores
 from convert.source import HeldOut
+from edge_app.bundle import new_bundle
+from edge_app.errors import BundleError
+from edge_app.preprocess_spec import PreprocessSpec
 
 CLASSES = ["A", "B", "C"]
 
@@ -85,3 +88,25 @@ def test_stratified_pick_interleaves_classes_and_source_cells():
         picked = [r.group for r in order if r.label == c][:3]
         assert sorted(picked) == [f"{c}0", f"{c}1", f"{c}2"]
     assert stratified_pick(rows, seed=1) == order  # deterministic
+
+
+@pytest.mark.parametrize(
+    "prov",
+    [
+        lambda root: {"data": str(root), "split_manifest": "split.csv"},
+        lambda root: {"data": {"root": str(root)}, "split": {"manifest": "split.csv"}},  # wbc-train
+    ],
+)
+def test_bundle_data_reads_both_provenance_forms(tmp_path: Path, prov):
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = new_bundle(tmp_path / "b", "x", CLASSES, PreprocessSpec(), **prov(data))
+    bundle.root.mkdir()
+    (bundle.root / "split.csv").write_text("path,class,group,side\n")
+    assert bundle_data(bundle) == (data, bundle.root / "split.csv")
+
+
+def test_bundle_without_data_provenance_says_what_to_pass(tmp_path: Path):
+    bundle = new_bundle(tmp_path / "b", "x", CLASSES, PreprocessSpec())
+    with pytest.raises(BundleError, match="--calib-data"):
+        bundle_data(bundle)
