@@ -111,7 +111,7 @@ def table_rows(report: dict[str, Any], reference: tuple[str, int] | None) -> lis
             "acc float",
             "acc art.",
             "drop pts",
-            "max |dp|",
+            "max dprob",
             "ran as",
             "status",
         ]
@@ -342,30 +342,38 @@ def confusion_plot(art: dict[str, Any], classes: list[str]) -> bytes:
         ax.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=8)
         ax.set_yticks(range(len(classes)), [c[:4] for c in classes], fontsize=8)
         ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
         ax.set_title(f"{name}: acc {sc['accuracy']:.3f}", fontsize=9)
+    axes[0].set_ylabel("true")
     return _figure_png(fig)
 
 
 def parity_plot(report: dict[str, Any]) -> bytes:
-    """Agreement and accuracy per artifact, thresholds drawn in."""
+    """Left: agreement per artifact against the threshold (zoomed in). Right: accuracy of
+    the float model and of each artifact."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arts = report["artifacts"]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(arts) + 2), 3.2))
+    keys = [a["key"] for a in arts]
     x = np.arange(len(arts))
-    ax.bar(x - 0.2, [a["agreement"] for a in arts], 0.4, label="agreement with float")
-    ax.bar(x + 0.2, [a["accuracy_artifact"] for a in arts], 0.4, label="artifact accuracy")
-    if arts:
-        ax.axhline(arts[0]["accuracy_float"], color="k", ls="--", lw=1, label="float accuracy")
-    ax.axhline(
-        report["thresholds"]["min_agreement"], color="r", ls=":", lw=1, label="min agreement"
-    )
-    ax.set_xticks(x, [a["key"] for a in arts], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, loc="lower left")
-    ax.set_title(f"parity on {report['parity_set']['n']} held-out images", fontsize=9)
+    threshold = report["thresholds"]["min_agreement"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6.0, 1.2 * len(arts) + 3), 3.4))
+    agreement = [a["agreement"] for a in arts]
+    colours = ["tab:green" if a["status"] == "ok" else "tab:red" for a in arts]
+    left.bar(x, agreement, 0.6, color=colours)
+    left.axhline(min(threshold, 1.0), color="k", ls=":", lw=1, label=f"min agreement {threshold}")
+    low = min([*agreement, min(threshold, 1.0)], default=1.0)
+    left.set_ylim(max(0.0, low - 0.02), 1.002)
+    left.set_title("top-1 agreement with the float model", fontsize=9)
+    left.legend(fontsize=7, loc="lower left")
+    right.bar(x - 0.2, [a["accuracy_float"] for a in arts], 0.4, label="float", color="0.6")
+    right.bar(x + 0.2, [a["accuracy_artifact"] for a in arts], 0.4, label="artifact")
+    right.set_ylim(0, 1.05)
+    right.set_title("accuracy on the parity set", fontsize=9)
+    right.legend(fontsize=7, loc="lower left")
+    for ax in (left, right):
+        ax.set_xticks(x, keys, rotation=30, ha="right", fontsize=8)
+    fig.suptitle(f"parity on {report['parity_set']['n']} held-out images", fontsize=10)
     return _figure_png(fig)
