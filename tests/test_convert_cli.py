@@ -55,6 +55,17 @@ def test_int8_is_at_least_three_times_smaller_than_fp32(converted: Path):
     assert fp32.size_bytes >= 3 * int8.size_bytes
 
 
+def test_dense_layers_keep_per_tensor_weights_for_tflite_runtime_2_14(converted: Path):
+    """Per-channel dense weights need FULLY_CONNECTED v12, which tflite-runtime 2.14 lacks."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    for name in ("model_dynamic.tflite", "model_int8.tflite"):
+        details = Interpreter(model_path=str(converted / name)).get_tensor_details()
+        dense = [d for d in details if len(d["shape"]) == 2 and d["dtype"] == np.int8]
+        assert dense, name
+        assert all(len(d["quantization_parameters"]["scales"]) == 1 for d in dense), name
+
+
 def test_parity_json_is_self_consistent(converted: Path):
     report = json.loads((converted / "parity.json").read_text())
     labels = np.array(report["parity_set"]["labels"])
