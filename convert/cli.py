@@ -44,15 +44,26 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FORMAT.NAME=VALUE",
-        help="a format option from the table, e.g. openvino.inference_precision=f32",
+        help="a format option from the table, e.g. tflite.io_dtype=uint8 or onnx.opset=13",
     )
     data = p.add_argument_group("images")
-    data.add_argument("--calib-images", type=int, default=DEFAULT_CALIB_IMAGES)
+    data.add_argument(
+        "--calib-images",
+        type=int,
+        default=DEFAULT_CALIB_IMAGES,
+        help=f"representative images for INT8 (default {DEFAULT_CALIB_IMAGES}), stratified over "
+        "classes and source cells of the bundle's train side",
+    )
     data.add_argument("--calib-data", type=Path, help="class-folder tree to calibrate on")
     data.add_argument("--parity-data", type=Path, help="class-folder tree to check parity on")
     data.add_argument("--parity-images", type=int, help="at most this many parity images")
     gate = p.add_argument_group("parity gate")
-    gate.add_argument("--min-agreement", type=float, default=Thresholds.min_agreement)
+    gate.add_argument(
+        "--min-agreement",
+        type=float,
+        default=Thresholds.min_agreement,
+        help=f"top-1 agreement with the float model needed (default {Thresholds.min_agreement})",
+    )
     gate.add_argument(
         "--max-drop",
         type=float,
@@ -84,8 +95,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
         pairs.append(("onnx", "opset", args.opset))
     for fmt, name, value in pairs:
         options.setdefault(fmt, {})[name] = value
-    if args.calib_images < 1:
-        raise ConvertError(f"--calib-images must be at least 1, got {args.calib_images}", where)
+    for flag, value in (
+        ("--calib-images", args.calib_images),
+        ("--parity-images", args.parity_images),
+    ):
+        if value is not None and value < 1:
+            raise ConvertError(f"{flag} must be at least 1, got {value}", where)
     max_drop = Thresholds.max_drop if args.max_drop is None else args.max_drop
     return ConvertConfig(
         formats=formats,
