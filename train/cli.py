@@ -1,18 +1,44 @@
-"""`wbc-train`: recover source cells, write splits, and (training issue) train models."""
+"""`wbc-train`: train a zoo model into a bundle; also recover source cells and write splits.
+
+    wbc-train DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out models/NAME
+    wbc-train --list-models
+    wbc-train groups DATA_ROOT --out groups.csv
+    wbc-train split DATA_ROOT --kind grouped --out split.csv
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from edge_app.cli_support import not_yet_available, run_cli
+from edge_app.cli_support import run_cli
 from edge_app.errors import DataError
 from train import splits
 from train.cell_groups import resolve_groups
 from train.data import list_images
+from train.presets import PRESETS
 
 PROG = "wbc-train"
+# Parameters of each zoo model (4 classes, default input size), for --list-models without
+# building eleven networks; tests/test_train_models.py checks them against the built models.
+MODEL_PARAMS = {
+    "custom-cnn": 571_236,
+    "densenet201": 18_568_388,
+    "inception-resnet-v2": 54_533_988,
+    "resnet50": 23_595_908,
+    "vgg16": 134_276_932,
+    "alexnet": 58_299_140,
+    "googlenet": 5_978_676,
+    "mobilenet-v2": 2_422_468,
+    "mobilenet-v3-small": 1_013_492,
+    "mobilenet-v3-large": 3_119_876,
+    "efficientnet-b0": 4_214_055,
+    "efficientnet-lite0": 3_577_508,
+    "efficientnet-lite1": 4_353_828,
+    "efficientnet-lite2": 5_033_652,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +46,120 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"groups": groups_command, "split": split_command}
     if argv and argv[0] in commands:
         return run_cli(f"{PROG} {argv[0]}", lambda: commands[argv[0]](argv[1:]))
-    return run_cli(PROG, lambda: not_yet_available(PROG, "training"))
+    return run_cli(PROG, lambda: train_command(argv))
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a model into a bundle (model.keras, report, split manifest). "
+        "Subcommands: `groups` (recover source cells), `split` (write a manifest).",
+        epilog="Every preset value can be overridden by its flag. See docs/training.md.",
+    )
+    p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
+    p.add_argument("--list-models", action="store_true", help="print the model zoo and exit")
+    p.add_argument("--out", type=Path, help="bundle folder, e.g. models/custom-cnn-grouped")
+    p.add_argument("--name", help="bundle name (default: the --out folder's name)")
+    p.add_argument("--model", default="custom-cnn", help="see --list-models")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="thesis-s1, thesis-s2, journal")
+    p.add_argument("--weights", default="none", help="imagenet | none | PATH (default none)")
+    g = p.add_argument_group("split")
+    g.add_argument("--split", default="grouped",
+                   help="grouped (default) | random | folders | manifest:PATH")
+    g.add_argument("--grouped", action="store_true", help="same as --split grouped")
+    g.add_argument("--fractions", help="e.g. 80/10/10 or 70/30")
+    g.add_argument("--kfold", type=int, metavar="K", help="K-fold cross-validation")
+    g.add_argument("--groups", type=Path, help="groups CSV from `wbc-train groups`")
+    g.add_argument("--images-per-class", type=int, help="subsample first (0: all)")
+    g.add_argument("--seed", type=int, default=0)
+    h = p.add_argument_group("training")
+    h.add_argument("--epochs", type=int)
+    h.add_argument("--batch-size", type=int)
+    h.add_argument("--lr", type=float, help="learning rate")
+    h.add_argument("--optimizer", choices=["adam", "sgdm", "sgd", "rmsprop"])
+    h.add_argument("--input-size", type=int, help="model input side in pixels")
+    h.add_argument("--crop-size", type=int, default=150, help="nucleus window, source pixels")
+    h.add_argument("--crop-method", default="nucleus", choices=["nucleus", "center", "none"])
+    h.add_argument("--augment", help="e.g. flips,rot90,shift=0.1 or none")
+    h.add_argument("--class-weights", choices=["balanced"])
+    h.add_argument("--early-stopping", type=int, metavar="N", help="patience in epochs")
+    h.add_argument("--head-lr-factor", type=float, help="journal models: new layer's lr factor")
+    h.add_argument("--freeze-base", action=argparse.BooleanOptionalAction, default=None)
+    h.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"])
+    h.add_argument("--steps-per-epoch", type=int, help="cap batches per epoch (smoke tests)")
+    h.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    h.add_argument("--keep-checkpoints", action="store_true")
+    h.add_argument("--cache-dir", type=Path, help="prepared-image cache (default ~/.cache)")
+    h.add_argument("--no-cache", action="store_true")
+    h.add_argument("--workers", type=int, default=1, help="batch-preparing threads")
+    h.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras progress output")
+    h.add_argument("--eager", action="store_true", help="run eagerly (debugging)")
+    return p  # fmt: skip
+
+
+def train_command(argv: list[str]) -> int:
+    """Parse the training flags, train, print where the bundle and its report are."""
+    p = train_parser()
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.list_models:
+        return list_models()
+    if args.data_root is None or args.out is None:
+        p.error("DATA_ROOT and --out are required (or --list-models)")
+    from train.trainer import train_bundle
+
+    config = config_from_args(args)
+    out = train_bundle(args.data_root, args.out, config, args.groups, args.steps_per_epoch)
+    _print_summary(out)
+    return 0
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the flags ask for (unset flags stay None: preset or default)."""
+    from train.trainer import TrainConfig
+
+    return TrainConfig(
+        model=args.model, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.optimizer,
+        split="grouped" if args.grouped else args.split,
+        fractions=tuple(splits.parse_fractions(args.fractions)) if args.fractions else None,
+        kfold=args.kfold, seed=args.seed, input_size=args.input_size, crop_size=args.crop_size,
+        crop_method=args.crop_method, weights=args.weights,
+        images_per_class=args.images_per_class, augment=args.augment,
+        class_weights=args.class_weights, early_stopping=args.early_stopping,
+        head_lr_factor=args.head_lr_factor, freeze_base=args.freeze_base,
+        mixed_precision=args.mixed_precision, name=args.name, cache_dir=args.cache_dir,
+        cache=not args.no_cache, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
+        verbose="auto" if args.verbose is None else args.verbose, workers=args.workers,
+        run_eagerly=args.eager,
+    )  # fmt: skip
+
+
+def list_models() -> int:
+    """The zoo: name, family, default input, parameters, weights available."""
+    from train.models import MODELS
+
+    print(f"{'model':<20} {'family':<8} {'input':>5} {'params':>8}  weights")
+    for info in MODELS.values():
+        why = info.available()
+        params = MODEL_PARAMS.get(info.name)
+        size = f"{params / 1e6:.1f}M" if params else "?"
+        weights = info.weights_text() if why is None else "not yet available"
+        print(f"{info.name:<20} {info.family:<8} {info.default_size:>5} {size:>8}  {weights}")
+    print("params: 4 classes at the default input size; --model NAME --weights imagenet|none|PATH")
+    return 0
+
+
+def _print_summary(out: Path) -> None:
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    for split_name, m in report["metrics"].items():
+        print(f"{split_name}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_avg']['f1']:.4f}")
+    if "kfold" in report:
+        mean, sd = report["kfold"]["summary"]["mean"], report["kfold"]["summary"]["sd"]
+        print(f"{report['kfold']['name']}: accuracy {mean['accuracy']:.4f} ± {sd['accuracy']:.4f}")
+    print(f"wrote {out}/bundle.json (report: {out}/report.md)")
 
 
 def groups_command(argv: list[str]) -> int:

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from edge_app.errors import WbcError
+from edge_app.preprocess import normalise
+from edge_app.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
+from train import dataset
+from train.data import list_images
+from train.dataset import Augment, CellBatches, augment_batch, balanced_class_weights, load_cached
+from train.synthetic import make_cell_dataset
+
+SPEC = PreprocessSpec(height=16, width=16, norm=NormSpec(kind="scale", scale=1 / 127.5, offset=-1))
+
+
+def images(n=6, size=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_augment_parse_and_describe():
+    assert Augment.parse("flips,rot90,shift=0.1") == Augment(True, True, True, 0.1)
+    assert Augment.parse("hflip,shift") == Augment(hflip=True, shift=0.1)
+    assert not Augment.parse("none").active and not Augment.parse("").active
+    assert Augment.parse("hflip,shift=0.13").describe() == "hflip,shift=0.13"
+    with pytest.raises(WbcError, match="unknown augmentation 'blur'"):
+        Augment.parse("blur")
+
+
+def test_flips_and_rotations_only_move_pixels():
+    x = images()
+    out = augment_batch(x, Augment(True, True, True), np.random.default_rng(1))
+    assert out.shape == x.shape and out.dtype == np.uint8
+    for a, b in zip(x, out, strict=True):  # each output is one of the 8 dihedral copies
+        variants = [np.rot90(v, k) for v in (a, a[:, ::-1]) for k in range(4)]
+        assert any(np.array_equal(b, v) for v in variants)
+    assert not np.array_equal(out, x)
+
+
+def test_shift_moves_content_within_the_limit():
+    x = np.zeros((40, 20, 20, 3), np.uint8)
+    x[:, 10, 10] = 255
+    out = augment_batch(x, Augment(shift=0.1), np.random.default_rng(0))
+    ys, xs = np.nonzero(out[..., 0] == 255)[1:]
+    assert np.abs(ys - 10).max() <= 2 and np.abs(xs - 10).max() <= 2
+    assert (ys != 10).any()
+
+
+def test_batches_normalise_with_the_one_preprocessing():
+    x, y = images(10), np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    seq = CellBatches(x, y, 4, SPEC, batch_size=4)
+    assert len(seq) == 3
+    bx, by = seq[0]
+    np.testing.assert_array_equal(bx, normalise(x[:4], SPEC))
+    np.testing.assert_array_equal(by.argmax(1), y[:4])
+    assert len(CellBatches(x, y, 4, SPEC, batch_size=4, max_batches=2)) == 2
+
+
+def test_shuffled_augmented_batches_repeat_for_a_seed_and_change_per_epoch():
+    x, y = images(8), np.arange(8) % 4
+    kw = dict(batch_size=4, augment=Augment(True, True, True, 0.1), shuffle=True, seed=3)
+    a, b = CellBatches(x, y, 4, SPEC, **kw), CellBatches(x, y, 4, SPEC, **kw)
+    np.testing.assert_array_equal(a[0][0], b[0][0])
+    first = a[0][0]
+    a.on_epoch_end()
+    assert not np.array_equal(first, a[0][0])
+    b.set_epoch(1)
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+
+
+def test_balanced_class_weights_and_sample_weights():
+    labels = np.array([0, 0, 0, 1])
+    w = balanced_class_weights(labels, 3)
+    np.testing.assert_allclose(w, [4 / 6, 2.0, 0.0])
+    seq = CellBatches(images(4), labels, 3, SPEC, batch_size=4, class_weights=w)
+    np.testing.assert_allclose(seq[0][2], [4 / 6, 4 / 6, 4 / 6, 2.0])
+
+
+def test_prepared_images_are_cached_and_reused(tmp_path, monkeypatch):
+    make_cell_dataset(tmp_path / "d", cells_per_class=1, copies_per_cell=2, size=(160, 120))
+    image_set = list_images(tmp_path / "d")
+    spec = PreprocessSpec(height=24, width=24, crop=CropSpec("nucleus", 75))
+    first = load_cached(image_set, spec, tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "images").glob("*.npz"))) == 1
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(dataset, "load_images", no_decoding)
+    again = load_cached(image_set, spec, tmp_path / "cache")
+    np.testing.assert_array_equal(first.images, again.images)
+    assert [r.path for r in again.records] == [r.path for r in first.records]
+    other = PreprocessSpec(height=20, width=20, crop=CropSpec("nucleus", 75))
+    with pytest.raises(AssertionError, match="decoded again"):  # another spec: another key
+        load_cached(image_set, other, tmp_path / "cache")

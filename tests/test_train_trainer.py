@@ -1,0 +1,248 @@
+"""End to end: `train_bundle` and `wbc-train` on generated cells (custom-cnn, 32x32, CPU)."""
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_app.bundle import load_bundle
+from edge_app.errors import WbcError
+from train import cli, splits
+from train.synthetic import make_cell_dataset
+from train.trainer import TrainConfig, train_bundle
+
+FAST = dict(epochs=1, batch_size=4, input_size=32, crop_size=75, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    """4 classes x 2 source cells x 3 copies, and their true source cells as a groups CSV."""
+    root = tmp_path_factory.mktemp("train-cells")
+    records = make_cell_dataset(
+        root / "data", cells_per_class=2, copies_per_cell=3, size=(160, 120)
+    )
+    groups = root / "groups.csv"
+    with open(groups, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "class", "group"])
+        w.writerows([r.path.as_posix(), r.label, r.cell_id] for r in records)
+    return root / "data", groups, tmp_path_factory.mktemp("train-cache")
+
+
+def config(cache, **kw):
+    return TrainConfig(**{**FAST, "cache_dir": cache, **kw})
+
+
+# --------------------------------------------------------------------------- presets, config
+
+
+def test_presets_set_the_papers_values_and_flags_override_them():
+    s1 = TrainConfig(preset="thesis-s1").resolved()
+    assert (s1.optimizer, s1.batch_size, s1.lr, s1.epochs) == ("adam", 64, 1e-4, 60)
+    assert s1.fractions == (0.8, 0.1, 0.1) and s1.split == "grouped"
+    s2 = TrainConfig(preset="thesis-s2").resolved()
+    assert (s2.batch_size, s2.lr, s2.epochs) == (32, 1e-5, 80)
+    j = TrainConfig(preset="journal", epochs=3, split="random").resolved()
+    assert (j.epochs, j.batch_size, j.lr, j.optimizer) == (3, 10, 1e-4, "sgdm")
+    assert j.fractions == (0.7, 0.3) and j.images_per_class == 100 and j.split == "random"
+    assert j.augment == "hflip,shift=0.13" and j.head_lr_factor == 20
+    assert TrainConfig(preset="journal", images_per_class=0).resolved().images_per_class is None
+    assert TrainConfig(model="inception-resnet-v2").resolved().input_size == 299
+    with pytest.raises(WbcError, match="unknown preset 'thesis'"):
+        TrainConfig(preset="thesis").resolved()
+
+
+def test_cli_flags_override_a_preset():
+    args = cli.train_parser().parse_args(
+        ["data", "--out", "m", "--preset", "thesis-s1", "--epochs", "2", "--lr", "0.01",
+         "--fractions", "70/15/15", "--grouped", "--input-size", "64"]
+    )  # fmt: skip
+    cfg = cli.config_from_args(args).resolved()
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.input_size) == (2, 0.01, 64, 64)
+    assert cfg.fractions == pytest.approx((0.7, 0.15, 0.15)) and cfg.split == "grouped"
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"split": "stratified"}, "unknown split 'stratified'"),
+        ({"kfold": 1}, "K >= 2"),
+        ({"optimizer": "lbfgs"}, "unknown optimizer"),
+        ({"model": "resnet18"}, "unknown model 'resnet18'"),
+        ({"fractions": (0.5, 0.6)}, "sum to 1"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(kw, message):
+    with pytest.raises(WbcError, match=message):
+        TrainConfig(**kw).resolved()
+
+
+# --------------------------------------------------------------------------- runs and reports
+
+
+def test_report_files_and_metrics_agree_with_the_confusion_matrix(cells, tmp_path):
+    root, groups, cache = cells
+    cfg = config(cache, split="random", fractions=(0.5, 0.25, 0.25), epochs=2, seed=1)
+    out = train_bundle(root, tmp_path / "run", cfg, groups_csv=groups, max_steps=2)
+    for f in ("bundle.json", "model.keras", "split.csv", "report.json", "report.md",
+              "curves.png", "confusion_val.json", "confusion_val.png", "confusion_test.json",
+              "confusion_test.png"):  # fmt: skip
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    assert not (out / "checkpoints").exists()
+    bundle = load_bundle(out)
+    rows = splits.read_manifest(out / "split.csv")
+    assert {m["split"] for m in bundle.metrics} == {"random-50/25/25:val", "random-50/25/25:test"}
+    for entry in bundle.metrics:
+        m, side = entry["values"], entry["split"].rsplit(":", 1)[1]
+        cm = np.array(m["confusion_matrix"])
+        assert cm.sum() == m["n"] == sum(r.side == side for r in rows)
+        assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+        for i, c in enumerate(bundle.classes):
+            pc = m["per_class"][c]
+            assert pc["support"] == cm[i].sum()
+            assert pc["recall"] == pytest.approx(cm[i, i] / cm[i].sum())
+            if cm[:, i].sum():
+                assert pc["precision"] == pytest.approx(cm[i, i] / cm[:, i].sum())
+        saved = json.loads((out / f"confusion_{side}.json").read_text())
+        assert saved["matrix"] == m["confusion_matrix"] and saved["classes"] == bundle.classes
+    prov = bundle.provenance
+    assert prov["split"] == {"kind": "random", "name": "random-50/25/25", "manifest": "split.csv",
+                             "description": prov["split"]["description"]}  # fmt: skip
+    assert prov["data"]["root"] == str(root) and prov["seed"] == 1
+    assert prov["training"]["model"] == "custom-cnn" and prov["training"]["lr"] == 1e-3
+    assert prov["groups"]["origin"] == str(groups)
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"]["name"] == "random-50/25/25" and report["epochs_run"] == 2
+    assert len(report["history"]["loss"]) == len(report["history"]["val_accuracy"]) == 2
+    assert report["timing"]["wall_s"] > 0 and report["timing"]["train_images_per_s"] > 0
+    assert report["split"]["groups_on_two_sides"] > 0  # a random split leaks source cells
+    assert "random-50/25/25:test: accuracy" in (out / "report.md").read_text()
+
+
+def test_grouped_split_keeps_each_source_cell_on_one_side(cells, tmp_path):
+    root, groups, cache = cells
+    out = train_bundle(root, tmp_path / "g", config(cache, fractions=(0.5, 0.5)), groups, 1)
+    rows = splits.read_manifest(out / "split.csv")
+    assert splits.group_overlap([r.group for r in rows], [r.side for r in rows]) == set()
+    report = json.loads((out / "report.json").read_text())
+    assert report["split"]["name"] == "grouped-50/50"
+    assert report["split"]["groups_on_two_sides"] == 0
+    assert [m["split"] for m in load_bundle(out).metrics] == ["grouped-50/50:val"]
+
+
+def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path):
+    root, groups, cache = cells
+    out = train_bundle(root, tmp_path / "k", config(cache, kfold=2), groups, max_steps=1)
+    report = json.loads((out / "report.json").read_text())
+    folds = report["kfold"]["folds"]
+    assert [f["fold"] for f in folds] == ["fold0", "fold1"]
+    acc = [f["metrics"]["accuracy"] for f in folds]
+    summary = report["kfold"]["summary"]
+    assert summary["mean"]["accuracy"] == pytest.approx(np.mean(acc))
+    assert summary["sd"]["accuracy"] == pytest.approx(np.std(acc, ddof=1))
+    names = {m["split"] for m in load_bundle(out).metrics}
+    assert {"grouped-kfold2:fold0", "grouped-kfold2:mean", "grouped-kfold2:sd"} <= names
+    for i in range(2):
+        fold = load_bundle(out / "folds" / f"fold{i}")
+        rows = splits.read_manifest(out / "folds" / f"fold{i}" / "split.csv")
+        assert splits.group_overlap([r.group for r in rows], [r.side for r in rows]) == set()
+        test = next(m for m in fold.metrics if m["split"].endswith(":test"))
+        assert test["values"]["accuracy"] == acc[i]
+    assert "mean ± sd over 2 folds" in (out / "report.md").read_text()
+
+
+def test_resume_continues_from_the_last_checkpoint(cells, tmp_path):
+    root, _, cache = cells
+    cfg = config(cache, split="random", fractions=(0.5, 0.5), keep_checkpoints=True)
+    out = train_bundle(root, tmp_path / "r", cfg, max_steps=2)  # as if stopped after epoch 1
+    first = json.loads((out / "report.json").read_text())["history"]
+    assert (out / "checkpoints" / "last.keras").is_file()
+    resumed = TrainConfig(**{**cfg.__dict__, "epochs": 2, "resume": True})
+    train_bundle(root, out, resumed, max_steps=2)
+    report = json.loads((out / "report.json").read_text())
+    assert report["epochs_run"] == 2 and "resumed after epoch 1" in report["notes"]
+    assert report["history"]["loss"][0] == first["loss"][0]
+    assert len(report["history"]["loss"]) == 2
+
+
+# --------------------------------------------------------------------------- CLI errors
+
+
+def test_weights_imagenet_offline_fails_at_once_in_one_line(cells, tmp_path, monkeypatch, capsys):
+    root, _, _ = cells
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr("train.models.weights.host_reachable", lambda *a, **k: False)
+    t = time.perf_counter()
+    rc = cli.main([str(root), "--model", "mobilenet-v2", "--weights", "imagenet",
+                   "--input-size", "96", "--out", str(tmp_path / "m")])  # fmt: skip
+    elapsed = time.perf_counter() - t
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and elapsed < 5
+    expected = tmp_path / "keras-home" / "models" / (
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    )
+    assert err.startswith("wbc-train: mobilenet-v2: ImageNet weights are not in the Keras cache")
+    assert f"put it at {expected}" in err and "https://storage.googleapis.com/" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_weights_imagenet_probe_is_skipped_when_told_offline(monkeypatch, tmp_path):
+    from train.models.weights import WeightsUnavailable, ensure_keras_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("WBC_OFFLINE", "1")
+    monkeypatch.setattr("train.models.weights.host_reachable", _fail)
+    with pytest.raises(WeightsUnavailable, match="put it at"):
+        ensure_keras_weights("resnet50", "r.h5", "https://example/r.h5")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "r.h5").write_bytes(b"cached")
+    ensure_keras_weights("resnet50", "r.h5", "https://example/r.h5")  # cached: fine offline
+
+
+def _fail(*a, **k):
+    raise AssertionError("probed the network")
+
+
+def test_models_without_imagenet_weights_say_so(cells, tmp_path, capsys):
+    rc = cli.main([str(cells[0]), "--model", "alexnet", "--weights", "imagenet",
+                   "--out", str(tmp_path / "a")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (
+        "wbc-train: alexnet has no ImageNet weights in Keras; use --weights none, or "
+        "--weights PATH with a weights file for this architecture"
+    )
+
+
+def test_empty_data_root_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    rc = cli.main([str(tmp_path / "empty"), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"wbc-train: {tmp_path / 'empty'}: no images found")
+
+
+def test_list_models_prints_the_zoo(capsys):
+    assert cli.main(["--list-models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("custom-cnn", "densenet201", "inception-resnet-v2", "resnet50", "vgg16",
+                 "alexnet", "googlenet", "mobilenet-v2", "mobilenet-v3-small",
+                 "mobilenet-v3-large", "efficientnet-b0", "efficientnet-lite0"):  # fmt: skip
+        assert f"\n{name} " in out
+    assert "0.6M" in out and "none, PATH (no ImageNet weights in Keras)" in out
+
+
+def test_cli_trains_a_bundle_and_keeps_the_split_subcommand(cells, tmp_path, capsys):
+    root, groups, cache = cells
+    rc = cli.main([str(root), "--out", str(tmp_path / "b"), "--split", "random", "--epochs", "1",
+                   "--batch-size", "4", "--input-size", "32", "--crop-size", "75",
+                   "--steps-per-epoch", "1", "--verbose", "0",
+                   "--cache-dir", str(cache)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "random-80/10/10:val: accuracy" in out
+    assert load_bundle(tmp_path / "b").name == "b"
+    rc = cli.main(["split", str(root), "--kind", "grouped", "--groups", str(groups),
+                   "--out", str(tmp_path / "s.csv")])  # fmt: skip
+    assert rc == 0 and Path(tmp_path / "s.csv").is_file()

@@ -1,0 +1,270 @@
+"""Batches for Keras from uint8 arrays in memory: numpy augmentation, then the one normalisation.
+
+Images are decoded, cropped and resized once (`train.data.load_images`, cached as .npz by
+`load_cached`); each batch is augmented in numpy (flips, 90° rotations, small shifts) and
+normalised by `edge_app.preprocess.normalise`, the same function the device uses. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from edge_app.errors import WbcError
+from edge_app.preprocess import normalise
+from edge_app.preprocess_spec import PreprocessSpec
+from train.data import ImageRecord, ImageSet, LoadedImages, load_images
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUGMENT = "flips,rot90,shift=0.1"
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random per-image transforms. `shift` is the largest shift as a fraction of the side."""
+
+    hflip: bool = False
+    vflip: bool = False
+    rot90: bool = False
+    shift: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.hflip or self.vflip or self.rot90 or self.shift > 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Augment:
+        """'flips,rot90,shift=0.1' → Augment; 'none' or '' → no augmentation.
+
+        Tokens: hflip, vflip, flips (both), rot90, shift[=FRACTION] (default 0.1)."""
+        if not text or text == "none":
+            return cls()
+        kw: dict[str, object] = {}
+        for token in (t.strip() for t in text.split(",") if t.strip()):
+            key, _, value = token.partition("=")
+            if key == "flips":
+                kw.update(hflip=True, vflip=True)
+            elif key in ("hflip", "vflip", "rot90") and not value:
+                kw[key] = True
+            elif key == "shift":
+                kw["shift"] = float(value) if value else 0.1
+                if not 0 <= kw["shift"] < 0.5:  # type: ignore[operator]
+                    raise WbcError(f"augment shift must be in [0, 0.5), got {value}")
+            else:
+                raise WbcError(
+                    f"unknown augmentation {token!r} (use hflip, vflip, flips, rot90, "
+                    "shift=FRACTION or none)"
+                )
+        return cls(**kw)  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        parts = [n for n in ("hflip", "vflip", "rot90") if getattr(self, n)]
+        if self.shift:
+            parts.append(f"shift={self.shift:g}")
+        return ",".join(parts) or "none"
+
+
+def augment_batch(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Augmented copy of a uint8 (N, H, W, C) batch of square images."""
+    out = batch.copy()
+    n, h, w = batch.shape[:3]
+    if aug.hflip:
+        flip = rng.random(n) < 0.5
+        out[flip] = out[flip, :, ::-1]
+    if aug.vflip:
+        flip = rng.random(n) < 0.5
+        out[flip] = out[flip, ::-1]
+    if aug.rot90 and h == w:
+        turns = rng.integers(0, 4, n)
+        for k in (1, 2, 3):
+            sel = turns == k
+            if sel.any():
+                out[sel] = np.rot90(out[sel], k, axes=(1, 2))
+    if aug.shift > 0:
+        out = _shift(out, aug.shift, rng)
+    return out
+
+
+def _shift(batch: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Translate each image by up to `fraction` of its side, filling with mirrored edges."""
+    n, h, w = batch.shape[:3]
+    ph, pw = round(fraction * h), round(fraction * w)
+    if ph == 0 and pw == 0:
+        return batch
+    padded = np.pad(batch, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode="reflect")
+    dy = rng.integers(0, 2 * ph + 1, n)
+    dx = rng.integers(0, 2 * pw + 1, n)
+    return np.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """n / (k · count_c) per class (sklearn's 'balanced'); absent classes get 0."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = np.zeros(n_classes)
+    present = counts > 0
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights
+
+
+class CellBatches(keras.utils.PyDataset):
+    """(x, y[, sample_weight]) batches: augmented, normalised float32 and one-hot labels.
+
+    Shuffled every epoch when `shuffle`; the augmentation of batch i in epoch e depends only on
+    (seed, e, i), so runs repeat exactly whatever the worker count. `max_batches` caps an epoch.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        n_classes: int,
+        spec: PreprocessSpec,
+        batch_size: int,
+        *,
+        augment: Augment | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        class_weights: np.ndarray | None = None,
+        max_batches: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if len(images) != len(labels):
+            raise ValueError("images and labels differ in length")
+        self.images, self.labels = images, np.asarray(labels, np.int64)
+        self.n_classes, self.spec, self.batch_size = n_classes, spec, int(batch_size)
+        self.augment = augment if augment is not None and augment.active else None
+        self.shuffle, self.seed = shuffle, seed
+        self.class_weights = class_weights
+        self.max_batches = max_batches
+        self.epoch = 0
+        self.order = self._order()
+
+    def __len__(self) -> int:
+        n = math.ceil(len(self.images) / self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        x = self.images[idx]
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            x = augment_batch(x, self.augment, rng)
+        y = np.eye(self.n_classes, dtype=np.float32)[self.labels[idx]]
+        x = normalise(x, self.spec)
+        if self.class_weights is None:
+            return x, y
+        return x, y, self.class_weights[self.labels[idx]].astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle and augment as in epoch `epoch` (a resumed run continues the sequence)."""
+        self.epoch = epoch
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.images))
+        return np.random.default_rng([self.seed, self.epoch, 7]).permutation(len(self.images))
+
+
+def predict_probabilities(
+    model: keras.Model,
+    images: np.ndarray,
+    spec: PreprocessSpec,
+    batch_size: int = 64,
+    eager: bool = False,
+) -> np.ndarray:
+    """Class probabilities for uint8 images, normalised batch by batch (bounded memory).
+
+    `eager` calls the model directly (no graph tracing: quicker for a handful of images)."""
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if eager:
+            return keras.ops.convert_to_numpy(model(x, training=False))
+        return np.asarray(model.predict_on_batch(x))
+
+    out = [
+        predict(normalise(images[i : i + batch_size], spec))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def default_cache_dir() -> Path:
+    """$WBC_CACHE, else $XDG_CACHE_HOME/wbc-edge, else ~/.cache/wbc-edge (never the repo)."""
+    if os.environ.get("WBC_CACHE"):
+        return Path(os.environ["WBC_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wbc-edge"
+
+
+def load_cached(
+    image_set: ImageSet,
+    spec: PreprocessSpec,
+    cache_dir: Path | None,
+    records: Sequence[ImageRecord] | None = None,
+) -> LoadedImages:
+    """`load_images`, cached as .npz keyed by data root + spec + file list (sizes, times).
+
+    A second run with the same data and spec skips decoding. `cache_dir` None: no cache.
+    """
+    records = list(image_set.records if records is None else records)
+    if cache_dir is None:
+        return load_images(image_set, spec, records, progress=_progress)
+    file = Path(cache_dir) / "images" / f"{_cache_key(image_set, spec, records)}.npz"
+    if file.is_file():
+        try:
+            return _read_cache(file, records)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable image cache %s (%s)", file, exc)
+    loaded = load_images(image_set, spec, records, progress=_progress)
+    _write_cache(file, loaded)
+    return loaded
+
+
+def _cache_key(image_set: ImageSet, spec: PreprocessSpec, records: list[ImageRecord]) -> str:
+    h = hashlib.sha256()
+    h.update(str(Path(image_set.root).resolve()).encode())
+    h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for r in records:
+        st = (image_set.root / r.path).stat()
+        h.update(f"{r.path.as_posix()}|{r.label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    name = Path(image_set.root).resolve().name or "data"
+    return f"{name}-{spec.height}x{spec.width}-{h.hexdigest()[:16]}"
+
+
+def _read_cache(file: Path, records: list[ImageRecord]) -> LoadedImages:
+    with np.load(file, allow_pickle=False) as z:
+        images, paths = z["images"], [str(p) for p in z["paths"]]
+        skipped = json.loads(str(z["skipped"]))
+    by_path = {r.path.as_posix(): r for r in records}
+    log.info("loaded %d prepared images from the cache %s", len(images), file)
+    return LoadedImages(images, [by_path[p] for p in paths], skipped)
+
+
+def _write_cache(file: Path, loaded: LoadedImages) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npz")
+    paths = np.array([r.path.as_posix() for r in loaded.records], dtype=str)
+    np.savez(tmp, images=loaded.images, paths=paths, skipped=json.dumps(loaded.skipped))
+    os.replace(tmp, file)
+    log.info("cached %d prepared images in %s", len(loaded.images), file)
+
+
+def _progress(done: int, total: int) -> None:
+    step = max(1, total // 10)
+    if done % step == 0 or done == total:
+        log.info("prepared %d/%d images", done, total)

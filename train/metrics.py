@@ -1,0 +1,98 @@
+"""Classification metrics in numpy: confusion matrix, per-class precision/recall/F1, averages,
+and the mean ± sd of every metric over K folds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    """(n, n) counts; row = true class, column = predicted class."""
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1/support, macro and weighted averages.
+
+    A class never predicted has precision 0, one absent has recall 0 (and weight 0 in the
+    weighted average), as sklearn does with zero_division=0.
+    """
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = _div(tp, predicted)
+    recall = _div(tp, support)
+    f1 = _div(2 * precision * recall, precision + recall)
+    total = cm.sum()
+    per_class = {
+        c: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(classes)
+    }
+    weights = support / total if total else np.zeros_like(support)
+    return {
+        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "n": int(total),
+        "per_class": per_class,
+        "macro_avg": {
+            "precision": float(precision.mean()),
+            "recall": float(recall.mean()),
+            "f1": float(f1.mean()),
+        },
+        "weighted_avg": {
+            "precision": float((precision * weights).sum()),
+            "recall": float((recall * weights).sum()),
+            "f1": float((f1 * weights).sum()),
+        },
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+    }
+
+
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]
+) -> dict[str, Any]:
+    """`metrics_from_confusion` of the predictions."""
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(classes)), classes)
+
+
+def flatten_numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{'macro_avg': {'f1': .9}} → {'macro_avg.f1': .9}; lists (the confusion matrix) skipped."""
+    out: dict[str, float] = {}
+    for key, v in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(v, dict):
+            out.update(flatten_numbers(v, name + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[name] = float(v)
+    return out
+
+
+def kfold_summary(fold_metrics: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (ddof=1) of every numeric metric over the folds.
+
+    Returns {"mean": {"accuracy": …, "macro_avg.f1": …}, "sd": {…}, "k": K}-like dicts keyed by
+    the flattened metric name; a metric missing from some fold is averaged over the others.
+    """
+    flat = [flatten_numbers(m) for m in fold_metrics]
+    names = sorted({k for f in flat for k in f})
+    mean: dict[str, float] = {}
+    sd: dict[str, float] = {}
+    for name in names:
+        vals = np.array([f[name] for f in flat if name in f], np.float64)
+        mean[name] = float(vals.mean())
+        sd[name] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return {"mean": mean, "sd": sd}
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)

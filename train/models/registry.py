@@ -1,0 +1,313 @@
+"""The model zoo: one table of every model `wbc-train` can build, and one `build_model`.
+
+Families:
+- `custom`: our compact CNN (custom_cnn.py), the edge default.
+- `thesis`: frozen pretrained base + the thesis head (GAP → Dense 128 ReLU → Dropout 0.5 →
+  Dense 4 softmax).
+- `journal`: the whole pretrained network fine-tunes; its last classification layer is replaced
+  by a 4-way one whose learning rate is `head_lr_factor` times higher (heads.LrScaledDense).
+- `edge`: small ImageNet backbones with the thesis head, for the Raspberry Pi.
+
+Without pretrained weights (`--weights none`) a frozen base would be random features, so the
+whole network trains instead, and the build says so in `BuiltModel.notes` (logged and reported).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+
+from edge_app.errors import WbcError
+from edge_app.preprocess_spec import NormSpec
+from train.models import alexnet, googlenet
+from train.models.custom_cnn import build_custom_cnn
+from train.models.heads import head_scale, new_classifier, thesis_head
+from train.models.transfer import (
+    KERAS_APPS,
+    NORM_CAFFE,
+    NORM_RAW,
+    NORM_TF,
+    NORM_TORCH,
+    build_keras_base,
+)
+from train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
+
+log = logging.getLogger(__name__)
+
+NORM_01 = NormSpec(kind="scale", scale=1.0 / 255.0, offset=0.0)
+# AlexNet/GoogLeNet as MATLAB feeds them: RGB minus the ImageNet mean, in 0..255 units
+NORM_ZEROCENTER = NormSpec(
+    kind="mean_std",
+    mean=(123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0),
+    std=(1.0 / 255.0,) * 3,
+)
+
+
+class ModelError(WbcError):
+    """An unknown model, or one that cannot be built with the options given."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of the zoo."""
+
+    name: str
+    family: str  # custom | thesis | journal | edge
+    description: str
+    default_size: int
+    min_size: int
+    norm: NormSpec
+    color_order: str = "RGB"
+    imagenet: str = "keras"  # where ImageNet weights come from: keras | package | none
+    requires: str | None = None  # module that must import (models another issue adds)
+
+    def available(self) -> str | None:
+        """None if the model can be built here, else why not (one line)."""
+        if self.requires is None:
+            return None
+        try:
+            importlib.import_module(self.requires)
+        except ImportError:
+            return f"{self.name} is not yet available in this version of wbc-edge"
+        return None
+
+    def weights_text(self) -> str:
+        return {
+            "keras": "imagenet (Keras cache/download), none, PATH",
+            "package": "imagenet (pip package), none, PATH",
+            "none": "none, PATH (no ImageNet weights in Keras)",
+        }[self.imagenet]
+
+
+@dataclass
+class BuiltModel:
+    """A model ready to compile, and what the build decided."""
+
+    model: keras.Model
+    info: ModelInfo
+    frozen_base: bool
+    head_scale: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _lite(v: int) -> ModelInfo:
+    return ModelInfo(
+        f"efficientnet-lite{v}",
+        "edge",
+        f"EfficientNet-Lite{v} (ReLU6, no SE; INT8-friendly) + thesis head",
+        (224, 240, 260)[v],
+        32,
+        NormSpec(kind="scale", scale=1.0 / 128.0, offset=-127.0 / 128.0),
+        imagenet="package",
+        requires="train.efficientnet_lite",
+    )
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in [
+        ModelInfo("custom-cnn", "custom", "compact conv/BN/ReLU/pool CNN + thesis head",
+                  128, 32, NORM_01, imagenet="none"),
+        ModelInfo("densenet201", "thesis", "DenseNet-201, frozen + thesis head",
+                  224, 32, NORM_TORCH),
+        ModelInfo("inception-resnet-v2", "thesis", "Inception-ResNet-v2, frozen + thesis head",
+                  299, 75, NORM_TF),
+        ModelInfo("resnet50", "journal", "ResNet-50 fine-tuned, new fc (lr x factor)",
+                  224, 32, NORM_CAFFE, color_order="BGR"),
+        ModelInfo("vgg16", "journal", "VGG-16 fine-tuned, new fc8 (lr x factor)",
+                  224, 32, NORM_CAFFE, color_order="BGR"),
+        ModelInfo("alexnet", "journal", "AlexNet (LRN→BN) fine-tuned, new fc8 (lr x factor)",
+                  alexnet.DEFAULT_SIZE, alexnet.MIN_SIZE, NORM_ZEROCENTER, imagenet="none"),
+        ModelInfo("googlenet", "journal", "GoogLeNet/Inception-v1 (LRN→BN), new classifier",
+                  googlenet.DEFAULT_SIZE, googlenet.MIN_SIZE, NORM_ZEROCENTER, imagenet="none"),
+        ModelInfo("mobilenet-v2", "edge", "MobileNetV2 1.0 + thesis head", 224, 32, NORM_TF),
+        ModelInfo("mobilenet-v3-small", "edge", "MobileNetV3-Small 1.0 + thesis head",
+                  224, 32, NORM_TF),
+        ModelInfo("mobilenet-v3-large", "edge", "MobileNetV3-Large 1.0 + thesis head",
+                  224, 32, NORM_TF),
+        ModelInfo("efficientnet-b0", "edge", "EfficientNet-B0 + thesis head", 224, 32, NORM_RAW),
+        _lite(0),
+        _lite(1),
+        _lite(2),
+    ]
+}  # fmt: skip
+
+
+def register_model(info: ModelInfo, builder: Callable[[int, WeightsChoice], keras.Model]) -> None:
+    """Add (or replace) a model: `builder(input_size, weights)` returns its base network."""
+    MODELS[info.name] = info
+    _BASE_BUILDERS[info.name] = builder
+
+
+def get_model_info(name: str) -> ModelInfo:
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(
+    name: str,
+    input_size: int,
+    n_classes: int,
+    weights: WeightsChoice,
+    *,
+    optimizer: str = "adam",
+    head_lr_factor: float = 1.0,
+    freeze_base: bool | None = None,
+    plain: bool = False,
+) -> BuiltModel:
+    """Build a zoo model for `n_classes` at `input_size` (square).
+
+    `freeze_base` None means: frozen for thesis/edge models with pretrained weights, trainable
+    otherwise. `plain` builds the form saved for conversion (no learning-rate reparameterisation).
+    """
+    info = preflight(name, input_size, weights)
+    notes: list[str] = []
+    if info.family == "custom":
+        model = build_custom_cnn(input_size, n_classes)
+        if weights.kind == "file":
+            _load(model, weights)
+        return BuiltModel(model, info, False, None, notes)
+
+    base = _BASE_BUILDERS[name](input_size, weights)
+    frozen = _decide_frozen(info, weights, freeze_base, notes)
+    base.trainable = not frozen
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    features = base(inputs)
+    scale = None
+    if info.family == "journal":
+        scale = None if plain else head_scale(optimizer, head_lr_factor)
+        outputs = new_classifier(features, n_classes, scale)
+        notes.append(
+            f"new classification layer learns {head_lr_factor:g}x faster "
+            f"(reparameterised by c={head_scale(optimizer, head_lr_factor):.3g} for {optimizer})"
+        )
+    else:
+        outputs = thesis_head(features, n_classes)
+    model = keras.Model(inputs, outputs, name=name.replace("-", "_"))
+    return BuiltModel(model, info, frozen, scale, notes)
+
+
+def _decide_frozen(
+    info: ModelInfo, weights: WeightsChoice, freeze_base: bool | None, notes: list[str]
+) -> bool:
+    wanted = info.family in ("thesis", "edge") if freeze_base is None else freeze_base
+    if wanted and not weights.pretrained:
+        notes.append(
+            f"--weights none: a frozen base would be random features, so the whole {info.name} "
+            "network trains"
+        )
+        return False
+    if wanted:
+        notes.append(f"{info.name} base frozen ({weights.describe()} weights); head trains")
+    return wanted
+
+
+def _load(model: keras.Model, weights: WeightsChoice) -> None:
+    try:
+        model.load_weights(str(weights.path))
+    except (ValueError, OSError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsUnavailable(
+            f"cannot load into {model.name}: {first}", weights.path
+        ) from None
+
+
+def _trunk_model(trunk: Callable[[int], tuple], name: str):
+    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
+        inputs, features = trunk(input_size)
+        base = keras.Model(inputs, features, name=name)
+        if weights.kind == "file":
+            _load(base, weights)
+        return base
+
+    return build
+
+
+def _keras_app(name: str):
+    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
+        try:
+            return build_keras_base(name, input_size, weights)
+        except (ValueError, OSError) as exc:
+            if weights.kind != "file":
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WeightsUnavailable(f"cannot load into {name}: {first}", weights.path) from None
+
+    return build
+
+
+def _efficientnet_lite(variant: int):
+    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
+        from train.efficientnet_lite import build_efficientnet_lite
+        from train.pth_weights import load_lite_weights
+
+        base = build_efficientnet_lite(variant, (input_size, input_size, 3), include_top=False)
+        if weights.kind == "imagenet":
+            load_lite_weights(base, variant)
+        elif weights.kind == "file" and weights.path.suffix == ".pth":
+            load_lite_weights(base, variant, weights.path)
+        elif weights.kind == "file":
+            _load(base, weights)
+        return base
+
+    return build
+
+
+_BASE_BUILDERS: dict[str, Callable[[int, WeightsChoice], keras.Model]] = {
+    **{name: _keras_app(name) for name in KERAS_APPS},
+    "alexnet": _trunk_model(alexnet.alexnet_trunk, "alexnet"),
+    "googlenet": _trunk_model(googlenet.googlenet_trunk, "googlenet"),
+    **{f"efficientnet-lite{v}": _efficientnet_lite(v) for v in (0, 1, 2)},
+}
+
+
+def describe_models(count_params: bool = True) -> list[dict[str, object]]:
+    """Rows for `wbc-train --list-models`; params built at the default size, 4 classes."""
+    rows = []
+    for info in MODELS.values():
+        why = info.available()
+        params: int | None = None
+        if count_params and why is None:
+            keras.backend.clear_session()
+            built = build_model(info.name, info.default_size, 4, WeightsChoice("none"))
+            params = built.model.count_params()
+        rows.append(
+            {
+                "name": info.name,
+                "family": info.family,
+                "input": info.default_size,
+                "params": params,
+                "weights": info.weights_text() if why is None else "not yet available",
+                "description": info.description,
+            }
+        )
+    return rows
+
+
+def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
+    """The checks `build_model` makes before any work: the model exists and is available, the
+    input size fits, and the weights asked for can be had (offline: one line, at once)."""
+    info = get_model_info(name)
+    why = info.available()
+    if why:
+        raise ModelError(why)
+    if input_size < info.min_size:
+        raise ModelError(f"{name} needs --input-size >= {info.min_size}, got {input_size}")
+    if weights.kind == "imagenet" and info.imagenet == "none":
+        raise WeightsUnavailable(
+            f"{name} has no ImageNet weights in Keras; use --weights none, or --weights PATH "
+            "with a weights file for this architecture"
+        )
+    if weights.kind == "imagenet" and name in KERAS_APPS:
+        app = KERAS_APPS[name]
+        if app.with_top and input_size != 224:
+            raise WeightsUnavailable(
+                f"{name}: its ImageNet weights include fc6/fc7 and need --input-size 224"
+            )
+        ensure_keras_weights(name, app.file_name(input_size), app.url(input_size))
+    return info

@@ -1,0 +1,67 @@
+"""Training presets from the two papers; every value can be overridden by a flag or field.
+
+| preset | optimizer | batch | lr | epochs | split | other |
+| --- | --- | --- | --- | --- | --- | --- |
+| thesis-s1 | Adam | 64 | 1e-4 | 60 | 80/10/10 | categorical cross-entropy |
+| thesis-s2 | Adam | 32 | 1e-5 | 80 | 80/10/10 | categorical cross-entropy |
+| journal | SGD, momentum 0.9 | 10 | 1e-4 | 30 | 70/30 | 100 images/class, h-flip, x/y shift |
+
+The journal also multiplies the new layer's learning rate by 20. Its optimizer and factor are
+MATLAB's transfer-learning defaults (`sgdm`, `WeightLearnRateFactor`/`BiasLearnRateFactor` 20);
+its translation of ±30 px at 227 px is 13 %.
+A preset fixes the protocol's numbers, not the split kind: `--split grouped` (the default) or
+`--split random` applies to any of them, and the report names the split it used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_app.errors import WbcError
+
+# Values used when neither the preset nor the user sets a field.
+DEFAULTS: dict[str, Any] = {
+    "optimizer": "adam",
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "fractions": (0.8, 0.1, 0.1),
+    "augment": "flips,rot90,shift=0.1",
+    "head_lr_factor": 10.0,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "thesis-s1": {
+        "optimizer": "adam",
+        "batch_size": 64,
+        "lr": 1e-4,
+        "epochs": 60,
+        "fractions": (0.8, 0.1, 0.1),
+    },
+    "thesis-s2": {
+        "optimizer": "adam",
+        "batch_size": 32,
+        "lr": 1e-5,
+        "epochs": 80,
+        "fractions": (0.8, 0.1, 0.1),
+    },
+    "journal": {
+        "optimizer": "sgdm",
+        "batch_size": 10,
+        "lr": 1e-4,
+        "epochs": 30,
+        "fractions": (0.7, 0.3),
+        "images_per_class": 100,
+        "augment": "hflip,shift=0.13",
+        "head_lr_factor": 20.0,
+    },
+}
+
+
+def preset_values(name: str | None) -> dict[str, Any]:
+    """The fields a preset sets ({} for None); WbcError naming the choices if unknown."""
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise WbcError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
