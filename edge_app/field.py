@@ -12,6 +12,7 @@ pixels / 50 (a red cell is about 50 px across in the training images).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ RBC_DIAMETER = 50.0  # a red cell's diameter in training-image pixels (BCCD boxe
 # The cell box is the nucleus box grown on each side by BOX_GROW of its size plus BOX_MARGIN
 # training pixels (measured on BCCD; see benchmarks/detect_bccd.py).
 BOX_GROW = 0.05
-BOX_MARGIN = 4.0
+BOX_MARGIN = 3.0
 
 Box = tuple[int, int, int, int]
 
@@ -54,10 +55,10 @@ def cell_box(nucleus_box: Box, scale: float, size: tuple[int, int]) -> Box:
     my = BOX_GROW * (y1 - y0) + BOX_MARGIN * scale
     w, h = size
     return (
-        max(0, round(x0 - mx)),
-        max(0, round(y0 - my)),
-        min(w, round(x1 + mx)),
-        min(h, round(y1 + my)),
+        max(0, math.floor(x0 - mx)),
+        max(0, math.floor(y0 - my)),
+        min(w, math.ceil(x1 + mx)),
+        min(h, math.ceil(y1 + my)),
     )
 
 

@@ -447,7 +447,12 @@ def runtime_available(name: str) -> bool:
     if name == "tflite-runtime" and "tensorflow" in sys.modules:
         return False
     module = _PACKAGES[name][0].split(".")[0]
-    return importlib.util.find_spec(module) is not None
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def gpu_providers() -> list[str]:

@@ -1,0 +1,306 @@
+"""The live loop of `wbc-edge run`: capture -> find cells -> classify -> overlay/log, until stopped.
+
+A camera sees the same white cell in many consecutive frames, so the live count follows each
+cell from frame to frame (`CellTracker`: boxes overlapping by IoU >= 0.3, a cell may go unseen
+for a few frames) and counts it once, with the class of its averaged probabilities, when it
+leaves the view or the run ends. Distinct fields (a `file:` folder of images) are counted per
+frame instead (`track=False`).
+
+JSONL records of a live run carry "track" (the cell's id) and "time" (Unix seconds), and one
+more kind of record is written when a tracked cell is counted:
+
+    {"source": s, "track": id, "first_frame": i, "last_frame": j, "frames": n, "label": c,
+     "confidence": p, "probs": {...}, "uncertain": bool, "counted": true}
+
+Ctrl-C and SIGTERM set `stop`; the loop finishes the frame in hand, counts the cells still in
+view, flushes the log and returns the count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_app.classify import CellResult, Classifier, JsonlWriter, cell_record, empty_record
+from edge_app.errors import WbcError
+from edge_app.sources.base import Camera
+from edge_app.summary import DifferentialCount, StageTimes
+
+log = logging.getLogger("edge_app.live")
+
+TRACK_IOU = 0.3
+TRACK_MAX_AGE = 5  # frames a cell may go undetected and still be the same cell
+WINDOW = "wbc-edge"
+
+
+@dataclass
+class Track:
+    """One white cell followed across frames."""
+
+    id: int
+    box: tuple[int, int, int, int]
+    first_frame: int
+    last_frame: int
+    prob_sum: np.ndarray
+    frames: int = 1
+
+    def mean_probs(self) -> np.ndarray:
+        return self.prob_sum / self.frames
+
+
+@dataclass
+class CellTracker:
+    """Greedy IoU matching of this frame's cells to the cells of the last few frames."""
+
+    classes: list[str]
+    iou: float = TRACK_IOU
+    max_age: int = TRACK_MAX_AGE
+    active: list[Track] = field(default_factory=list)
+    next_id: int = 1
+
+    def update(self, frame: int, cells: list[CellResult]) -> list[tuple[int, bool]]:
+        """(track id, is new) for each cell, in order."""
+        pairs = sorted(
+            (
+                (_iou(c.box, t.box), i, j)
+                for i, c in enumerate(cells)
+                for j, t in enumerate(self.active)
+                if c.box is not None
+            ),
+            reverse=True,
+        )
+        assigned: dict[int, Track] = {}
+        taken: set[int] = set()
+        for value, i, j in pairs:
+            if value >= self.iou and i not in assigned and j not in taken:
+                assigned[i] = self.active[j]
+                taken.add(j)
+        out = []
+        for i, cell in enumerate(cells):
+            probs = np.array([cell.probs[c] for c in self.classes], np.float64)
+            track = assigned.get(i)
+            if track is None:
+                box = cell.box or (0, 0, 0, 0)
+                track = Track(self.next_id, box, frame, frame, probs)
+                self.next_id += 1
+                self.active.append(track)
+                out.append((track.id, True))
+                continue
+            track.box = cell.box or track.box
+            track.last_frame = frame
+            track.prob_sum += probs
+            track.frames += 1
+            out.append((track.id, False))
+        return out
+
+    def expire(self, frame: int) -> list[Track]:
+        """Tracks not seen for more than max_age frames: they have left the view."""
+        gone = [t for t in self.active if frame - t.last_frame > self.max_age]
+        self.active = [t for t in self.active if t not in gone]
+        return gone
+
+    def finish(self) -> list[Track]:
+        gone, self.active = self.active, []
+        return gone
+
+
+@dataclass
+class LiveOptions:
+    source_name: str
+    display: bool = False
+    snapshots: Path | None = None
+    track: bool = True  # follow cells across frames (off anyway for a camera not `continuous`)
+    max_frames: int | None = None
+    status_every: float = 10.0  # seconds between running-count log lines
+
+
+class LiveRun:
+    """One live session: owns the count, the tracker and the outputs."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        writer: JsonlWriter,
+        options: LiveOptions,
+        camera: Camera | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.writer = writer
+        self.options = options
+        self.camera = camera
+        self.count = DifferentialCount(classifier.classes, classifier.threshold)
+        self.tracker = CellTracker(classifier.classes)
+        self.times = StageTimes()
+        self.frames = 0
+        if options.snapshots is not None:
+            try:
+                options.snapshots.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WbcError(f"cannot create ({exc.strerror})", options.snapshots) from None
+        if options.display:
+            _check_display()
+
+    def run(
+        self, stream: Iterable[tuple[float, np.ndarray]], stop: threading.Event
+    ) -> DifferentialCount:
+        """Consume frames until the stream ends, `stop` is set or max_frames is reached."""
+        it = iter(stream)
+        last_status = time.monotonic()
+        try:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                item = next(it, None)
+                if item is None:
+                    break
+                self.times.add("capture", time.perf_counter() - t0)
+                self.step(*item)
+                if self.options.display and _show(self._last_view):
+                    stop.set()
+                if self.options.max_frames and self.frames >= self.options.max_frames:
+                    break
+                if time.monotonic() - last_status >= self.options.status_every:
+                    log.info("%s", self.status_line())
+                    last_status = time.monotonic()
+        finally:
+            self._count_tracks(self.tracker.finish(), time.time())
+            if self.options.display:
+                _close_display()
+        return self.count
+
+    def step(self, timestamp: float, rgb: np.ndarray) -> None:
+        """Classify one frame, log it, update the count, the view and the snapshots."""
+        frame = self.frames
+        self.frames += 1
+        result = self.classifier.classify(rgb)
+        for stage, seconds in result.timings.items():
+            self.times.add(stage, seconds)
+        self.times.frame_done()
+        source, ts = self.options.source_name, round(timestamp, 3)
+        cells = result.cells
+        if self.tracking:
+            ids = self.tracker.update(frame, cells)
+            self._count_tracks(self.tracker.expire(frame), timestamp)
+        else:
+            ids = [(None, True) for _ in cells]
+            for cell in cells:
+                self.count.add_cell(cell.label, cell.confidence)
+        self.count.count_frame(bool(cells))
+        if not cells:
+            self.writer.write(empty_record(source, frame, time=ts))
+        for cell, (track, _) in zip(cells, ids, strict=True):
+            extra = {"track": track} if track is not None else {}
+            self.writer.write(cell_record(source, frame, cell, **extra, time=ts))
+        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame)
+
+    @property
+    def tracking(self) -> bool:
+        """Whether cells are followed across frames: asked for, and the frames show one view."""
+        return self.options.track and (self.camera is None or self.camera.continuous)
+
+    def status_line(self) -> str:
+        counts = self.running_counts()
+        total = sum(counts.values())
+        parts = ", ".join(
+            f"{c} {n} ({100.0 * n / total:.0f}%)" if total else f"{c} 0" for c, n in counts.items()
+        )
+        return f"frame {self.frames}, {self.times.fps():.1f} frames/s: {total} white cells: {parts}"
+
+    def running_counts(self) -> dict[str, int]:
+        """Counted cells plus the cells in view now."""
+        counts = dict(self.count.counts)
+        for track in self.tracker.active:
+            counts[self.classifier.classes[int(np.argmax(track.mean_probs()))]] += 1
+        return counts
+
+    def _count_tracks(self, tracks: list[Track], timestamp: float) -> None:
+        for track in tracks:
+            p = track.mean_probs()
+            k = int(np.argmax(p))
+            label, confidence = self.classifier.classes[k], float(p[k])
+            self.count.add_cell(label, confidence)
+            self.writer.write(
+                {
+                    "source": self.options.source_name,
+                    "track": track.id,
+                    "first_frame": track.first_frame,
+                    "last_frame": track.last_frame,
+                    "frames": track.frames,
+                    "label": label,
+                    "confidence": round(confidence, 6),
+                    "probs": {
+                        c: round(float(v), 6)
+                        for c, v in zip(self.classifier.classes, p, strict=True)
+                    },
+                    "uncertain": confidence < self.classifier.threshold,
+                    "counted": True,
+                    "time": round(timestamp, 3),
+                }
+            )
+
+    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int) -> None:
+        self._last_view = None
+        if not (self.options.display or (self.options.snapshots and new_cell)):
+            return
+        from edge_app.overlay import draw_cells
+
+        big = self.camera.display_frame() if self.camera is not None else None
+        canvas = big if big is not None else rgb
+        size = (rgb.shape[1], rgb.shape[0])
+        view = draw_cells(canvas, cells, size, tracks, [self.status_line()])
+        self._last_view = view
+        if self.options.snapshots and new_cell:
+            name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
+            _save(self.options.snapshots / name, view)
+
+    _last_view: np.ndarray | None = None
+
+
+def _iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _save(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
+        log.warning("could not write snapshot %s", path)
+
+
+def _check_display() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise WbcError(
+            "--display needs an OpenCV with a GUI and a desktop session: this one has none "
+            "(opencv-python-headless?). Install python3-opencv (apt) or opencv-python, or drop "
+            "--display and use --snapshots"
+        ) from None
+
+
+def _show(view: np.ndarray | None) -> bool:
+    """Show the annotated frame; True when the user pressed q or Esc."""
+    import cv2
+
+    if view is not None:
+        cv2.imshow(WINDOW, np.ascontiguousarray(view[:, :, ::-1]))
+    return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
+
+
+def _close_display() -> None:
+    import cv2
+
+    with contextlib.suppress(cv2.error):
+        cv2.destroyWindow(WINDOW)

@@ -1,0 +1,119 @@
+"""The differential count (cells per class) and per-stage timing of a classify or live run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAGES = ("capture", "find", "preprocess", "infer")
+
+
+@dataclass
+class DifferentialCount:
+    """White cells per class, uncertain cells, frames without a white cell and errors."""
+
+    classes: list[str]
+    threshold: float
+    counts: dict[str, int] = field(default_factory=dict)
+    uncertain: int = 0
+    frames: int = 0
+    empty_frames: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = {c: self.counts.get(c, 0) for c in self.classes}
+
+    @property
+    def cells(self) -> int:
+        return sum(self.counts.values())
+
+    def add_cell(self, label: str, confidence: float) -> None:
+        self.counts[label] += 1
+        if confidence < self.threshold:
+            self.uncertain += 1
+
+    def add_frame(self, cells: Iterable[tuple[str, float]]) -> None:
+        """One frame and its cells as (label, confidence); a frame without cells is counted."""
+        n = 0
+        for label, confidence in cells:
+            self.add_cell(label, confidence)
+            n += 1
+        self.count_frame(n > 0)
+
+    def count_frame(self, has_cells: bool) -> None:
+        """One more frame (its cells counted elsewhere, e.g. once per tracked cell)."""
+        self.frames += 1
+        if not has_cells:
+            self.empty_frames += 1
+
+    def add_error(self) -> None:
+        self.errors += 1
+
+    def percentages(self) -> dict[str, float]:
+        total = self.cells
+        return {c: (100.0 * n / total if total else 0.0) for c, n in self.counts.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "cells": self.cells,
+            "counts": dict(self.counts),
+            "percent": {c: round(p, 2) for c, p in self.percentages().items()},
+            "uncertain": self.uncertain,
+            "threshold": self.threshold,
+            "frames": self.frames,
+            "frames_without_white_cell": self.empty_frames,
+            "errors": self.errors,
+        }
+
+    def format(self, title: str = "differential count") -> str:
+        """The table printed at the end of a run."""
+        width = max(10, *(len(c) for c in self.classes))
+        lines = [
+            f"{title}: {self.cells} white cells in {self.frames} frames",
+            f"  {'class':<{width}} {'cells':>6} {'%':>6}",
+        ]
+        for cls, pct in self.percentages().items():
+            lines.append(f"  {cls:<{width}} {self.counts[cls]:>6} {pct:>6.1f}")
+        lines.append(f"  {'total':<{width}} {self.cells:>6} {100.0 if self.cells else 0.0:>6.1f}")
+        lines.append(
+            f"  uncertain (confidence < {self.threshold:.2f}): {self.uncertain} of {self.cells} "
+            "cells (counted above; check them by eye)"
+        )
+        lines.append(f"  frames with no white cell: {self.empty_frames}")
+        lines.append(f"  errors (unreadable inputs): {self.errors}")
+        return "\n".join(lines)
+
+
+class StageTimes:
+    """Seconds per stage per frame; `format()` gives p50/p95 in ms and frames per second."""
+
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock = clock
+        self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.frames = 0
+        self._start = clock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples.setdefault(stage, []).append(seconds)
+
+    def frame_done(self) -> None:
+        self.frames += 1
+
+    def fps(self) -> float:
+        elapsed = self.clock() - self._start
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def format(self) -> str:
+        lines = [
+            f"timing: {self.frames} frames, {self.fps():.1f} frames/s",
+            "  stage        p50 ms  p95 ms",
+        ]
+        for stage, values in self.samples.items():
+            if not values:
+                continue
+            p50, p95 = np.percentile(np.asarray(values) * 1000.0, [50, 95])
+            lines.append(f"  {stage:<11} {p50:>7.1f} {p95:>7.1f}")
+        return "\n".join(lines)

@@ -1,0 +1,236 @@
+"""`wbc-edge classify` end to end: generated fields and cell crops through every runtime."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+
+from edge_app.cli import main
+from edge_app.runtime import runtime_available
+from train.synthetic import CLASSES, render_cell, render_field
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field
+INSTALLED = [r for r in ("litert", "onnxruntime", "openvino") if runtime_available(r)]
+CELL_KEYS = {"source", "frame", "box", "label", "confidence", "probs", "uncertain"}
+
+
+def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
+    """Assert one JSONL record follows the documented schema; return its kind."""
+    assert isinstance(rec["source"], str) and rec["source"]
+    if "error" in rec:
+        assert set(rec) <= {"source", "frame", "error"}
+        assert isinstance(rec["error"], str) and "\n" not in rec["error"] and rec["error"]
+        return "error"
+    if rec.get("counted"):  # a tracked cell counted once by `wbc-edge run`
+        assert rec["label"] in classes and isinstance(rec["track"], int)
+        assert 0 <= rec["first_frame"] <= rec["last_frame"] and rec["frames"] >= 1
+        assert list(rec["probs"]) == classes
+        return "counted"
+    assert isinstance(rec["frame"], int) and rec["frame"] >= 0
+    if "cells" in rec:
+        assert rec["cells"] == 0 and set(rec) - {"time"} == {"source", "frame", "cells"}
+        return "empty"
+    assert set(rec) - {"track", "time"} == CELL_KEYS
+    box = rec["box"]
+    assert box is None or (
+        len(box) == 4
+        and all(isinstance(v, int) for v in box)
+        and box[0] < box[2]
+        and box[1] < box[3]
+    )
+    assert list(rec["probs"]) == classes
+    probs = np.array(list(rec["probs"].values()))
+    assert abs(probs.sum() - 1) < 0.02 and probs.min() >= 0
+    assert rec["label"] == classes[int(probs.argmax())]
+    assert rec["confidence"] == pytest.approx(probs.max(), abs=1e-6)
+    assert rec["uncertain"] is (rec["confidence"] < threshold)
+    return "cell"
+
+
+def read_jsonl(path: Path | str, classes: list[str], threshold: float = 0.6) -> list[dict]:
+    text = Path(path).read_text() if not isinstance(path, str) or "\n" not in path else path
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for rec in records:
+        rec["_kind"] = check_record(rec, classes, threshold)
+    return records
+
+
+def summary_counts(text: str) -> dict[str, int]:
+    """Class rows and the footer numbers of the printed differential count."""
+    out = {c: int(n) for c, n in re.findall(r"^\s+([A-Z]+)\s+(\d+)\s+[\d.]+$", text, re.M)}
+    out["uncertain"] = int(re.search(r"uncertain \(confidence < [\d.]+\): (\d+)", text)[1])
+    out["empty"] = int(re.search(r"frames with no white cell: (\d+)", text)[1])
+    out["errors"] = int(re.search(r"errors \(unreadable inputs\): (\d+)", text)[1])
+    return out
+
+
+def _field(seed: int, n: int) -> np.ndarray:
+    """A 480x360 field with cells ~106 px: twice the tiny bundle's 160x120 training scale."""
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        try:
+            return render_field(rng, size=(480, 360), n_cells=n, cell_diameter=106)[0]
+        except ValueError:  # the cells did not fit: draw again
+            continue
+    raise AssertionError("cannot place the cells")
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("edge-data")
+    for i, n in enumerate(FIELD_CELLS):
+        write_rgb(root / "fields" / f"field{i}.png", _field(100 + i, n))
+    (root / "fields" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    rng = np.random.default_rng(5)
+    for label in CLASSES:
+        for k in range(2):
+            write_rgb(root / "cells" / label / f"{k}.png", render_cell(label, rng, (160, 120))[0])
+    write_rgb(root / "cells" / "no-cell.png", _field(9, 0)[:120, :160])
+    return root
+
+
+def run_classify(tiny_bundle: Path, *args: str) -> int:  # noqa: F811
+    return main(["classify", "--model", str(tiny_bundle), *args])
+
+
+@pytest.mark.parametrize("runtime", INSTALLED)
+def test_classify_fields_with_every_runtime(tiny_bundle, data, tmp_path, capsys, runtime):  # noqa: F811
+    out = tmp_path / "out.jsonl"
+    rc = run_classify(
+        tiny_bundle, "--source", str(data / "fields"), "--runtime", runtime, "--jsonl", str(out)
+    )
+    assert rc == 0
+    records = read_jsonl(out, list(CLASSES))
+    kinds = [r["_kind"] for r in records]
+    assert kinds.count("cell") == sum(FIELD_CELLS)
+    assert kinds.count("empty") == FIELD_CELLS.count(0) and kinds.count("error") == 1
+    for i, n in enumerate(FIELD_CELLS):
+        mine = [r for r in records if r["source"].endswith(f"field{i}.png")]
+        assert len(mine) == max(n, 1) and all(r["frame"] == 0 for r in mine)
+    assert all(r["box"] is not None for r in records if r["_kind"] == "cell")
+    error = next(r for r in records if r["_kind"] == "error")
+    assert error["source"] == str(data / "fields" / "corrupt.jpg")
+    text = capsys.readouterr().out
+    counts = summary_counts(text)
+    cells = [r for r in records if r["_kind"] == "cell"]
+    for label in CLASSES:
+        assert counts[label] == sum(r["label"] == label for r in cells)
+    assert counts["uncertain"] == sum(r["uncertain"] for r in cells)
+    assert counts["empty"] == 1 and counts["errors"] == 1
+    assert f"{sum(FIELD_CELLS)} white cells in {len(FIELD_CELLS)} frames" in text
+    assert runtime in text
+
+
+def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+    results = {}
+    for runtime in INSTALLED:
+        out = tmp_path / f"{runtime}.jsonl"
+        rc = run_classify(
+            tiny_bundle,
+            "--source",
+            str(data / "cells"),
+            "--mode",
+            "cell",
+            "--runtime",
+            runtime,
+            "--precision",
+            "fp32",
+            "--jsonl",
+            str(out),
+        )
+        assert rc == 0
+        records = read_jsonl(out, list(CLASSES))
+        assert [r["_kind"] for r in records].count("cell") == 2 * len(CLASSES)
+        empty = [r for r in records if r["_kind"] == "empty"]
+        assert [Path(r["source"]).name for r in empty] == ["no-cell.png"]  # reported, no class
+        assert all(r["box"] is None for r in records if r["_kind"] == "cell")
+        results[runtime] = [r.get("probs") for r in records]
+    first = results[INSTALLED[0]]
+    for runtime, probs in results.items():  # same code path, same numbers on every backend
+        for a, b in zip(first, probs, strict=True):
+            if a is not None:
+                np.testing.assert_allclose(
+                    list(a.values()), list(b.values()), atol=1e-4, err_msg=runtime
+                )
+    assert "cell mode" in capsys.readouterr().out
+
+
+def test_jsonl_to_stdout_summary_to_stderr_and_stats(tiny_bundle, data, capsys):  # noqa: F811
+    rc = run_classify(
+        tiny_bundle,
+        "--source",
+        str(data / "fields" / "field1.png"),
+        "--jsonl",
+        "-",
+        "--stats",
+        "--threshold",
+        "0.99",
+    )
+    assert rc == 0
+    captured = capsys.readouterr()
+    records = read_jsonl(captured.out, list(CLASSES), threshold=0.99)
+    assert len(records) == 2 and all(r["uncertain"] for r in records)
+    assert "differential count" in captured.err and "differential count" not in captured.out
+    for stage in ("capture", "find", "preprocess", "infer"):
+        assert re.search(rf"^\s+{stage}\s+[\d.]+\s+[\d.]+$", captured.err, re.M), stage
+    assert re.search(r"[\d.]+ frames/s", captured.err)
+
+
+def test_classify_a_video_file(tiny_bundle, tmp_path, capsys):  # noqa: F811
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (480, 360))
+    for seed, n in ((1, 1), (2, 0), (3, 1)):
+        writer.write(np.ascontiguousarray(_field(seed, n)[:, :, ::-1]))
+    writer.release()
+    out = tmp_path / "v.jsonl"
+    assert run_classify(tiny_bundle, "--source", str(video), "--jsonl", str(out)) == 0
+    records = read_jsonl(out, list(CLASSES))
+    assert [(r["frame"], r["_kind"]) for r in records] == [(0, "cell"), (1, "empty"), (2, "cell")]
+
+
+def test_user_errors_are_one_line(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+    assert main(["classify", "--model", str(tmp_path), "--source", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"wbc-edge: {tmp_path / 'bundle.json'}: no bundle here (expected a folder "
+        "holding bundle.json)"
+    )
+    assert run_classify(tiny_bundle, "--source", str(tmp_path / "missing")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wbc-edge: ") and "no such file" in err and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["classify", "--model", str(tiny_bundle), "--source", "x", "--runtime", "tf"])
+
+
+def test_edge_code_path_never_imports_tensorflow(tiny_bundle, data):  # noqa: F811
+    code = (
+        "import sys\n"
+        "import edge_app, edge_app.cli, edge_app.runtime, edge_app.field, edge_app.classify\n"
+        "import edge_app.live, edge_app.summary, edge_app.overlay, edge_app.sources\n"
+        "import edge_app.sources.picamera, edge_app.sources.opencv, edge_app.sources.files\n"
+        "from edge_app.cli import main\n"
+        f"rc = main(['classify', '--model', {str(tiny_bundle)!r}, '--source', "
+        f"{str(data / 'fields' / 'field0.png')!r}])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "assert rc == 0 and not bad, (rc, bad)\n"
+        "print('TF-FREE')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "TF-FREE" in done.stdout

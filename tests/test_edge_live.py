@@ -1,0 +1,233 @@
+"""`wbc-edge run`: the live loop on fake cameras — tracking, a failing camera, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_edge_cli import ROOT, _field, read_jsonl, summary_counts, write_rgb
+from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+
+import edge_app.sources
+from edge_app.bundle import load_bundle
+from edge_app.classify import CellResult, Classifier, JsonlWriter
+from edge_app.cli import main
+from edge_app.errors import WbcError
+from edge_app.live import LiveOptions, LiveRun
+from edge_app.overlay import draw_cells
+from edge_app.runtime import open_runtime
+from edge_app.sources import Camera, CameraError, FrameStream
+from train.synthetic import CLASSES
+
+CLASS_LIST = list(CLASSES)
+
+
+class FieldCamera(Camera):
+    """A microscope camera over a still slide: the same field again and again (plus noise).
+
+    `fail_at` lists reads that raise (a USB hiccup); `frames=None` never runs out of frames.
+    """
+
+    name = "fake"
+
+    def __init__(self, n_cells: int = 2, fail_at=(), frames: int | None = None) -> None:
+        self.field = _field(11, n_cells)
+        self.fail_at, self.frames = set(fail_at), frames
+        self.live = frames is None  # a fixed number of frames: a replay that ends
+        self.reads = self.opens = 0
+        self.rng = np.random.default_rng(0)
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self) -> np.ndarray | None:
+        self.reads += 1
+        if self.reads in self.fail_at:
+            raise CameraError("USB disconnect")
+        if self.frames is not None and self.reads > self.frames:
+            return None
+        noise = self.rng.integers(-2, 3, self.field.shape)
+        return np.clip(self.field.astype(int) + noise, 0, 255).astype(np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_bundle):  # noqa: F811
+    bundle = load_bundle(tiny_bundle)
+    return Classifier(open_runtime(bundle, precision="fp32", runtime="litert"), "field", 2.0)
+
+
+def live_run(classifier, tmp_path: Path, camera: Camera, **options) -> tuple[LiveRun, list]:
+    out = tmp_path / "live.jsonl"
+    with JsonlWriter(out) as writer:
+        live = LiveRun(classifier, writer, LiveOptions("fake", **options), camera)
+        live.run(FrameStream(camera, backoff=(0.01, 0.02)), threading.Event())
+    return live, read_jsonl(out, CLASS_LIST)
+
+
+def test_a_cell_in_view_for_many_frames_is_counted_once(classifier, tmp_path) -> None:
+    live, records = live_run(classifier, tmp_path, FieldCamera(2, frames=10), snapshots=None)
+    cells = [r for r in records if r["_kind"] == "cell"]
+    counted = [r for r in records if r["_kind"] == "counted"]
+    assert len(cells) == 20 and {r["track"] for r in cells} == {1, 2}
+    assert sorted(r["track"] for r in counted) == [1, 2]
+    assert all(r["frames"] == 10 and r["first_frame"] == 0 for r in counted)
+    assert live.count.cells == 2 and live.count.frames == 10 and live.count.empty_frames == 0
+    assert live.tracking
+    # each tracked cell is counted with its averaged label
+    for rec in counted:
+        assert rec["label"] == CLASS_LIST[int(np.argmax(list(rec["probs"].values())))]
+
+
+def test_distinct_images_are_counted_per_frame(classifier, tmp_path) -> None:
+    for i in range(3):
+        write_rgb(tmp_path / "fields" / f"{i}.png", _field(11, 2))
+    camera = edge_app.sources.open_source(f"file:{tmp_path / 'fields'}")
+    live, records = live_run(classifier, tmp_path, camera)
+    assert not live.tracking  # a folder of images: no tracking across distinct fields
+    assert live.count.cells == 6 and not [r for r in records if r["_kind"] == "counted"]
+
+
+def test_snapshots_when_a_cell_appears(classifier, tmp_path) -> None:
+    snaps = tmp_path / "snaps"
+    live_run(classifier, tmp_path, FieldCamera(1, frames=5), snapshots=snaps)
+    files = sorted(snaps.glob("*.jpg"))
+    assert len(files) == 1  # one new cell, one snapshot; then it stays in view
+
+
+def test_overlay_draws_boxes_and_labels() -> None:
+    rgb = np.full((120, 160, 3), 255, np.uint8)
+    probs = dict.fromkeys(CLASS_LIST, 0.25)
+    cells = [
+        CellResult((10, 20, 60, 80), "MONOCYTE", 0.9, probs, False),
+        CellResult((80, 20, 150, 100), "LYMPHOCYTE", 0.3, probs, True),
+    ]
+    out = draw_cells(rgb, cells, (160, 120), [1, 2], ["status"])
+    assert out.shape == rgb.shape and (rgb == 255).all()  # the input is not modified
+    assert tuple(out[50, 10]) != (255, 255, 255) and tuple(out[50, 80]) != tuple(out[50, 10])
+    big = draw_cells(np.full((240, 320, 3), 255, np.uint8), cells, (160, 120))
+    assert tuple(big[100, 20]) != (255, 255, 255)  # boxes scaled to the display frame
+
+
+def test_display_without_a_gui_is_a_clear_error(classifier, tmp_path) -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has a GUI")
+    except cv2.error:
+        pass
+    with pytest.raises(WbcError, match="--display needs an OpenCV with a GUI"):
+        LiveRun(classifier, JsonlWriter(None), LiveOptions("fake", display=True))
+
+
+def test_run_survives_a_failing_camera(tiny_bundle, tmp_path, monkeypatch, caplog, capsys):  # noqa: F811
+    camera = FieldCamera(1, fail_at={3, 4})
+    monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
+    monkeypatch.setattr(FrameStream, "__init__", _fast_backoff(FrameStream.__init__))
+    out = tmp_path / "run.jsonl"
+    rc = main(
+        [
+            "run",
+            "--model",
+            str(tiny_bundle),
+            "--camera",
+            "opencv:0",
+            "--jsonl",
+            str(out),
+            "--max-frames",
+            "6",
+            "--stats",
+        ]
+    )
+    assert rc == 0
+    assert "camera fake failed (USB disconnect); reopening" in caplog.text
+    assert "camera fake reopened" in caplog.text and camera.opens == 3
+    records = read_jsonl(out, CLASS_LIST)
+    assert sorted({r["frame"] for r in records if "frame" in r}) == list(range(6))
+    text = capsys.readouterr().out
+    assert "reopened 2 times" in text and summary_counts(text)["errors"] == 0
+    assert "frames/s" in text and "infer" in text
+
+
+def _fast_backoff(init):
+    def fast(self, camera, stop=None, backoff=(0.5, 10.0), clock=time.time):
+        init(self, camera, stop, (0.01, 0.02), clock)
+
+    return fast
+
+
+def test_sigterm_ends_the_loop_cleanly(tiny_bundle, tmp_path, monkeypatch, capsys):  # noqa: F811
+    camera = FieldCamera(2)  # endless
+    monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
+    out = tmp_path / "run.jsonl"
+
+    def kill_when_running() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and camera.reads < 5:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=kill_when_running, daemon=True).start()
+    rc = main(["run", "--model", str(tiny_bundle), "--camera", "picamera2", "--jsonl", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "stopped by a signal" in text
+    records = read_jsonl(out, CLASS_LIST)  # every line complete
+    counted = [r for r in records if r["_kind"] == "counted"]
+    assert len(counted) == 2 and summary_counts(text)[counted[0]["label"]] >= 1
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+
+
+def test_sigterm_to_a_running_process(tiny_bundle, tmp_path):  # noqa: F811
+    for i in range(2):
+        write_rgb(tmp_path / "frames" / f"{i}.png", _field(20 + i, 1))
+    out = tmp_path / "proc.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_app.cli",
+        "run",
+        "--model",
+        str(tiny_bundle),
+        "--camera",
+        f"file:{tmp_path / 'frames'}",
+        "--loop",
+        "--jsonl",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_text().splitlines()) >= 5:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped by a signal" in stdout and "differential count" in stdout
+    records = read_jsonl(out, CLASS_LIST)
+    assert len(records) >= 5 and out.read_text().endswith("\n")
+    assert summary_counts(stdout)["LYMPHOCYTE"] + summary_counts(stdout)[
+        "EOSINOPHIL"
+    ] + summary_counts(stdout)["MONOCYTE"] + summary_counts(stdout)["NEUTROPHIL"] == sum(
+        r["_kind"] == "cell" for r in records
+    )

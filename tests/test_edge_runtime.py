@@ -1,0 +1,180 @@
+"""edge_app.runtime: one interface over LiteRT, ONNX Runtime and OpenVINO, on the tiny bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+
+from edge_app.bundle import load_bundle, save_bundle
+from edge_app.errors import BundleError, WbcError
+from edge_app.preprocess import preprocess
+from edge_app.runtime import (
+    RUNTIMES,
+    choose_artifact,
+    open_runtime,
+    runtime_available,
+    to_probabilities,
+)
+from train.synthetic import CLASSES, render_cell
+
+RUNNABLE = ("tflite", "onnx", "openvino")
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle: Path):  # noqa: F811
+    return load_bundle(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def batch(bundle) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    cells = [render_cell(CLASSES[i % 4], rng, size=(160, 120))[0] for i in range(6)]
+    return np.stack([preprocess(c, bundle.preprocessing) for c in cells])
+
+
+@pytest.fixture(scope="module")
+def reference(bundle, batch) -> np.ndarray:
+    """Probabilities of the fp32 TFLite model: every fp32 backend must give the same."""
+    return open_runtime(bundle, bundle.find("tflite", "fp32")).predict(batch)
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_every_artifact_predicts_probabilities(bundle, batch, reference) -> None:
+    arts = [a for a in bundle.artifacts if a.format in RUNNABLE]
+    assert {a.format for a in arts} == set(RUNNABLE)
+    for art in arts:
+        rt = open_runtime(bundle, art, threads=1)
+        probs = rt.predict(batch)
+        assert probs.dtype == np.float32 and probs.shape == (len(batch), len(bundle.classes))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.02)
+        assert rt.artifact is art and rt.name in RUNTIMES
+        tol = 1e-4 if art.precision == "fp32" else 0.15
+        np.testing.assert_allclose(probs, reference, atol=tol, err_msg=f"{art.file}")
+        # one row at a time gives the same as the whole batch (fixed or dynamic batch)
+        np.testing.assert_allclose(rt.predict(batch[:1]), probs[:1], atol=1e-5)
+        assert rt.predict(batch[:0]).shape == (0, len(bundle.classes))
+
+
+def test_int8_tflite_quantizes_its_input_itself(bundle, batch, reference) -> None:
+    rt = open_runtime(bundle, bundle.find("tflite", "int8"))
+    assert rt.name == "litert" and rt.input_precision in ("int8", "uint8")
+    assert rt.input_info.quant is not None and rt.output_info.quant is not None
+    probs = rt.predict(batch)  # float32 in, float32 probabilities out
+    assert (probs.argmax(1) == reference.argmax(1)).mean() >= 0.8
+
+
+def test_openvino_reports_the_precision_it_ran(bundle) -> None:
+    rt = open_runtime(bundle, bundle.find("openvino", "fp32"))
+    assert rt.inference_precision == "f32"  # compiled with INFERENCE_PRECISION_HINT f32
+    assert "openvino" in rt.describe() and "f32" in rt.describe()
+
+
+def test_auto_prefers_int8_then_fp16_then_fp32(bundle, tmp_path) -> None:
+    art, name = choose_artifact(bundle)
+    assert art.precision == "int8" and name == "litert"
+    assert choose_artifact(bundle, precision="fp32")[0].precision == "fp32"
+    assert choose_artifact(bundle, runtime="onnxruntime")[0].format == "onnx"
+    art, name = choose_artifact(bundle, runtime="openvino")
+    assert (art.format, art.precision, name) == ("openvino", "int8", "openvino")
+    # failed artifacts are never chosen
+    b = load_bundle(copy_bundle(bundle.root, tmp_path / "b"))
+    for a in b.artifacts:
+        if a.precision == "int8":
+            a.status = "failed"
+    assert choose_artifact(b)[0].precision == "fp16"
+    rt = open_runtime(b, runtime="auto")
+    assert rt.precision == "fp16"
+
+
+def test_tflite_runtime_refuses_a_process_with_tensorflow(bundle) -> None:
+    import tensorflow  # noqa: F401  (the tiny bundle's build has loaded it already)
+
+    assert not runtime_available("tflite-runtime")
+    with pytest.raises(WbcError, match="tflite-runtime cannot share a process with TensorFlow"):
+        open_runtime(bundle, runtime="tflite-runtime")
+
+
+def test_missing_runtime_package_says_what_to_install(bundle, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    assert not runtime_available("openvino")
+    with pytest.raises(WbcError) as err:
+        open_runtime(bundle, runtime="openvino")
+    msg = str(err.value)
+    assert "\n" not in msg and "openvino" in msg and "pip install" in msg
+    with pytest.raises(WbcError, match="pip install"):
+        open_runtime(bundle, bundle.find("openvino", "fp32"))
+    # auto quietly uses what is installed
+    assert open_runtime(bundle, precision="fp32").name in ("litert", "onnxruntime")
+
+
+def edit_bundle_json(root: Path, change) -> None:
+    data = json.loads((root / "bundle.json").read_text())
+    change(data)
+    (root / "bundle.json").write_text(json.dumps(data))
+
+
+def test_class_count_mismatch_is_a_bundle_error(bundle, tmp_path) -> None:
+    root = copy_bundle(bundle.root, tmp_path / "b")
+    edit_bundle_json(root, lambda d: d.update(classes=d["classes"][:3]))
+    b = load_bundle(root)
+    for fmt in RUNNABLE:
+        with pytest.raises(BundleError) as err:
+            open_runtime(b, b.find(fmt, "fp32"))
+        msg = str(err.value)
+        assert msg.startswith(str(root / "bundle.json")) and "\n" not in msg
+        assert "3 names" in msg and "outputs 4" in msg
+
+
+def test_input_size_mismatch_is_a_bundle_error(bundle, tmp_path) -> None:
+    root = copy_bundle(bundle.root, tmp_path / "b")
+    spec = dataclasses.replace(bundle.preprocessing, height=40, width=40)
+    b = load_bundle(root)
+    b.preprocessing = spec
+    save_bundle(b)
+    b = load_bundle(root)
+    for fmt in RUNNABLE:
+        with pytest.raises(
+            BundleError, match=r"takes input 32x32x3 but the bundle's input is 40x40x3"
+        ):
+            open_runtime(b, b.find(fmt, "fp32"))
+
+
+def test_no_runnable_artifact(bundle, tmp_path) -> None:
+    root = copy_bundle(bundle.root, tmp_path / "b")
+    b = load_bundle(root)
+    b.artifacts = [a for a in b.artifacts if a.format == "keras"]
+    with pytest.raises(BundleError, match=r"no artifact to run.*wbc-convert"):
+        open_runtime(b)
+    with pytest.raises(WbcError, match="unknown runtime"):
+        open_runtime(bundle, runtime="tensorflow")
+    with pytest.raises(WbcError, match="cannot run on the device"):
+        open_runtime(bundle, bundle.find("keras"))
+
+
+def test_predict_checks_the_batch_shape(bundle) -> None:
+    rt = open_runtime(bundle, bundle.find("onnx"))
+    with pytest.raises(WbcError, match=r"predict\(\) takes a batch"):
+        rt.predict(np.zeros((2, 16, 16, 3), np.float32))
+
+
+def test_logits_get_a_softmax_and_probabilities_are_kept() -> None:
+    probs = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 1.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(to_probabilities(probs), probs)
+    logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    out = to_probabilities(logits)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    assert out[0].argmax() == 0 and np.allclose(out[1], 0.25)
+    # int8 softmax outputs sum to 1 only within a few quantization steps: still probabilities
+    q = np.array([[0.25390625, 0.2421875, 0.2421875, 0.25]], np.float32)
+    np.testing.assert_array_equal(to_probabilities(q), q)
