@@ -133,25 +133,29 @@ def test_int8_cli_exit_follows_the_gate(float_copy: Path, capsys, tmp_path: Path
 def test_max_drop_trips_and_out_leaves_the_source_alone(float_copy: Path, tmp_path: Path):
     out = tmp_path / "converted"
     before = (float_copy / "bundle.json").read_text()
-    code = main(
-        [
-            str(float_copy),
-            "--formats",
-            "tflite",
-            "--precisions",
-            "fp32",
-            "--max-drop",
-            "-1",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 1
+    argv = [str(float_copy), "--formats", "tflite", "--precisions", "fp32", "--out", str(out)]
+    assert main([*argv, "--max-drop", "-1"]) == 1
     assert (float_copy / "bundle.json").read_text() == before
-    art = load_bundle(out).find("tflite", "fp32")
-    assert art.status == "failed"
-    assert code == 1 and main([str(out), "--formats", "tflite", "--precisions", "fp32"]) == 0
+    assert load_bundle(out).find("tflite", "fp32").status == "failed"
+    assert main([str(out), *argv[1:5]]) == 0  # default gate, in place
     assert load_bundle(out).find("tflite", "fp32").status == "ok"
+
+
+def test_parity_data_folder_replaces_the_held_out_side(float_copy: Path, tmp_path: Path):
+    data = Path(load_bundle(float_copy).provenance["data"])
+    argv = [
+        str(float_copy),
+        "--formats",
+        "onnx",
+        "--precisions",
+        "fp32",
+        "--parity-data",
+        str(data),
+    ]
+    assert main(argv) == 0
+    report = json.loads((float_copy / "parity.json").read_text())
+    assert "--parity-data" in report["parity_set"]["source"]
+    assert report["parity_set"]["n"] == 24 and report["calibration"] is None  # no INT8 asked
 
 
 def test_uint8_io_and_accuracy_controlled_openvino(float_copy: Path):
