@@ -7,7 +7,7 @@ is `preprocess(rgb, spec, scale, nucleus)`, the same crop cell mode would cut fr
 
 Scale: the Kaggle crops (320x240) were cut from 640x480 BCCD frames at about half resolution, so
 for BCCD-like frames `scale` is about 2. For another camera, scale ~ red-cell diameter in camera
-pixels / 50 (a red cell is about 50 px across in the training images).
+pixels / 52 (a red cell is about 52 px across in the training images).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from edge_app.preprocess_spec import PreprocessSpec
 
 DEFAULT_FIELD_SCALE = 2.0  # camera px per training px for 640x480 BCCD-like frames
 TRAINING_IMAGE = (320, 240)  # width, height of the Kaggle crops the classifiers learn from
-RBC_DIAMETER = 50.0  # a red cell's diameter in training-image pixels (BCCD boxes ~100 px / 2)
+RBC_DIAMETER = 52.0  # a red cell across, in training-image pixels (BCCD median 104 px / 2)
 # The cell box is the nucleus box grown on each side by BOX_GROW of its size plus BOX_MARGIN
 # training pixels (measured on BCCD; see benchmarks/detect_bccd.py).
 BOX_GROW = 0.05

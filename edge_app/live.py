@@ -212,6 +212,12 @@ class LiveRun:
         )
         return f"frame {self.frames}, {self.times.fps():.1f} frames/s: {total} white cells: {parts}"
 
+    def overlay_line(self) -> str:
+        """The short running count drawn on the frame: `5 cells  EOS 1  LYM 2 ...  9.8 fps`."""
+        counts = self.running_counts()
+        parts = "  ".join(f"{c[:3]} {n}" for c, n in counts.items())
+        return f"{sum(counts.values())} cells  {parts}  {self.times.fps():.1f} fps"
+
     def running_counts(self) -> dict[str, int]:
         """Counted cells plus the cells in view now."""
         counts = dict(self.count.counts)
@@ -253,7 +259,7 @@ class LiveRun:
         big = self.camera.display_frame() if self.camera is not None else None
         canvas = big if big is not None else rgb
         size = (rgb.shape[1], rgb.shape[0])
-        view = draw_cells(canvas, cells, size, tracks, [self.status_line()])
+        view = draw_cells(canvas, cells, size, tracks, [self.overlay_line()])
         self._last_view = view
         if self.options.snapshots and new_cell:
             name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
