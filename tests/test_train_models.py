@@ -53,7 +53,7 @@ def test_every_model_trains_two_steps_and_saves_a_loadable_bundle(name, cells, t
     report = json.loads((out / "report.json").read_text())
     assert report["timing"]["steps_per_epoch"] == 2 and report["epochs_run"] == 1
     model = keras.saving.load_model(bundle.artifact_path(bundle.find("keras", "fp32")))
-    assert not model.optimizer, "the bundle's model carries no optimizer state"
+    assert getattr(model, "optimizer", None) is None, "the bundle's model has no optimizer"
     custom = [type(la).__name__ for la in _all_layers(model) if not _is_builtin(la)]
     assert custom == [], "the saved model must load without wbc-edge code"
     image = next(root.glob("*/*.jpeg"))

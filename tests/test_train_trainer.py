@@ -42,6 +42,7 @@ def config(cache, **kw):
 def test_presets_set_the_papers_values_and_flags_override_them():
     s1 = TrainConfig(preset="thesis-s1").resolved()
     assert (s1.optimizer, s1.batch_size, s1.lr, s1.epochs) == ("adam", 64, 1e-4, 60)
+    assert s1.lr_schedule == "constant" and TrainConfig().resolved().lr_schedule == "cosine"
     assert s1.fractions == (0.8, 0.1, 0.1) and s1.split == "grouped"
     s2 = TrainConfig(preset="thesis-s2").resolved()
     assert (s2.batch_size, s2.lr, s2.epochs) == (32, 1e-5, 80)

@@ -76,6 +76,7 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--epochs", type=int)
     h.add_argument("--batch-size", type=int)
     h.add_argument("--lr", type=float, help="learning rate")
+    h.add_argument("--lr-schedule", choices=["constant", "cosine"])
     h.add_argument("--optimizer", choices=["adam", "sgdm", "sgd", "rmsprop"])
     h.add_argument("--input-size", type=int, help="model input side in pixels")
     h.add_argument("--crop-size", type=int, default=150, help="nucleus window, source pixels")
@@ -120,7 +121,7 @@ def config_from_args(args: argparse.Namespace):
 
     return TrainConfig(
         model=args.model, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer,
+        lr=args.lr, lr_schedule=args.lr_schedule, optimizer=args.optimizer,
         split="grouped" if args.grouped else args.split,
         fractions=tuple(splits.parse_fractions(args.fractions)) if args.fractions else None,
         kfold=args.kfold, seed=args.seed, input_size=args.input_size, crop_size=args.crop_size,

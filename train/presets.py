@@ -9,6 +9,7 @@
 The journal also multiplies the new layer's learning rate by 20. Its optimizer and factor are
 MATLAB's transfer-learning defaults (`sgdm`, `WeightLearnRateFactor`/`BiasLearnRateFactor` 20);
 its translation of ±30 px at 227 px is 13 %.
+Presets keep the papers' constant learning rate; without a preset the rate decays (cosine).
 A preset fixes the protocol's numbers, not the split kind: `--split grouped` (the default) or
 `--split random` applies to any of them, and the report names the split it used.
 """
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 30,
     "batch_size": 32,
     "lr": 1e-3,
+    "lr_schedule": "cosine",
     "fractions": (0.8, 0.1, 0.1),
     "augment": "flips,rot90,shift=0.1",
     "head_lr_factor": 10.0,
@@ -35,6 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optimizer": "adam",
         "batch_size": 64,
         "lr": 1e-4,
+        "lr_schedule": "constant",
         "epochs": 60,
         "fractions": (0.8, 0.1, 0.1),
     },
@@ -42,6 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optimizer": "adam",
         "batch_size": 32,
         "lr": 1e-5,
+        "lr_schedule": "constant",
         "epochs": 80,
         "fractions": (0.8, 0.1, 0.1),
     },
@@ -49,6 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optimizer": "sgdm",
         "batch_size": 10,
         "lr": 1e-4,
+        "lr_schedule": "constant",
         "epochs": 30,
         "fractions": (0.7, 0.3),
         "images_per_class": 100,

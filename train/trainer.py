@@ -36,6 +36,7 @@ from train.dataset import (
 from train.metrics import classification_metrics, kfold_summary
 from train.models import ModelInfo, build_model, get_model_info, parse_weights, preflight
 from train.models.heads import fold_weights
+from train.models.registry import weights_provenance
 from train.presets import DEFAULTS, preset_values
 from train.report import write_run_report
 
@@ -59,6 +60,7 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    lr_schedule: str | None = None  # constant | cosine (decay to 1 % over the run)
     optimizer: str | None = None  # adam | sgdm (momentum 0.9) | sgd | rmsprop
     split: str = "grouped"  # grouped | random | folders | manifest:PATH
     fractions: tuple[float, ...] | None = None
@@ -109,6 +111,8 @@ class TrainConfig:
             raise WbcError(f"unknown optimizer {self.optimizer!r}; one of {OPTIMIZERS}")
         if self.mixed_precision not in ("auto", "on", "off"):
             raise WbcError("--mixed-precision must be auto, on or off")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise WbcError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.class_weights not in (None, "balanced"):
             raise WbcError(f"--class-weights must be balanced, got {self.class_weights!r}")
         if self.kfold is not None and self.kfold < 2:
@@ -360,18 +364,18 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     notes += built.notes
     for note in built.notes:
         log.info("%s", note)
+    train_idx, val_idx = np.array(sides["train"]), np.array(sides.get("val", []), int)
+    train_ds = _batches(data, cfg, train_idx, max_steps, train=True)
+    val_ds = _batches(data, cfg, val_idx, max_steps, train=False) if len(val_idx) else None
     model = built.model
     model.compile(
-        _optimizer(cfg), "categorical_crossentropy", metrics=["accuracy"],
-        run_eagerly=cfg.run_eagerly, jit_compile=_jit(cfg),
+        _optimizer(cfg, cfg.epochs * len(train_ds)), "categorical_crossentropy",
+        metrics=["accuracy"], run_eagerly=cfg.run_eagerly, jit_compile=_jit(cfg),
     )  # fmt: skip
     ckpt = run_dir / CHECKPOINTS
     state = _resume_state(cfg, ckpt, notes)
     if state:
         model = keras.saving.load_model(ckpt / "last.keras")
-    train_idx, val_idx = np.array(sides["train"]), np.array(sides.get("val", []), int)
-    train_ds = _batches(data, cfg, train_idx, max_steps, train=True)
-    val_ds = _batches(data, cfg, val_idx, max_steps, train=False) if len(val_idx) else None
     train_ds.set_epoch(state.get("epoch", 0))
     monitor = "val_accuracy" if val_ds is not None else "loss"
     if val_ds is None:
@@ -383,12 +387,14 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
         callbacks=callbacks, verbose=cfg.verbose,
     )  # fmt: skip
     train_s = time.perf_counter() - t_fit
-    history = _read_state(ckpt).get("history", {})
+    checkpoints = callbacks[-1]
+    history = checkpoints.history
     epochs_run = len(history.get("loss", []))
     best_epoch = None
-    if val_ds is not None and (ckpt / "best.weights.h5").is_file():
-        model.load_weights(ckpt / "best.weights.h5")
-        best_epoch = int(np.argmax(history[monitor])) + 1 if history.get(monitor) else None
+    if val_ds is not None and history.get(monitor):
+        best_epoch = int(np.argmax(history[monitor])) + 1
+        if not checkpoints.final_is_best and (ckpt / "best.weights.h5").is_file():
+            model.load_weights(ckpt / "best.weights.h5")
     export = _export_model(model, cfg, n_classes)
     export.save(run_dir / MODEL_FILE)
     metrics, eval_rate = _evaluate(export, data, sides, cfg)
@@ -419,42 +425,50 @@ def _batches(data: _Data, cfg: TrainConfig, idx: np.ndarray, max_steps, train: b
 
 def _callbacks(cfg: TrainConfig, ckpt: Path, monitor: str, state: dict) -> list:
     ckpt.mkdir(parents=True, exist_ok=True)
-    mode = "max" if "accuracy" in monitor else "min"
-    callbacks: list = [
-        keras.callbacks.ModelCheckpoint(ckpt / "last.keras", save_best_only=False),
-        _StateWriter(ckpt, state.get("history", {}), cfg),
-    ]
-    if monitor.startswith("val_"):
-        callbacks.insert(0, keras.callbacks.ModelCheckpoint(
-            ckpt / "best.weights.h5", monitor=monitor, mode=mode, save_best_only=True,
-            save_weights_only=True, initial_value_threshold=state.get("best"),
+    callbacks: list = []
+    if cfg.early_stopping and monitor.startswith("val_"):
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max", patience=cfg.early_stopping, verbose=1,
         ))  # fmt: skip
-        if cfg.early_stopping:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=cfg.early_stopping, verbose=1,
-            ))  # fmt: skip
-    return callbacks
+    return [*callbacks, _Checkpoints(ckpt, cfg, state, monitor)]
 
 
-class _StateWriter(keras.callbacks.Callback):
-    """After every epoch: checkpoints/state.json with the epoch, history and best value, so
-    `--resume` continues the curves and the best-checkpoint threshold."""
+class _Checkpoints(keras.callbacks.Callback):
+    """After every epoch, in checkpoints/: state.json (epoch, history, best value), the best
+    weights when the validation accuracy improves, and the whole model with its optimizer
+    (last.keras) for `--resume`.
 
-    def __init__(self, ckpt: Path, history: dict[str, list[float]], cfg: TrainConfig) -> None:
+    The final epoch (the last one, or the one early stopping ends) writes no model file unless
+    `keep_checkpoints`: the run ends there with the model in memory (`final_is_best` says if
+    that model is the best one). This saves writing big models twice in short runs.
+    """
+
+    def __init__(self, ckpt: Path, cfg: TrainConfig, state: dict, monitor: str) -> None:
         super().__init__()
-        self.ckpt, self.history, self.cfg = ckpt, {k: list(v) for k, v in history.items()}, cfg
+        self.ckpt, self.cfg, self.monitor = ckpt, cfg, monitor
+        self.history = {k: list(v) for k, v in state.get("history", {}).items()}
+        self.best = state.get("best")
+        self.final_is_best = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
+        logs = logs or {}
+        for key, value in logs.items():
             if key != "learning_rate":
                 self.history.setdefault(key, []).append(float(value))
-        val = self.history.get("val_accuracy")
-        state = {
-            "epoch": epoch + 1,
-            "history": self.history,
-            "best": max(val) if val else None,
-            "model": self.cfg.model,
-        }
+        final = epoch + 1 >= self.cfg.epochs or bool(getattr(self.model, "stop_training", False))
+        write = not final or self.cfg.keep_checkpoints
+        value = logs.get(self.monitor) if self.monitor.startswith("val_") else None
+        self.final_is_best = False
+        if value is not None and (self.best is None or value > self.best):
+            self.best = float(value)
+            if write:
+                self.model.save_weights(self.ckpt / "best.weights.h5")
+            else:
+                self.final_is_best = True
+        if write:
+            self.model.save(self.ckpt / "last.keras")
+        state = {"epoch": epoch + 1, "history": self.history, "best": self.best,
+                 "model": self.cfg.model}  # fmt: skip
         tmp = self.ckpt / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.ckpt / STATE_FILE)
@@ -485,14 +499,18 @@ def _resume_state(cfg: TrainConfig, ckpt: Path, notes: list[str]) -> dict:
     return {}
 
 
-def _optimizer(cfg: TrainConfig):
+def _optimizer(cfg: TrainConfig, total_steps: int):
+    """The optimizer the config names, with a cosine-decaying learning rate if asked."""
+    lr = cfg.lr
+    if cfg.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.lr, max(1, total_steps), alpha=0.01)
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(cfg.lr)
+        return keras.optimizers.Adam(lr)
     if cfg.optimizer == "sgdm":
-        return keras.optimizers.SGD(cfg.lr, momentum=0.9)
+        return keras.optimizers.SGD(lr, momentum=0.9)
     if cfg.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(cfg.lr)
-    return keras.optimizers.SGD(cfg.lr)
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr)
 
 
 def _export_model(model, cfg: TrainConfig, n_classes: int):
@@ -542,6 +560,11 @@ def _mixed_precision(cfg: TrainConfig) -> bool:
 
 
 def _gpus() -> list[str]:
+    """GPU devices of the running backend ([] on a CPU-only machine)."""
+    if keras.backend.backend() == "torch":  # Keras has no distribution API for torch
+        import torch
+
+        return [f"gpu:{i}" for i in range(torch.cuda.device_count())]
     try:
         return list(keras.distribution.list_devices("gpu"))
     except Exception:  # a backend without GPU support raises its own error type
@@ -588,6 +611,7 @@ def _write_bundle(
                   "keras": keras.__version__},
         groups={"origin": plan.groups_origin,
                 "csv": str(context["groups_csv"]) if context["groups_csv"] else None},
+        weights=weights_provenance(cfg.model, cfg.input_size, parse_weights(cfg.weights)),
         notes=result.notes,
     )  # fmt: skip
     bundle.add_artifact("keras", "fp32", MODEL_FILE)

@@ -311,3 +311,21 @@ def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
             )
         ensure_keras_weights(name, app.file_name(input_size), app.url(input_size))
     return info
+
+
+def weights_provenance(name: str, input_size: int, weights: WeightsChoice) -> dict[str, object]:
+    """Where the initial weights came from, for the bundle's provenance."""
+    out: dict[str, object] = {"weights": weights.describe()}
+    if weights.kind == "file":
+        from edge_app.bundle import sha256_file
+
+        out["sha256"] = sha256_file(weights.path)  # type: ignore[arg-type]
+    elif weights.kind == "imagenet" and name in KERAS_APPS:
+        app = KERAS_APPS[name]
+        out["file"] = app.file_name(input_size)
+        out["url"] = app.url(input_size)
+    elif weights.kind == "imagenet" and name.startswith("efficientnet-lite"):
+        from train.pth_weights import imagenet_provenance
+
+        out.update(imagenet_provenance(int(name[-1])))
+    return out
