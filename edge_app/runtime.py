@@ -22,9 +22,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -267,7 +269,11 @@ class OnnxRuntime(Runtime):
         if self.threads:
             opts.intra_op_num_threads = self.threads
         available = ort.get_available_providers()
-        providers = [p for p in (*_GPU_PROVIDERS, "CPUExecutionProvider") if p in available]
+        providers: list[Any] = [
+            p for p in (*_GPU_PROVIDERS, "CPUExecutionProvider") if p in available
+        ]
+        if "TensorrtExecutionProvider" in providers:  # build the TensorRT engine once, not per run
+            providers[0] = ("TensorrtExecutionProvider", _tensorrt_options(self.artifact))
         try:
             self._sess = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -298,6 +304,17 @@ class OnnxRuntime(Runtime):
         if self._nchw:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return self._sess.run([self._out_name], {self._in_name: x})[0]
+
+
+def _tensorrt_options(artifact: Artifact) -> dict[str, Any]:
+    """Cache TensorRT engines under ~/.cache/wbc-edge/tensorrt/<artifact hash>."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    cache = base / "wbc-edge" / "tensorrt" / artifact.sha256[:16]
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return {}
+    return {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
 
 
 def _ort_dtype(type_name: str) -> str:
@@ -392,10 +409,10 @@ def open_runtime(
 ) -> Runtime:
     """Load one artifact of the bundle with a runtime.
 
-    With `artifact=None` the bundle's artifacts (status != "failed") are ranked by precision
-    (int8 > fp16 > dynamic > fp32, or only `precision` if given), then by parity status (ok
-    before unchecked), then by backend (ONNX Runtime first where a TensorRT/CUDA provider is
-    installed, else LiteRT, OpenVINO, ONNX Runtime), keeping only those this machine can run.
+    With `artifact=None` the bundle's artifacts (status != "failed") that this machine can run
+    are ranked: ONNX first where ONNX Runtime has a TensorRT/CUDA provider (a Jetson's GPU),
+    then by precision (int8 > fp16 > dynamic > fp32, or only `precision` if given), parity
+    status (ok before unchecked) and backend (LiteRT, tflite-runtime, OpenVINO, ONNX Runtime).
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise WbcError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
@@ -473,12 +490,13 @@ def to_probabilities(out: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _rank(art: Artifact, runtime: str) -> tuple[int, int, int]:
+def _rank(art: Artifact, runtime: str) -> tuple[int, int, int, int]:
+    """Sort key of `auto`: GPU first (a Jetson's TensorRT/CUDA beats any CPU artifact), then
+    precision, parity status, and backend."""
     order = ["litert", "tflite-runtime", "openvino", "onnxruntime"]
-    if gpu_providers():
-        order.insert(0, order.pop(order.index("onnxruntime")))
+    on_gpu = runtime == "onnxruntime" and bool(gpu_providers())
     status = 0 if art.status == "ok" else 1
-    return PRECISION_ORDER.index(art.precision), status, order.index(runtime)
+    return 0 if on_gpu else 1, PRECISION_ORDER.index(art.precision), status, order.index(runtime)
 
 
 def _runtime_for(artifact: Artifact, runtime: str, bundle: Bundle) -> str:

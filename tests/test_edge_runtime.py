@@ -178,3 +178,30 @@ def test_logits_get_a_softmax_and_probabilities_are_kept() -> None:
     # int8 softmax outputs sum to 1 only within a few quantization steps: still probabilities
     q = np.array([[0.25390625, 0.2421875, 0.2421875, 0.25]], np.float32)
     np.testing.assert_array_equal(to_probabilities(q), q)
+
+
+def test_jetson_gpu_providers_come_first_and_onnx_is_preferred(bundle, monkeypatch, tmp_path):
+    """With TensorRT/CUDA providers (onnxruntime-gpu on a Jetson), auto picks the ONNX artifact
+    and asks for TensorRT (engine cache on), then CUDA, then the CPU."""
+    import onnxruntime as ort
+
+    real_session = ort.InferenceSession
+    seen: list = []
+
+    def fake_session(path, opts, providers):
+        seen.append(providers)
+        return real_session(path, opts, providers=["CPUExecutionProvider"])
+
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: gpu)
+    monkeypatch.setattr(ort, "InferenceSession", fake_session)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    art, name = choose_artifact(bundle)
+    assert (art.format, name) == ("onnx", "onnxruntime")  # the GPU beats an int8 CPU model
+    rt = open_runtime(bundle)
+    (providers,) = seen
+    trt, options = providers[0]
+    assert trt == "TensorrtExecutionProvider" and options["trt_engine_cache_enable"]
+    assert Path(options["trt_engine_cache_path"]).is_relative_to(tmp_path)
+    assert providers[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert rt.device == "CPU"  # what the session really got (the fake falls back to the CPU)
