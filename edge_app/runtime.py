@@ -223,9 +223,12 @@ class TFLiteRuntime(Runtime):
                 self.bundle.path,
             )
         self._in, self._out = inp[0], out[0]
-        self.input_info = _tflite_info(self._in)
-        self.output_info = _tflite_info(self._out)
+        # Feed the batch size the interpreter was allocated with (1 for converted Keras models):
+        # resizing per frame would re-plan the graph (and XNNPACK) whenever the cell count moves.
         self._batch = int(self._in["shape"][0])
+        info = _tflite_info(self._in)
+        self.input_info = TensorInfo((self._batch, *info.shape[1:]), info.dtype, info.quant)
+        self.output_info = _tflite_info(self._out)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] != self._batch:
