@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
-    p.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto")
+    p.add_argument(
+        "--runtime",
+        choices=("auto", *RUNTIMES),
+        default="auto",
+        help="backend (default auto: the best artifact this machine can run; see docs/edge.md)",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISION_ORDER,
