@@ -4,8 +4,9 @@
 x 3 copies), a grouped train/val split manifest, a 32x32 CNN trained for a few steps on the
 train side through `edge_app.preprocess`, and a bundle (`model.keras`, `split.csv`). With
 `convert=True` (the default) a copy of it gets every format at every precision via
-`convert.pipeline.convert_bundle`, parity included. Results are cached per session (per
-process): later calls return the first call's bundle, whatever `workdir` they pass.
+`convert.pipeline.convert_bundle`, parity included. It is built in a child process (the test
+process never imports TensorFlow) and cached per session (per process): later calls return
+the first call's bundle, whatever `workdir` they pass.
 
 Use it from a test module:
 
@@ -14,8 +15,11 @@ Use it from a test module:
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,22 +47,47 @@ _CACHE: dict[bool, Path] = {}
 
 
 def build_tiny_bundle(workdir: Path, convert: bool = True) -> Path:
-    """The bundle folder: float only, or (convert=True) with every artifact and parity."""
+    """The bundle folder: float only, or (convert=True) with every artifact and parity.
+
+    Built in a child process, so the calling test process never imports TensorFlow (as on
+    the device, where tflite-runtime must not share a process with it).
+    """
     if convert in _CACHE and (_CACHE[convert] / "bundle.json").exists():
         return _CACHE[convert]
+    if False in _CACHE:  # reuse the float bundle already trained this session
+        workdir = _CACHE[False].parent
+    paths = _build_in_child(Path(workdir), convert)
+    _CACHE.update({key == "converted": Path(p) for key, p in paths.items()})
+    return _CACHE[convert]
+
+
+def _build_in_child(workdir: Path, convert: bool) -> dict[str, str]:
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import tiny_bundle; "
+        "print(json.dumps(tiny_bundle.build_here(sys.argv[2], sys.argv[3] == '1')))"
+    )
+    here = str(Path(__file__).resolve().parent)
+    args = [sys.executable, "-c", code, here, str(workdir), "1" if convert else "0"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the tiny bundle failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_here(workdir: Path | str, convert: bool) -> dict[str, str]:
+    """Build in this process (TensorFlow imported here): {"float": dir[, "converted": dir]}."""
     workdir = Path(workdir)
-    float_dir = _CACHE.get(False)
-    if float_dir is None or not (float_dir / "bundle.json").exists():
+    float_dir = workdir / "tiny"
+    if not (float_dir / "bundle.json").exists():
         float_dir = _train_float_bundle(workdir)
-        _CACHE[False] = float_dir
-    if not convert:
-        return float_dir
-    out = workdir / "tiny-converted"
-    if out.exists():
-        shutil.rmtree(out)
-    _convert_all(float_dir, out)
-    _CACHE[True] = out
-    return out
+    paths = {"float": str(float_dir)}
+    if convert:
+        out = workdir / "tiny-converted"
+        if out.exists():
+            shutil.rmtree(out)
+        _convert_all(float_dir, out)
+        paths["converted"] = str(out)
+    return paths
 
 
 @pytest.fixture(scope="session")
