@@ -97,9 +97,10 @@ def test_auto_prefers_int8_then_fp16_then_fp32(bundle, tmp_path) -> None:
     assert rt.precision == "fp16"
 
 
-def test_tflite_runtime_refuses_a_process_with_tensorflow(bundle) -> None:
-    import tensorflow  # noqa: F401  (the tiny bundle's build has loaded it already)
+def test_tflite_runtime_refuses_a_process_with_tensorflow(bundle, monkeypatch) -> None:
+    import types
 
+    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
     assert not runtime_available("tflite-runtime")
     with pytest.raises(WbcError, match="tflite-runtime cannot share a process with TensorFlow"):
         open_runtime(bundle, runtime="tflite-runtime")
