@@ -180,6 +180,7 @@ def save_bundle(bundle: Bundle) -> Path:
     fd, tmp = tempfile.mkstemp(dir=bundle.root, prefix=".bundle-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle is shared data
     os.replace(tmp, bundle.path)
     return bundle.path
 

@@ -112,3 +112,8 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     bundle = make(tmp_path)
     save_bundle(bundle)
     assert sorted(p.name for p in bundle.root.iterdir()) == ["bundle.json", "model.tflite"]
+
+
+def test_saved_bundle_is_readable_by_others(tmp_path):
+    bundle = make(tmp_path)
+    assert bundle.path.stat().st_mode & 0o777 == 0o644
