@@ -104,7 +104,7 @@ def test_changed_or_missing_artifact_is_caught(tmp_path):
         load_bundle(bundle.root)
     load_bundle(bundle.root, verify=False)
     (bundle.root / "model.tflite").unlink()
-    with pytest.raises(BundleError, match="model.tflite is missing"):
+    with pytest.raises(BundleError, match=r"model\.tflite is missing"):
         load_bundle(bundle.root)
 
 
