@@ -182,8 +182,11 @@ def test_weights_imagenet_offline_fails_at_once_in_one_line(cells, tmp_path, mon
     elapsed = time.perf_counter() - t
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and elapsed < 5
-    expected = tmp_path / "keras-home" / "models" / (
-        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    expected = (
+        tmp_path
+        / "keras-home"
+        / "models"
+        / ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5")
     )
     assert err.startswith("wbc-train: mobilenet-v2: ImageNet weights are not in the Keras cache")
     assert f"put it at {expected}" in err and "https://storage.googleapis.com/" in err

@@ -1,9 +1,9 @@
 """`wbc-train`: train a zoo model into a bundle; also recover source cells and write splits.
 
-    wbc-train DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out models/NAME
-    wbc-train --list-models
-    wbc-train groups DATA_ROOT --out groups.csv
-    wbc-train split DATA_ROOT --kind grouped --out split.csv
+wbc-train DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out models/NAME
+wbc-train --list-models
+wbc-train groups DATA_ROOT --out groups.csv
+wbc-train split DATA_ROOT --kind grouped --out split.csv
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), help="thesis-s1, thesis-s2, journal")
     p.add_argument("--weights", default="none", help="imagenet | none | PATH (default none)")
     g = p.add_argument_group("split")
-    g.add_argument("--split", default="grouped",
-                   help="grouped (default) | random | folders | manifest:PATH")
+    g.add_argument(
+        "--split", default="grouped", help="grouped (default) | random | folders | manifest:PATH"
+    )
     g.add_argument("--grouped", action="store_true", help="same as --split grouped")
     g.add_argument("--fractions", help="e.g. 80/10/10 or 70/30")
     g.add_argument("--kfold", type=int, metavar="K", help="K-fold cross-validation")

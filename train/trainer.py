@@ -140,9 +140,7 @@ def split_kind(split: str) -> str:
     if split.startswith("manifest:") and len(split) > len("manifest:"):
         return "manifest"
     if split not in SPLIT_KINDS:
-        raise WbcError(
-            f"unknown split {split!r}; use grouped, random, folders or manifest:PATH"
-        )
+        raise WbcError(f"unknown split {split!r}; use grouped, random, folders or manifest:PATH")
     return split
 
 

@@ -212,9 +212,7 @@ def _load(model: keras.Model, weights: WeightsChoice) -> None:
         model.load_weights(str(weights.path))
     except (ValueError, OSError, KeyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsUnavailable(
-            f"cannot load into {model.name}: {first}", weights.path
-        ) from None
+        raise WeightsUnavailable(f"cannot load into {model.name}: {first}", weights.path) from None
 
 
 def _trunk_model(trunk: Callable[[int], tuple], name: str):
