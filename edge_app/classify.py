@@ -35,7 +35,7 @@ from edge_app.nucleus import locate_cell
 from edge_app.preprocess import preprocess
 from edge_app.runtime import Runtime
 from edge_app.sources.files import MediaFrame
-from edge_app.summary import DifferentialCount, StageTimes
+from edge_app.summary import DifferentialCount, FolderTruth, StageTimes
 
 MODES = ("field", "cell")
 DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "uncertain"
@@ -198,11 +198,12 @@ def classify_media(
     writer: JsonlWriter,
     stop: threading.Event | None = None,
     times: StageTimes | None = None,
+    truth: FolderTruth | None = None,
 ) -> DifferentialCount:
     """Classify every frame, write its records and return the differential count.
 
     Unreadable inputs become error records; `stop` (set by a signal) ends the run early with
-    everything so far written and counted.
+    everything so far written and counted. `truth` tallies agreement with folder labels.
     """
     count = DifferentialCount(classifier.classes, classifier.threshold)
     it = iter(frames)
@@ -223,6 +224,8 @@ def classify_media(
                 times.add(stage, seconds)
             times.frame_done()
         write_frame(writer, count, item.source, item.frame, result)
+        if truth is not None:
+            truth.add(item.source, (c.label for c in result.cells))
     return count
 
 

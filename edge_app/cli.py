@@ -31,7 +31,7 @@ from edge_app.classify import (
 from edge_app.cli_support import run_cli
 from edge_app.errors import WbcError
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
-from edge_app.summary import StageTimes
+from edge_app.summary import FolderTruth, StageTimes
 
 PROG = "wbc-edge"
 
@@ -119,11 +119,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     with _runtime(args, bundle) as rt:
         classifier = Classifier(rt, args.mode, args.scale, args.threshold)
         times = StageTimes() if args.stats else None
+        truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
-            count = classify_media(frames, classifier, writer, stop, times)
+            count = classify_media(frames, classifier, writer, stop, times, truth)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
-        _report(out, count.format(title), times, stop)
+        text = count.format(title)
+        if truth is not None and truth.cells:
+            text += "\n" + truth.format()
+        _report(out, text, times, stop)
     return 130 if stop.is_set() else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -84,6 +85,42 @@ class DifferentialCount:
         )
         lines.append(f"  frames with no white cell: {self.empty_frames}")
         lines.append(f"  errors (unreadable inputs): {self.errors}")
+        return "\n".join(lines)
+
+
+@dataclass
+class FolderTruth:
+    """Agreement with the labels that image folders name (cell mode on a class-folder tree such
+    as Kaggle's TRAIN/EOSINOPHIL/...): a confusion matrix, rows = the folder's class. Images
+    whose folder is not a class name (case-insensitive) are not counted."""
+
+    classes: list[str]
+    confusion: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.confusion = np.zeros((len(self.classes), len(self.classes)), dtype=np.int64)
+        self._index = {c.lower(): i for i, c in enumerate(self.classes)}
+
+    @property
+    def cells(self) -> int:
+        return int(self.confusion.sum())
+
+    def add(self, source: str, labels: Iterable[str]) -> None:
+        truth = self._index.get(Path(source).parent.name.lower())
+        if truth is None:
+            return
+        for label in labels:
+            self.confusion[truth, self.classes.index(label)] += 1
+
+    def format(self) -> str:
+        n = self.cells
+        correct = int(np.trace(self.confusion))
+        lines = [f"labelled by their folder: {n} cells, accuracy {correct / n:.4f} ({correct}/{n})"]
+        for i, cls in enumerate(self.classes):
+            support = int(self.confusion[i].sum())
+            if support:
+                recall = self.confusion[i, i] / support
+                lines.append(f"  {cls:<12} recall {recall:.4f} ({self.confusion[i, i]}/{support})")
         return "\n".join(lines)
 
 

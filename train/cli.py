@@ -61,8 +61,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="bundle folder, e.g. models/custom-cnn-grouped")
     p.add_argument("--name", help="bundle name (default: the --out folder's name)")
     p.add_argument("--model", default="custom-cnn", help="see --list-models")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="thesis-s1, thesis-s2, journal")
-    p.add_argument("--weights", default="none", help="imagenet | none | PATH (default none)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help=", ".join(PRESETS))
+    p.add_argument(
+        "--weights", help="imagenet | none | PATH (default none; imagenet with --preset transfer)"
+    )
     g = p.add_argument_group("split")
     g.add_argument(
         "--split", default="grouped", help="grouped (default) | random | folders | manifest:PATH"
@@ -87,6 +89,13 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--early-stopping", type=int, metavar="N", help="patience in epochs")
     h.add_argument("--head-lr-factor", type=float, help="journal models: new layer's lr factor")
     h.add_argument("--freeze-base", action=argparse.BooleanOptionalAction, default=None)
+    h.add_argument("--head-epochs", type=int, help="first train the head alone on frozen features")
+    h.add_argument("--head-lr", type=float, help="learning rate of that head-only phase")
+    h.add_argument(
+        "--frozen-bn", action=argparse.BooleanOptionalAction, default=None,
+        help="keep a fine-tuned base's batch norm in inference mode",
+    )  # fmt: skip
+    h.add_argument("--label-smoothing", type=float, help="e.g. 0.1")
     h.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"])
     h.add_argument("--steps-per-epoch", type=int, help="cap batches per epoch (smoke tests)")
     h.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -130,6 +139,8 @@ def config_from_args(args: argparse.Namespace):
         images_per_class=args.images_per_class, augment=args.augment,
         class_weights=args.class_weights, early_stopping=args.early_stopping,
         head_lr_factor=args.head_lr_factor, freeze_base=args.freeze_base,
+        head_epochs=args.head_epochs, head_lr=args.head_lr, frozen_bn=args.frozen_bn,
+        label_smoothing=args.label_smoothing,
         mixed_precision=args.mixed_precision, name=args.name, cache_dir=args.cache_dir,
         cache=not args.no_cache, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
         verbose="auto" if args.verbose is None else args.verbose, workers=args.workers,

@@ -1,8 +1,9 @@
 """Batches for Keras from uint8 arrays in memory: numpy augmentation, then the one normalisation.
 
 Images are decoded, cropped and resized once (`train.data.load_images`, cached as .npz by
-`load_cached`); each batch is augmented in numpy (flips, 90° rotations, small shifts) and
-normalised by `edge_app.preprocess.normalise`, the same function the device uses. No TensorFlow.
+`load_cached`); each batch is augmented by `train.augment` (flips, rotations, zoom, shift,
+colour, blur) and normalised by `edge_app.preprocess.normalise`, the same function the device
+uses. No TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,98 +14,17 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from edge_app.errors import WbcError
 from edge_app.preprocess import normalise
 from edge_app.preprocess_spec import PreprocessSpec
+from train.augment import Augment, augment_batch
 from train.data import ImageRecord, ImageSet, LoadedImages, load_images
 
 log = logging.getLogger(__name__)
-
-DEFAULT_AUGMENT = "flips,rot90,shift=0.1"
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Random per-image transforms. `shift` is the largest shift as a fraction of the side."""
-
-    hflip: bool = False
-    vflip: bool = False
-    rot90: bool = False
-    shift: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.hflip or self.vflip or self.rot90 or self.shift > 0
-
-    @classmethod
-    def parse(cls, text: str | None) -> Augment:
-        """'flips,rot90,shift=0.1' → Augment; 'none' or '' → no augmentation.
-
-        Tokens: hflip, vflip, flips (both), rot90, shift[=FRACTION] (default 0.1)."""
-        if not text or text == "none":
-            return cls()
-        kw: dict[str, object] = {}
-        for token in (t.strip() for t in text.split(",") if t.strip()):
-            key, _, value = token.partition("=")
-            if key == "flips":
-                kw.update(hflip=True, vflip=True)
-            elif key in ("hflip", "vflip", "rot90") and not value:
-                kw[key] = True
-            elif key == "shift":
-                kw["shift"] = float(value) if value else 0.1
-                if not 0 <= kw["shift"] < 0.5:  # type: ignore[operator]
-                    raise WbcError(f"augment shift must be in [0, 0.5), got {value}")
-            else:
-                raise WbcError(
-                    f"unknown augmentation {token!r} (use hflip, vflip, flips, rot90, "
-                    "shift=FRACTION or none)"
-                )
-        return cls(**kw)  # type: ignore[arg-type]
-
-    def describe(self) -> str:
-        parts = [n for n in ("hflip", "vflip", "rot90") if getattr(self, n)]
-        if self.shift:
-            parts.append(f"shift={self.shift:g}")
-        return ",".join(parts) or "none"
-
-
-def augment_batch(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
-    """Augmented copy of a uint8 (N, H, W, C) batch of square images."""
-    out = batch.copy()
-    n, h, w = batch.shape[:3]
-    if aug.hflip:
-        flip = rng.random(n) < 0.5
-        out[flip] = out[flip, :, ::-1]
-    if aug.vflip:
-        flip = rng.random(n) < 0.5
-        out[flip] = out[flip, ::-1]
-    if aug.rot90 and h == w:
-        turns = rng.integers(0, 4, n)
-        for k in (1, 2, 3):
-            sel = turns == k
-            if sel.any():
-                out[sel] = np.rot90(out[sel], k, axes=(1, 2))
-    if aug.shift > 0:
-        out = _shift(out, aug.shift, rng)
-    return out
-
-
-def _shift(batch: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Translate each image by up to `fraction` of its side, filling with mirrored edges."""
-    n, h, w = batch.shape[:3]
-    ph, pw = round(fraction * h), round(fraction * w)
-    if ph == 0 and pw == 0:
-        return batch
-    padded = np.pad(batch, ((0, 0), (ph, ph), (pw, pw), (0, 0)), mode="reflect")
-    dy = rng.integers(0, 2 * ph + 1, n)
-    dx = rng.integers(0, 2 * pw + 1, n)
-    return np.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -5,6 +5,12 @@
 | thesis-s1 | Adam | 64 | 1e-4 | 60 | 80/10/10 | categorical cross-entropy |
 | thesis-s2 | Adam | 32 | 1e-5 | 80 | 80/10/10 | categorical cross-entropy |
 | journal | SGD, momentum 0.9 | 10 | 1e-4 | 30 | 70/30 | 100 images/class, h-flip, x/y shift |
+| transfer | Adam | 32 | 2e-4 cosine | 8 (+30 head) | 80/10/10 | ImageNet weights, see below |
+
+`transfer` is our fine-tuning recipe for any model with ImageNet weights: the new head first,
+30 epochs on cached frozen features (lr 1e-3); then the whole network at a low learning rate
+with batch norm in inference mode, microscope augmentation (`TRANSFER_AUGMENT`), label
+smoothing 0.1, balanced class weights and early stopping; mixed precision on a GPU.
 
 The journal also multiplies the new layer's learning rate by 20. Its optimizer and factor are
 MATLAB's transfer-learning defaults (`sgdm`, `WeightLearnRateFactor`/`BiasLearnRateFactor` 20);
@@ -20,6 +26,10 @@ from typing import Any
 
 from edge_app.errors import WbcError
 
+# Microscope augmentation: any orientation, a little zoom and shift, stain (hue, saturation)
+# and illumination (brightness) variation between labs, slight defocus.
+TRANSFER_AUGMENT = "flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3"
+
 # Values used when neither the preset nor the user sets a field.
 DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
@@ -30,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "fractions": (0.8, 0.1, 0.1),
     "augment": "flips,rot90,shift=0.1",
     "head_lr_factor": 10.0,
+    "weights": "none",
+    "head_epochs": 0,
+    "head_lr": 1e-3,
+    "frozen_bn": False,
+    "label_smoothing": 0.0,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -59,6 +74,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "images_per_class": 100,
         "augment": "hflip,shift=0.13",
         "head_lr_factor": 20.0,
+    },
+    "transfer": {
+        "weights": "imagenet",
+        "freeze_base": False,
+        "frozen_bn": True,
+        "head_epochs": 30,
+        "head_lr": 1e-3,
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "lr_schedule": "cosine",
+        "epochs": 8,
+        "batch_size": 32,
+        "fractions": (0.8, 0.1, 0.1),
+        "augment": TRANSFER_AUGMENT,
+        "label_smoothing": 0.1,
+        "class_weights": "balanced",
+        "early_stopping": 4,
     },
 }
 

@@ -155,12 +155,15 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 # --- measurement on a data folder --------------------------------------------------------
 
 
-def lite_probe_spec(variant: int = 0, crop_size: int = 150) -> PreprocessSpec:
-    """The nucleus-crop spec at the variant's input size with the Lite normalisation."""
+def lite_probe_spec(
+    variant: int = 0, crop_size: int = 150, input_size: int | None = None
+) -> PreprocessSpec:
+    """The nucleus-crop spec with the Lite normalisation, at `input_size` (default: the
+    variant's own)."""
     from edge_app.preprocess_spec import CropSpec
     from train.efficientnet_lite import LITE_INPUT_SIZE, LITE_PREPROCESS
 
-    size = LITE_INPUT_SIZE[variant]
+    size = input_size or LITE_INPUT_SIZE[variant]
     return PreprocessSpec(
         height=size, width=size, crop=CropSpec("nucleus", crop_size), norm=LITE_PREPROCESS
     )
@@ -179,6 +182,7 @@ def _probe_command(argv: list[str]) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crop-size", type=int, default=150)
+    p.add_argument("--input-size", type=int, default=None, help="default: the variant's own")
     p.add_argument("--l2", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--groups", type=Path, default=None, help="path,class,group CSV")
@@ -192,7 +196,7 @@ def _probe_command(argv: list[str]) -> int:
 
     image_set = list_images(args.data_root)
     groups, origin = resolve_groups(image_set, args.groups)
-    spec = lite_probe_spec(args.variant, args.crop_size)
+    spec = lite_probe_spec(args.variant, args.crop_size, args.input_size)
     features, kept = _features(image_set, spec, args)
     index = {id(r): i for i, r in enumerate(image_set.records)}
     keep = [index[id(r)] for r in kept]
@@ -206,6 +210,7 @@ def _probe_command(argv: list[str]) -> int:
         seed=args.seed,
         groups=origin,
         crop_size=args.crop_size,
+        input_size=spec.height,
         images=len(keep),
         classes=image_set.classes,
     )
@@ -226,10 +231,11 @@ def _features(image_set, spec: PreprocessSpec, args) -> tuple[np.ndarray, list]:
 
     if args.cache and args.cache.exists():
         cached = np.load(args.cache, allow_pickle=False)
-        made_for = (int(cached["variant"]), int(cached["crop_size"]))
-        if made_for != (args.variant, args.crop_size):
+        made_for = (int(cached["variant"]), int(cached["crop_size"]), int(cached["input_size"]))
+        if made_for != (args.variant, args.crop_size, spec.height):
             raise DataError(
-                f"features of Lite{made_for[0]} at crop {made_for[1]}, not of this run", args.cache
+                "features of Lite{} at crop {}, input {}, not of this run".format(*made_for),
+                args.cache,
             )
         paths = {str(p): i for i, p in enumerate(cached["paths"])}
         kept = [r for r in image_set.records if r.path.as_posix() in paths]
@@ -239,7 +245,8 @@ def _features(image_set, spec: PreprocessSpec, args) -> tuple[np.ndarray, list]:
     t0 = time.perf_counter()
     loaded = load_images(image_set, spec)
     log.info("%d crops prepared in %.0f s", len(loaded.records), time.perf_counter() - t0)
-    model = build_efficientnet_lite(args.variant, include_top=False, pooling="avg")
+    shape = (spec.height, spec.width, 3)
+    model = build_efficientnet_lite(args.variant, shape, include_top=False, pooling="avg")
     load_lite_weights(model, args.variant)
     t0 = time.perf_counter()
     features = extract_features(model, loaded.images, spec, args.batch_size)
@@ -252,6 +259,7 @@ def _features(image_set, spec: PreprocessSpec, args) -> tuple[np.ndarray, list]:
             paths=paths,
             variant=args.variant,
             crop_size=args.crop_size,
+            input_size=spec.height,
         )
     return features, loaded.records
 

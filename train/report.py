@@ -52,18 +52,27 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Pa
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train vs validation."""
+    """Loss and accuracy per epoch, train vs validation; a head-only first phase (keys
+    `head_*`) is drawn before the main phase, dashed, with a line where it ends."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    n_head = len(history.get("head_loss", []))
     for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-        for prefix, label in (("", "train"), ("val_", "val")):
+        for prefix, label, colour in (("", "train", "C0"), ("val_", "val", "C1")):
+            head = history.get("head_" + prefix + key)
+            if head:
+                x = range(1, len(head) + 1)
+                ax.plot(x, head, ls="--", color=colour, alpha=0.6, label=f"{label} (head only)")
             values = history.get(prefix + key)
             if values:
-                ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=label)
+                x = range(n_head + 1, n_head + len(values) + 1)
+                ax.plot(x, values, marker="o", ms=3, color=colour, label=label)
+        if n_head:
+            ax.axvline(n_head + 0.5, color="grey", lw=0.8)
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

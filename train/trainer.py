@@ -24,9 +24,9 @@ from edge_app.bundle import new_bundle, save_bundle
 from edge_app.errors import DataError, WbcError
 from edge_app.preprocess_spec import CropSpec, PreprocessSpec
 from train import splits
+from train.augment import Augment
 from train.data import ImageSet, list_images
 from train.dataset import (
-    Augment,
     CellBatches,
     balanced_class_weights,
     default_cache_dir,
@@ -37,6 +37,7 @@ from train.metrics import classification_metrics, kfold_summary
 from train.models import ModelInfo, build_model, get_model_info, parse_weights, preflight
 from train.models.heads import fold_weights
 from train.models.registry import weights_provenance
+from train.phases import check_phases, fit_head, freeze_batchnorm
 from train.presets import DEFAULTS, preset_values
 from train.report import write_run_report
 
@@ -69,13 +70,17 @@ class TrainConfig:
     input_size: int | None = None
     crop_size: int = 150  # source pixels at Kaggle scale, centred on the nucleus
     crop_method: str = "nucleus"  # nucleus | center | none
-    weights: str = "none"  # imagenet | none | PATH
+    weights: str | None = None  # imagenet | none | PATH
     images_per_class: int | None = None  # subsample before splitting; 0 = all
     augment: str | None = None  # e.g. "flips,rot90,shift=0.1" or "none"
     class_weights: str | None = None  # None | "balanced"
     early_stopping: int | None = None  # patience in epochs on the validation metric
     head_lr_factor: float | None = None  # journal models: new layer's learning-rate factor
     freeze_base: bool | None = None  # None: frozen for pretrained thesis/edge models
+    head_epochs: int | None = None  # phase 1: epochs of the head alone on frozen features
+    head_lr: float | None = None  # phase 1 learning rate (Adam)
+    frozen_bn: bool | None = None  # a trainable pretrained base keeps batch norm in inference
+    label_smoothing: float | None = None
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     name: str | None = None  # bundle name; default: the output folder's name
     cache_dir: Path | None = None  # prepared-image cache; None: default_cache_dir()
@@ -122,6 +127,10 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "input_size", "crop_size"):
             if int(getattr(self, key)) < 1:
                 raise WbcError(f"--{key.replace('_', '-')} must be positive")
+        if int(self.head_epochs) < 0:  # type: ignore[arg-type]
+            raise WbcError("--head-epochs must be 0 or more")
+        if not 0 <= float(self.label_smoothing) < 1:  # type: ignore[arg-type]
+            raise WbcError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.crop_method not in ("nucleus", "center", "none"):
             raise WbcError("--crop-method must be nucleus, center or none")
         Augment.parse(self.augment)
@@ -366,12 +375,17 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     train_ds = _batches(data, cfg, train_idx, max_steps, train=True)
     val_ds = _batches(data, cfg, val_idx, max_steps, train=False) if len(val_idx) else None
     model = built.model
-    model.compile(
-        _optimizer(cfg, cfg.epochs * len(train_ds)), "categorical_crossentropy",
-        metrics=["accuracy"], run_eagerly=cfg.run_eagerly, jit_compile=_jit(cfg),
-    )  # fmt: skip
     ckpt = run_dir / CHECKPOINTS
     state = _resume_state(cfg, ckpt, notes)
+    head_history = {}
+    if cfg.head_epochs and not state:
+        head_history = _phase_one(built, data, cfg, train_idx, val_idx, notes)
+    if built.base is not None and not built.frozen_base and cfg.frozen_bn:
+        notes.append(freeze_batchnorm(built.base))
+    model.compile(
+        _optimizer(cfg, cfg.epochs * len(train_ds)), _loss(cfg),
+        metrics=["accuracy"], run_eagerly=cfg.run_eagerly, jit_compile=_jit(cfg),
+    )  # fmt: skip
     if state:
         model = keras.saving.load_model(ckpt / "last.keras")
     train_ds.set_epoch(state.get("epoch", 0))
@@ -386,7 +400,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     )  # fmt: skip
     train_s = time.perf_counter() - t_fit
     checkpoints = callbacks[-1]
-    history = checkpoints.history
+    history = {**head_history, **checkpoints.history}
     epochs_run = len(history.get("loss", []))
     best_epoch = None
     if val_ds is not None and history.get(monitor):
@@ -407,6 +421,31 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
         "eval_images_per_s": round(eval_rate, 1),
     }
     return RunResult(metrics, history, best_epoch, epochs_run, timing, notes)
+
+
+def _phase_one(built, data: _Data, cfg: TrainConfig, train_idx, val_idx, notes) -> dict:
+    """The head alone on the base's frozen features (train.phases); its history."""
+    check_phases(cfg.model, built.base is not None, parse_weights(cfg.weights).pretrained)
+    labels = data.labels[train_idx]
+    weights = None
+    if cfg.class_weights == "balanced":
+        weights = balanced_class_weights(labels, len(data.classes))[labels].astype(np.float32)
+    t = time.perf_counter()
+    history = fit_head(
+        built.model, built.base, data.spec, (data.images[train_idx], labels, weights),
+        (data.images[val_idx], data.labels[val_idx]) if len(val_idx) else None,
+        n_classes=len(data.classes), epochs=int(cfg.head_epochs), lr=float(cfg.head_lr),
+        batch_size=int(cfg.batch_size), loss=_loss(cfg), verbose=int(cfg.verbose),
+    )  # fmt: skip
+    notes.append(
+        f"phase 1: head trained {cfg.head_epochs} epochs on frozen features "
+        f"(Adam, lr {cfg.head_lr:g}) in {time.perf_counter() - t:.0f} s"
+    )
+    return history
+
+
+def _loss(cfg: TrainConfig):
+    return keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing))
 
 
 def _batches(data: _Data, cfg: TrainConfig, idx: np.ndarray, max_steps, train: bool):
@@ -699,7 +738,26 @@ def _train_kfold(
         "%s: accuracy %.4f ± %.4f over %d folds",
         plan.name, summary["mean"]["accuracy"], summary["sd"]["accuracy"], k,
     )  # fmt: skip
-    return _write_bundle(data, cfg, out_dir, top, context, kfold)
+    _write_bundle(data, cfg, out_dir, top, context, kfold)
+    attach_cv_summary(out_dir)
+    return out_dir
+
+
+def attach_cv_summary(kfold_dir: Path) -> list[Path]:
+    """Record a K-fold run's mean ± sd (from its report.json) in every fold bundle, so a fold
+    model shipped on its own still says how the recipe does on unseen cells. Returns the
+    fold bundles updated."""
+    from edge_app.bundle import load_bundle
+
+    kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]
+    name, k = kfold["name"], kfold["k"]
+    updated = []
+    for fold in kfold["folds"]:
+        bundle = load_bundle(Path(kfold_dir) / "folds" / fold["fold"], verify=False)
+        bundle.add_metrics(f"{name}:mean", kfold["summary"]["mean"], folds=k)
+        bundle.add_metrics(f"{name}:sd", kfold["summary"]["sd"], folds=k, ddof=1)
+        updated.append(save_bundle(bundle))
+    return updated
 
 
 def _fold_sides(data: _Data, cfg: TrainConfig, fold: str) -> dict[str, list[int]]:

