@@ -37,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--all", action="store_true", help="every format at every precision")
     what.add_argument("--formats", help=f"comma-separated: {','.join(FORMAT_NAMES)}")
     what.add_argument("--precisions", help=f"comma-separated: {','.join(ALL_PRECISIONS)}")
+    what.add_argument(
+        "--artifacts",
+        help="exactly these FORMAT-PRECISION artifacts, comma-separated, e.g. "
+        "tflite-fp32,tflite-int8,onnx-fp32,openvino-fp16,openvino-int8",
+    )
     what.add_argument("--io-dtype", help="= --option tflite.io_dtype=… (int8 or uint8)")
     what.add_argument("--opset", help="= --option onnx.opset=…")
     what.add_argument(
@@ -87,6 +92,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
         )
     formats = _split(args.formats) or (list(FORMAT_NAMES) if args.all else INT8_FORMATS)
     precisions = _split(args.precisions) or (list(ALL_PRECISIONS) if args.all else ["int8"])
+    only = None
+    if args.artifacts:
+        if args.int8 or args.all or args.formats or args.precisions:
+            raise ConvertError(
+                "--artifacts names the artifacts itself: drop --int8/--all/--formats/--precisions",
+                where,
+            )
+        formats, precisions, only = _artifact_keys(_split(args.artifacts), where)
     options: dict[str, dict[str, Any]] = {}
     pairs = [parse_option(t, where) for t in args.option]
     if args.io_dtype:
@@ -105,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return ConvertConfig(
         formats=formats,
         precisions=precisions,
+        only=only,
         options=options,
         calib_images=args.calib_images,
         calib_data=args.calib_data,
@@ -131,6 +145,21 @@ def run(argv: list[str]) -> int:
         f"reports: {', '.join(str(p) for p in result.reports)}"
     )
     return 0 if result.passed else 1
+
+
+def _artifact_keys(keys: list[str], where: Path) -> tuple[list[str], list[str], list[str]]:
+    """FORMAT-PRECISION keys → (formats, precisions, keys), each checked against the table."""
+    formats: list[str] = []
+    precisions: list[str] = []
+    for key in keys:
+        fmt, _, precision = key.rpartition("-")
+        row = next((f for f in FORMATS if f.name == fmt), None)
+        if row is None or precision not in row.precisions:
+            offered = ", ".join(f"{f.name}-{p}" for f in FORMATS for p in f.precisions)
+            raise ConvertError(f"unknown artifact {key!r} (artifacts: {offered})", where)
+        formats += [fmt] if fmt not in formats else []
+        precisions += [precision] if precision not in precisions else []
+    return formats, precisions, keys
 
 
 def _split(text: str | None) -> list[str]:

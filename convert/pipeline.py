@@ -31,6 +31,7 @@ class ConvertConfig:
 
     formats: list[str] = field(default_factory=lambda: ["tflite", "openvino"])
     precisions: list[str] = field(default_factory=lambda: ["int8"])
+    only: list[str] | None = None  # keep just these FORMAT-PRECISION jobs of the plan
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     calib_images: int = calibration.DEFAULT_CALIB_IMAGES
     calib_data: Path | None = None
@@ -64,6 +65,8 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
     start = time.perf_counter()
     bundle = load_bundle(bundle_dir)
     jobs, notes = plan(config.formats, config.precisions, config.options, bundle.root)
+    if config.only is not None:
+        jobs, notes = [j for j in jobs if j.key in config.only], []
     for note in notes:
         log.info("%s", note)
     if config.out is not None and Path(config.out).resolve() != bundle.root.resolve():

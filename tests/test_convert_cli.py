@@ -141,6 +141,14 @@ def test_max_drop_trips_and_out_leaves_the_source_alone(float_copy: Path, tmp_pa
     assert load_bundle(out).find("tflite", "fp32").status == "ok"
 
 
+def test_artifacts_converts_exactly_the_pairs_named(float_copy: Path):
+    assert main([str(float_copy), "--artifacts", "tflite-fp32,openvino-fp16"]) == 0
+    bundle = load_bundle(float_copy)
+    made = sorted(f"{a.format}-{a.precision}" for a in bundle.artifacts if a.format != "keras")
+    assert made == ["openvino-fp16", "tflite-fp32"]
+    assert sorted(bundle.parity["artifacts"]) == made
+
+
 def test_parity_data_folder_replaces_the_held_out_side(float_copy: Path, tmp_path: Path):
     data = Path(load_bundle(float_copy).provenance["data"])
     argv = [
@@ -221,6 +229,8 @@ def test_unwritable_output_folder(capsys, float_copy: Path, tmp_path: Path):
             "options given for tflite",
         ),
         (["--int8", "--io-dtype", "int16"], "io_dtype=int16 is not one of int8, uint8"),
+        (["--artifacts", "onnx-int8"], "unknown artifact 'onnx-int8'"),
+        (["--artifacts", "tflite-fp32", "--int8"], "--artifacts names the artifacts itself"),
     ],
 )
 def test_unknown_format_precision_or_option(capsys, float_bundle: Path, args, message):
