@@ -12,6 +12,7 @@ here, and the ratios against the same format's fp32 artifact measured in this sa
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import sys
 import time
@@ -105,14 +106,33 @@ def main() -> int:
     p.add_argument("--images", type=int, default=64, help="held-out images to time and compare")
     p.add_argument("--data", type=Path, help="class-folder tree instead of the held-out side")
     p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's)")
+    p.add_argument("--out", type=Path, help="also write the table to this text file")
     args = p.parse_args()
     rows = bench(args.bundle, args.images, args.data, args.threads)
-    print(format_table(rows))
-    print(
-        f"({args.images} images, batch 1, this CPU; ratios against the same format's fp32 "
-        "artifact measured in this run)"
-    )
+    text = "\n".join([
+        format_table(rows),
+        f"({args.images} images, batch 1, {_cpu()}, {args.threads or 'default'} threads; ratios "
+        "against the same format's fp32 artifact measured in this run)",
+    ])  # fmt: skip
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
     return 0
+
+
+def _cpu() -> str:
+    """The CPU model and core count, for the record."""
+    import os
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def test_grouped_split_keeps_each_source_cell_on_one_side(cells, tmp_path):
     assert [m["split"] for m in load_bundle(out).metrics] == ["grouped-50/50:val"]
 
 
-def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path):
+def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path, capsys):
     root, groups, cache = cells
     out = train_bundle(root, tmp_path / "k", config(cache, kfold=2), groups, max_steps=1)
     report = json.loads((out / "report.json").read_text())
@@ -155,6 +155,22 @@ def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path):
         cv = {m["split"]: m["values"] for m in fold.metrics}["grouped-kfold2:mean"]
         assert cv["accuracy"] == pytest.approx(np.mean(acc))  # the CV summary travels too
     assert "mean ± sd over 2 folds" in (out / "report.md").read_text()
+
+    # the model card of a fold bundle quotes the CV figures read from the run's report
+    assert cli.main(["card", str(out / "folds" / "fold0"), "--cv", str(out)]) == 0
+    card = (out / "folds" / "fold0" / "MODEL_CARD.md").read_text()
+    assert "not a diagnostic device" in card
+    mean, sd = summary["mean"]["accuracy"], summary["sd"]["accuracy"]
+    assert f"accuracy **{mean:.3f} ± {sd:.3f}**" in card
+    for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
+        recall = summary["mean"][f"per_class.{cls}.recall"]
+        assert f"| {cls} |" in card and f"{recall:.3f} ±" in card
+    assert "| fold1 |" in card and "Largest confusions" in card
+    # a folder that is not a K-fold run: one line naming its report
+    capsys.readouterr()
+    assert cli.main(["card", str(out / "folds" / "fold0"), "--cv", str(out / "folds")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not the report of a `wbc-train --kfold` run" in err
 
 
 def test_resume_continues_from_the_last_checkpoint(cells, tmp_path):

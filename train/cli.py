@@ -4,6 +4,7 @@ wbc-train DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out 
 wbc-train --list-models
 wbc-train groups DATA_ROOT --out groups.csv
 wbc-train split DATA_ROOT --kind grouped --out split.csv
+wbc-train card BUNDLE [--cv KFOLD_RUN] [--speed TABLE.txt]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ MODEL_PARAMS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"groups": groups_command, "split": split_command}
+    commands = {"groups": groups_command, "split": split_command, "card": card_command}
     if argv and argv[0] in commands:
         return run_cli(f"{PROG} {argv[0]}", lambda: commands[argv[0]](argv[1:]))
     return run_cli(PROG, lambda: train_command(argv))
@@ -53,7 +54,8 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Train a model into a bundle (model.keras, report, split manifest). "
-        "Subcommands: `groups` (recover source cells), `split` (write a manifest).",
+        "Subcommands: `groups` (recover source cells), `split` (write a manifest), "
+        "`card` (write a bundle's MODEL_CARD.md).",
         epilog="Every preset value can be overridden by its flag. See docs/training.md.",
     )
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
@@ -257,3 +259,16 @@ def _print_split(labels, groups, sides, classes) -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def card_command(argv: list[str]) -> int:
+    """Write BUNDLE/MODEL_CARD.md from the bundle's metrics and parity (and a K-fold run's)."""
+    from train.model_card import write_card
+
+    p = argparse.ArgumentParser(prog=f"{PROG} card", description=card_command.__doc__)
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--cv", type=Path, help="the `wbc-train --kfold` folder the model came from")
+    p.add_argument("--speed", type=Path, help="a speed table to include (convert_bench --out)")
+    args = p.parse_args(argv)
+    print(write_card(args.bundle, args.cv, args.speed))
+    return 0

@@ -1,0 +1,116 @@
+"""What pays on unseen cells? Test-time views and ensembles, scored on K-fold held-out folds.
+
+    python benchmarks/cv_eval.py DATA_ROOT RUN [RUN ...] [--out cv_eval.json]
+
+Each RUN is a `wbc-train --kfold K` folder; runs given together must share their folds (same
+data, seed and groups), which is checked. For every fold, each run's fold model predicts its
+held-out images in 1, 2, 4 and 8 dihedral views (flips and 90° rotations, probabilities
+averaged); an ensemble averages the runs' probabilities. Printed: accuracy and the lowest
+per-class recall, mean ± sd over folds, side by side, with the model calls each cell costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_app.bundle import load_bundle
+from train import splits
+from train.data import ImageSet, list_images
+from train.dataset import load_cached, predict_probabilities
+from train.metrics import classification_metrics
+
+# The eight symmetries of the square, in the order views are added.
+VIEWS = [(0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]
+VIEW_COUNTS = (1, 2, 4, 8)
+
+
+def view(images: np.ndarray, turns: int, flip: bool) -> np.ndarray:
+    out = np.rot90(images, turns, axes=(1, 2))
+    return np.ascontiguousarray(out[:, :, ::-1] if flip else out)
+
+
+def held_out(fold_dir: Path, everything: ImageSet) -> ImageSet:
+    """The fold's held-out images (its manifest's `test` side), in the data's order."""
+    wanted = {r.path for r in splits.read_manifest(fold_dir / "split.csv") if r.side == "test"}
+    records = [r for r in everything.records if r.path.as_posix() in wanted]
+    return ImageSet(everything.root, records, everything.classes)
+
+
+def fold_views(fold_dir: Path, images: ImageSet) -> tuple[np.ndarray, list[str]]:
+    """(8, N, classes) probabilities of the fold model for every view, and the paths kept."""
+    import keras
+
+    bundle = load_bundle(fold_dir)
+    loaded = load_cached(images, bundle.preprocessing, None)  # seconds; no cache file
+    model = keras.saving.load_model(fold_dir / "model.keras")
+    probs = [
+        predict_probabilities(model, view(loaded.images, t, f), bundle.preprocessing)
+        for t, f in VIEWS
+    ]
+    return np.stack(probs), [r.path.as_posix() for r in loaded.records]
+
+
+def score(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, float]:
+    m = classification_metrics(labels, probs.argmax(axis=1), classes)
+    return m["accuracy"], min(v["recall"] for v in m["per_class"].values())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_root", type=Path)
+    p.add_argument("runs", type=Path, nargs="+", help="K-fold run folders")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    everything = list_images(args.data_root)
+    folds = sorted(d.name for d in (args.runs[0] / "folds").iterdir())
+    names = [r.name for r in args.runs]
+    combos = [c for n in range(1, len(names) + 1) for c in itertools.combinations(names, n)]
+    results: dict[str, dict[int, list[tuple[float, float]]]] = {
+        "+".join(c): {n: [] for n in VIEW_COUNTS} for c in combos
+    }
+    for fold in folds:
+        images = held_out(args.runs[0] / "folds" / fold, everything)
+        per_run, kept = {}, None
+        for run in args.runs:
+            if held_out(run / "folds" / fold, everything).records != images.records:
+                raise SystemExit(f"{run} and {args.runs[0]} do not share {fold}")
+            probs, paths = fold_views(run / "folds" / fold, images)
+            kept = paths if kept is None else kept
+            if paths != kept:
+                raise SystemExit(f"{run}: different images usable in {fold}")
+            per_run[run.name] = probs
+        by_path = {r.path.as_posix(): r.label for r in images.records}
+        labels = np.array([everything.classes.index(by_path[p]) for p in kept])
+        for combo in combos:
+            stacked = np.mean([per_run[n] for n in combo], axis=0)
+            for n in VIEW_COUNTS:
+                results["+".join(combo)][n].append(
+                    score(stacked[:n].mean(axis=0), labels, everything.classes)
+                )
+        print(f"{fold}: done ({len(kept)} images)", flush=True)
+    print(f"\naccuracy (lowest class recall), mean ± sd over {len(folds)} grouped folds")
+    print("| model(s) | " + " | ".join(f"{n} view{'s' * (n > 1)}" for n in VIEW_COUNTS) + " |")
+    print("| --- |" + " --- |" * len(VIEW_COUNTS))
+    for combo, by_views in results.items():
+        cells = []
+        for n in VIEW_COUNTS:
+            acc = np.array([a for a, _ in by_views[n]])
+            low = np.array([r for _, r in by_views[n]])
+            cells.append(f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f} ({low.mean():.3f})")
+        calls = f"{len(combo.split('+'))} model(s) × views"
+        print(f"| {combo} ({calls}) | " + " | ".join(cells) + " |")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
