@@ -62,6 +62,14 @@ class Format:
         return importlib.import_module(f"convert.{self.module}").convert
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _opset(text: str) -> int:
     return int(text)
 
@@ -78,6 +86,15 @@ FORMATS: tuple[Format, ...] = (
                 "int8",
                 choices=("int8", "uint8"),
                 precisions=("int8",),
+            ),
+            Option(
+                "dense_per_channel",
+                "per-channel weights for dense layers too (more accurate; tflite-runtime 2.14, "
+                "the last 32-bit Pi build, cannot load them)",
+                False,
+                _flag,
+                choices=(False, True),
+                precisions=("dynamic", "int8"),
             ),
         ),
         module="tflite",

@@ -1,8 +1,9 @@
 """TFLite backend: fp32, fp16, dynamic-range and full-INT8 `.tflite` from the SavedModel.
 
 Keras 3 models are exported to a SavedModel first (`convert.source`) and converted from it.
-Dynamic-range and INT8 models keep per-tensor quantization for dense layers, so that
-tflite-runtime 2.14 (32-bit Raspberry Pi OS) still loads them.
+Dynamic-range and INT8 models keep per-tensor quantization for dense layers by default, so
+that tflite-runtime 2.14 (32-bit Raspberry Pi OS) still loads them; the option
+`tflite.dense_per_channel=true` quantizes them per channel (more accurate, newer runtimes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
         converter.target_spec.supported_types = [tf.float16]
     elif job.precision in ("dynamic", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+        per_tensor = not job.options.get("dense_per_channel", False)
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor
     if job.precision == "int8":
         images = ctx.calibration.images
         converter.representative_dataset = lambda: ([images[i : i + 1]] for i in range(len(images)))

@@ -29,8 +29,9 @@ for a patient without review by a qualified person.
 
 Out of scope: any other cell type (basophils, blasts, atypical or reactive lymphocytes,
 nucleated red cells, smudge cells are forced into one of the four classes), other stains
-than the training images' (Giemsa/Wright-like), other magnifications than about 100x oil
-at the training scale, and diagnosis."""
+than the training images', another image scale than theirs (a white cell about 100 px
+across in a 320x240 crop; field mode assumes 640x480 frames like BCCD's, `--scale`
+otherwise), and diagnosis."""
 
 FAILURE_MODES = """\
 - **Unseen cells are harder than the papers' figures suggest.** A random split of the
@@ -186,21 +187,29 @@ def _parity_section(bundle: Bundle) -> list[str]:
         "## Converted artifacts and their parity with the float model",
         "",
         f"On {n} held-out images (`parity.md`, `parity.html`); agreement is top-1 agreement "
-        "with the Keras float model.",
+        "with the Keras float model. `wbc-edge` never picks an artifact marked `failed`.",
         "",
-        "| artifact | file | size | ran on | agreement | accuracy drop (points) | status |",
+        "| artifact | file | size | ran as | agreement | accuracy drop (points) | status |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    sizes = {a.file: a.size_bytes for a in bundle.artifacts}
+    sizes = {a.file: _size(a) for a in bundle.artifacts}
     for key, a in arts.items():
         size = sizes.get(a["file"])
         size_text = f"{size / 2**20:.2f} MiB" if size else "?"
+        ran = a["runtime"]
+        ran_text = f"{ran.get('backend')} {ran.get('inference_precision')}" if ran else "?"
         lines.append(
-            f"| {key} | `{a['file']}` | {size_text} | {a['runtime']} | {a['agreement']:.4f} | "
+            f"| {key} | `{a['file']}` | {size_text} | {ran_text} | {a['agreement']:.4f} | "
             f"{a['drop_points']:+.2f} | {a['status']} |"
         )
     lines.append("")
     return lines
+
+
+def _size(artifact) -> int:
+    """Bytes on disk, an OpenVINO IR's weights file included."""
+    extra = artifact.options.get("weights_size_bytes", 0)
+    return int(artifact.size_bytes + (extra if isinstance(extra, int) else 0))
 
 
 def _confusions(kfold: dict, classes: list[str]) -> list[str]:

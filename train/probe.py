@@ -107,7 +107,9 @@ class ProbeResult:
 
     @property
     def std_accuracy(self) -> float:
-        return float(np.std(list(self.fold_accuracy.values())))
+        """Sample standard deviation over folds (ddof=1), as `wbc-train --kfold` reports."""
+        values = list(self.fold_accuracy.values())
+        return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def probe_folds(

@@ -4,7 +4,7 @@ OpenCV delivers BGR; frames leave this module as RGB. OpenCV is imported when th
 
 A Jetson CSI camera (IMX219/IMX477) through nvarguscamerasrc, scaled on the GPU to 640x480 BGR:
 
-    wbc-edge run --model models/custom-cnn-grouped --camera "gst:nvarguscamerasrc sensor-id=0 !
+    wbc-edge run --model models/default --camera "gst:nvarguscamerasrc sensor-id=0 !
       video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1 ! nvvidconv !
       video/x-raw,width=640,height=480,format=BGRx ! videoconvert ! video/x-raw,format=BGR !
       appsink drop=true max-buffers=1"
