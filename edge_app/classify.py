@@ -17,6 +17,7 @@ JSONL records (one per line, flushed per line):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -70,16 +71,23 @@ class Classifier:
         mode: str = "field",
         scale: float | None = None,
         threshold: float = DEFAULT_THRESHOLD,
+        min_area: int | None = None,
     ) -> None:
+        """`min_area` overrides the bundle's smallest nucleus (training-image px²)."""
         if mode not in MODES:
             raise WbcError(f"unknown mode {mode!r}; choose field or cell")
         if scale is not None and scale <= 0:
             raise WbcError(f"scale must be positive, got {scale}")
         if not 0.0 <= threshold <= 1.0:
             raise WbcError(f"threshold must lie in 0..1, got {threshold}")
+        if min_area is not None and min_area < 1:
+            raise WbcError(f"min-nucleus-area must be at least 1, got {min_area}")
         self.runtime = runtime
         self.bundle: Bundle = runtime.bundle
         self.spec = self.bundle.preprocessing
+        if min_area is not None:
+            nucleus = dataclasses.replace(self.spec.nucleus, min_area=int(min_area))
+            self.spec = dataclasses.replace(self.spec, nucleus=nucleus)
         self.classes = list(self.bundle.classes)
         self.mode = mode
         self.scale = DEFAULT_SCALE[mode] if scale is None else float(scale)

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
     p.add_argument(
+        "--min-nucleus-area",
+        type=int,
+        metavar="PX",
+        help="smallest nucleus that counts as a white cell, in training-image pixels (default: "
+        "the bundle's; 600 halves BCCD false detections, see docs/edge.md)",
+    )
+    p.add_argument(
         "--runtime",
         choices=("auto", *RUNTIMES),
         default="auto",
@@ -117,7 +124,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     frames = iter_media(args.source)  # a source naming nothing fails before the model loads
     with _runtime(args, bundle) as rt:
-        classifier = Classifier(rt, args.mode, args.scale, args.threshold)
+        classifier = Classifier(rt, args.mode, args.scale, args.threshold, args.min_nucleus_area)
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
@@ -140,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise WbcError("--max-frames must be at least 1")
     with _runtime(args, bundle) as rt:
-        classifier = Classifier(rt, "field", args.scale, args.threshold)
+        classifier = Classifier(rt, "field", args.scale, args.threshold, args.min_nucleus_area)
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(

@@ -135,6 +135,19 @@ def test_classify_fields_with_every_runtime(tiny_bundle, data, tmp_path, capsys,
     assert runtime in text
 
 
+def test_min_nucleus_area_overrides_the_bundle(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "big.jsonl"
+    src = str(data / "fields")
+    assert run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "100000",
+                        "--jsonl", str(out)) == 0  # fmt: skip
+    kinds = [r["_kind"] for r in read_jsonl(out, list(CLASSES))]
+    assert kinds.count("cell") == 0 and kinds.count("empty") == len(FIELD_CELLS)
+    capsys.readouterr()
+    assert run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "0") != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "min-nucleus-area must be at least 1" in err
+
+
 def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
     results = {}
     for runtime in INSTALLED:
