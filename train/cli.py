@@ -86,7 +86,11 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--input-size", type=int, help="model input side in pixels")
     h.add_argument("--crop-size", type=int, default=150, help="nucleus window, source pixels")
     h.add_argument("--crop-method", default="nucleus", choices=["nucleus", "center", "none"])
-    h.add_argument("--augment", help="e.g. flips,rot90,shift=0.1 or none")
+    h.add_argument(
+        "--augment",
+        help="e.g. flips,rot90,shift=0.1 or none; also scale=, hue=, sat=, bright=, blur= "
+        "(train/augment.py)",
+    )
     h.add_argument("--class-weights", choices=["balanced"])
     h.add_argument("--early-stopping", type=int, metavar="N", help="patience in epochs")
     h.add_argument("--head-lr-factor", type=float, help="journal models: new layer's lr factor")
