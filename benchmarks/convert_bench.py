@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert.calibration import parity_set
 from convert.formats import FORMATS
-from convert.parity import artifact_size, open_runtime, predict_all
+from convert.parity import open_runtime, predict_all
 from convert.report import format_table
 from convert.source import SourceModel
 from edge_app.bundle import load_bundle
@@ -78,7 +78,7 @@ def bench(
             runtime = open_runtime(bundle, art, threads)
             ms = time_per_image(runtime.predict, images)
             agreement = float(np.mean(predict_all(runtime, images).argmax(1) == float_pred))
-            size = artifact_size(bundle, art)
+            size = art.disk_bytes
             if precision == "fp32":
                 base = (size, ms)
             ran = getattr(runtime, "inference_precision", "")

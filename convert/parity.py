@@ -164,17 +164,11 @@ def check_artifact(
         format=art.format,
         precision=art.precision,
         file=art.file,
-        size_bytes=artifact_size(bundle, art),
+        size_bytes=art.disk_bytes,
         options=dict(art.options),
         runtime=runtime_info(runtime),
         **numbers,
     )
-
-
-def artifact_size(bundle: Bundle, art: Artifact) -> int:
-    """Bytes on disk, the OpenVINO weights file included."""
-    extra = art.options.get("weights_size_bytes", 0)
-    return int(art.size_bytes + (extra if isinstance(extra, int) else 0))
 
 
 def runtime_info(runtime: Any) -> dict[str, str]:

@@ -179,7 +179,7 @@ def reference_size(bundle: Bundle) -> tuple[str, int] | None:
     for fmt, precision in (("tflite", "fp32"), ("keras", None)):
         art = bundle.find(fmt, precision)
         if art is not None:
-            return art.file, parity.artifact_size(bundle, art)
+            return art.file, art.disk_bytes
     return None
 
 

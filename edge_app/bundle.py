@@ -37,6 +37,12 @@ class Artifact:
     status: str = "unchecked"  # set by the parity check: ok | failed | unchecked
     options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes on disk, an OpenVINO IR's weights file (`weights_size_bytes`) included."""
+        extra = self.options.get("weights_size_bytes", 0)
+        return int(self.size_bytes + (extra if isinstance(extra, int) else 0))
+
 
 @dataclass
 class Bundle:

@@ -261,10 +261,6 @@ def _print_split(labels, groups, sides, classes) -> None:
     print("(images per class, source cells in brackets)")
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def card_command(argv: list[str]) -> int:
     """Write BUNDLE/MODEL_CARD.md from the bundle's metrics and parity (and a K-fold run's)."""
     from train.model_card import write_card
@@ -276,3 +272,7 @@ def card_command(argv: list[str]) -> int:
     args = p.parse_args(argv)
     print(write_card(args.bundle, args.cv, args.speed))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

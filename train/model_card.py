@@ -156,8 +156,7 @@ def _cv_section(kfold: dict, classes: list[str]) -> list[str]:
         lines.append(f"| {c} | {ms(k + 'precision')} | {ms(k + 'recall')} | {ms(k + 'f1')} |")
     lines += ["", "| fold | held-out images | accuracy |", "| --- | --- | --- |"]
     for f in kfold["folds"]:
-        n = int(np.sum(f["metrics"]["confusion_matrix"]))
-        lines.append(f"| {f['fold']} | {n} | {f['metrics']['accuracy']:.4f} |")
+        lines.append(f"| {f['fold']} | {f['metrics']['n']} | {f['metrics']['accuracy']:.4f} |")
     lines.append("")
     return lines
 
@@ -170,8 +169,7 @@ def _held_out_section(bundle: Bundle) -> list[str]:
     lines += ["| split | images | accuracy | macro recall |", "| --- | --- | --- | --- |"]
     for m in rows:
         v = m["values"]
-        n = int(np.sum(v["confusion_matrix"]))
-        lines.append(f"| `{m['split']}` | {n} | {v['accuracy']:.4f} | "
+        lines.append(f"| `{m['split']}` | {v['n']} | {v['accuracy']:.4f} | "
                      f"{v['macro_avg']['recall']:.4f} |")  # fmt: skip
     lines.append("")
     return lines
@@ -192,7 +190,7 @@ def _parity_section(bundle: Bundle) -> list[str]:
         "| artifact | file | size | ran as | agreement | accuracy drop (points) | status |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    sizes = {a.file: _size(a) for a in bundle.artifacts}
+    sizes = {a.file: a.disk_bytes for a in bundle.artifacts}
     for key, a in arts.items():
         size = sizes.get(a["file"])
         size_text = f"{size / 2**20:.2f} MiB" if size else "?"
@@ -204,12 +202,6 @@ def _parity_section(bundle: Bundle) -> list[str]:
         )
     lines.append("")
     return lines
-
-
-def _size(artifact) -> int:
-    """Bytes on disk, an OpenVINO IR's weights file included."""
-    extra = artifact.options.get("weights_size_bytes", 0)
-    return int(artifact.size_bytes + (extra if isinstance(extra, int) else 0))
 
 
 def _confusions(kfold: dict, classes: list[str]) -> list[str]:

@@ -739,17 +739,18 @@ def _train_kfold(
         plan.name, summary["mean"]["accuracy"], summary["sd"]["accuracy"], k,
     )  # fmt: skip
     _write_bundle(data, cfg, out_dir, top, context, kfold)
-    attach_cv_summary(out_dir)
+    attach_cv_summary(out_dir, kfold)
     return out_dir
 
 
-def attach_cv_summary(kfold_dir: Path) -> list[Path]:
-    """Record a K-fold run's mean ± sd (from its report.json) in every fold bundle, so a fold
-    model shipped on its own still says how the recipe does on unseen cells. Returns the
-    fold bundles updated."""
+def attach_cv_summary(kfold_dir: Path, kfold: dict | None = None) -> list[Path]:
+    """Record a K-fold run's mean ± sd in every fold bundle, so a fold model shipped on its own
+    still says how the recipe does on unseen cells; `kfold` None reads it from the run's
+    report.json (for runs made before this). Returns the fold bundles updated."""
     from edge_app.bundle import load_bundle
 
-    kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]
+    if kfold is None:
+        kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]
     name, k = kfold["name"], kfold["k"]
     updated = []
     for fold in kfold["folds"]:
