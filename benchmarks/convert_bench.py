@@ -79,7 +79,8 @@ def bench(
             ms = time_per_image(runtime.predict, images)
             agreement = float(np.mean(predict_all(runtime, images).argmax(1) == float_pred))
             size = art.disk_bytes
-            if precision == "fp32":
+            is_base = precision == "fp32"
+            if is_base:
                 base = (size, ms)
             ran = getattr(runtime, "inference_precision", "")
             rows.append(
@@ -88,12 +89,19 @@ def bench(
                     _kib(size),
                     f"{ms:.2f}",
                     f"{agreement:.4f}",
-                    f"{base[0] / size:.2f}x smaller" if base else "-",
-                    f"{base[1] / ms:.2f}x" if base else "-",
+                    _ratio(base and base[0], size, is_base, "smaller"),
+                    _ratio(base and base[1], ms, is_base, "faster"),
                     f"{getattr(runtime, 'name', '')} {ran}".strip(),
                 ]
             )
     return rows
+
+
+def _ratio(base: float | None, value: float, is_base: bool, word: str) -> str:
+    """'3.85x smaller' against the format's fp32 row; '(ref.)' on that row; '-' without one."""
+    if is_base:
+        return "(ref.)"
+    return f"{base / value:.2f}x {word}" if base else "-"
 
 
 def _kib(n: int) -> str:

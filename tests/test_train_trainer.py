@@ -155,6 +155,9 @@ def test_kfold_reports_every_fold_and_mean_sd(cells, tmp_path, capsys):
         cv = {m["split"]: m["values"] for m in fold.metrics}["grouped-kfold2:mean"]
         assert cv["accuracy"] == pytest.approx(np.mean(acc))  # the CV summary travels too
     assert "mean ± sd over 2 folds" in (out / "report.md").read_text()
+    summed = json.loads((out / "confusion_all_folds.json").read_text())["matrix"]
+    assert np.array_equal(summed, np.add(*[f["metrics"]["confusion_matrix"] for f in folds]))
+    assert (out / "confusion_all_folds.png").is_file()
 
     # the model card of a fold bundle quotes the CV figures read from the run's report
     assert cli.main(["card", str(out / "folds" / "fold0"), "--cv", str(out)]) == 0
@@ -197,6 +200,14 @@ def test_transfer_preset_sets_the_recipe():
     assert t.class_weights == "balanced" and "hue=" in t.augment and "blur=" in t.augment
     assert TrainConfig(preset="transfer", weights="none").resolved().weights == "none"
     assert TrainConfig().resolved().weights == "none"
+
+
+def test_scratch_preset_regularises_without_pretrained_weights():
+    s = TrainConfig(preset="scratch").resolved()
+    assert (s.weights, s.epochs, s.lr, s.lr_schedule) == ("none", 20, 1e-3, "cosine")
+    assert (s.label_smoothing, s.class_weights, s.early_stopping) == (0.1, "balanced", None)
+    assert s.augment == TrainConfig(preset="transfer").resolved().augment
+    assert TrainConfig(preset="scratch", epochs=3).resolved().epochs == 3
 
 
 def test_transfer_trains_the_head_first_then_the_base_with_frozen_batch_norm(cells, tmp_path):

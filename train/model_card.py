@@ -95,14 +95,17 @@ def _model_section(bundle: Bundle) -> list[str]:
     spec = bundle.preprocessing
     weights = p.get("weights", {})
     origin = weights.get("package") or weights.get("weights", "none")
+    preset = f"preset `{t['preset']}`" if t.get("preset") else "no preset"
+    steps = p.get("timing", {}).get("steps_per_epoch")
     return [
         "## Model",
         "",
-        f"- architecture: `{t.get('model')}`; recipe: preset `{t.get('preset')}`, "
-        f"{t.get('epochs')} epochs (head-only first: {t.get('head_epochs', 0)}), "
+        f"- architecture: `{t.get('model')}`; recipe: {preset}, {t.get('epochs')} epochs"
+        f"{f' of {steps} batches' if steps else ''} (head-only first: "
+        f"{t.get('head_epochs', 0)}), "
         f"{t.get('optimizer')} lr {t.get('lr')} ({t.get('lr_schedule')}), batch "
         f"{t.get('batch_size')}, augmentation `{t.get('augment')}`, label smoothing "
-        f"{t.get('label_smoothing', 0)}, class weights {t.get('class_weights')}",
+        f"{t.get('label_smoothing', 0)}, class weights {t.get('class_weights') or 'none'}",
         f"- initial weights: {origin}",
         f"- input: {spec.height}x{spec.width} {spec.color_order}, crop: {spec.crop.method} "
         f"window of {spec.crop.size} source px around the stained nucleus, normalisation "

@@ -6,11 +6,17 @@
 | thesis-s2 | Adam | 32 | 1e-5 | 80 | 80/10/10 | categorical cross-entropy |
 | journal | SGD, momentum 0.9 | 10 | 1e-4 | 30 | 70/30 | 100 images/class, h-flip, x/y shift |
 | transfer | Adam | 32 | 2e-4 cosine | 8 (+30 head) | 80/10/10 | ImageNet weights, see below |
+| scratch | Adam | 32 | 1e-3 cosine | 20 | 80/10/10 | no pretrained weights, see below |
 
 `transfer` is our fine-tuning recipe for any model with ImageNet weights: the new head first,
 30 epochs on cached frozen features (lr 1e-3); then the whole network at a low learning rate
-with batch norm in inference mode, microscope augmentation (`TRANSFER_AUGMENT`), label
+with batch norm in inference mode, microscope augmentation (`MICROSCOPE_AUGMENT`), label
 smoothing 0.1, balanced class weights and early stopping; mixed precision on a GPU.
+
+`scratch` is the same regularisation for a model trained from random weights (the default
+`custom-cnn`): microscope augmentation, label smoothing 0.1 and balanced class weights, 20
+epochs at 1e-3 with a cosine decay and no early stopping (the grouped validation side holds
+only a few cells of each class, too few to stop on).
 
 The journal also multiplies the new layer's learning rate by 20. Its optimizer and factor are
 MATLAB's transfer-learning defaults (`sgdm`, `WeightLearnRateFactor`/`BiasLearnRateFactor` 20);
@@ -28,7 +34,7 @@ from edge_app.errors import WbcError
 
 # Microscope augmentation: any orientation, a little zoom and shift, stain (hue, saturation)
 # and illumination (brightness) variation between labs, slight defocus.
-TRANSFER_AUGMENT = "flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3"
+MICROSCOPE_AUGMENT = "flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3"
 
 # Values used when neither the preset nor the user sets a field.
 DEFAULTS: dict[str, Any] = {
@@ -87,10 +93,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 8,
         "batch_size": 32,
         "fractions": (0.8, 0.1, 0.1),
-        "augment": TRANSFER_AUGMENT,
+        "augment": MICROSCOPE_AUGMENT,
         "label_smoothing": 0.1,
         "class_weights": "balanced",
         "early_stopping": 4,
+    },
+    "scratch": {
+        "weights": "none",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "lr_schedule": "cosine",
+        "epochs": 20,
+        "batch_size": 32,
+        "fractions": (0.8, 0.1, 0.1),
+        "augment": MICROSCOPE_AUGMENT,
+        "label_smoothing": 0.1,
+        "class_weights": "balanced",
     },
 }
 

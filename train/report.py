@@ -2,8 +2,9 @@
 people (matplotlib, Agg backend: no display needed).
 
 Files: report.json, report.md, curves.png (loss and accuracy, train vs val),
-confusion_<side>.json and confusion_<side>.png per evaluated side; the split manifest
-(split.csv) is written by the trainer next to them.
+confusion_<side>.json and confusion_<side>.png per evaluated side (K-fold runs: per held-out
+fold, plus confusion_all_folds summed over them); the split manifest (split.csv) is written by
+the trainer next to them.
 """
 
 from __future__ import annotations
@@ -97,10 +98,26 @@ def write_run_report(run_dir: Path, report: dict[str, Any], classes: Sequence[st
         )
         plot_confusion(cm, classes, run_dir / f"{stem}.png", f"{split_name} (rows: true)")
         files += [f"{stem}.json", f"{stem}.png"]
+    if "kfold" in report:
+        files += write_summed_confusion(run_dir, report["kfold"], classes)
     report["files"] = sorted(set([*files, report.get("split", {}).get("manifest", "")]) - {""})
     (run_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
     (run_dir / REPORT_MD).write_text(markdown(report, classes))
     return report["files"]
+
+
+def write_summed_confusion(
+    run_dir: Path, kfold: dict[str, Any], classes: Sequence[str]
+) -> list[str]:
+    """confusion_all_folds.json/.png: every fold's held-out confusion matrix, summed."""
+    cm = np.sum([f["metrics"]["confusion_matrix"] for f in kfold["folds"]], axis=0).tolist()
+    name = f"{kfold['name']}, all {kfold['k']} held-out folds summed"
+    stem = "confusion_all_folds"
+    (run_dir / f"{stem}.json").write_text(
+        json.dumps({"split": name, "classes": list(classes), "matrix": cm}, indent=1) + "\n"
+    )
+    plot_confusion(cm, classes, run_dir / f"{stem}.png", f"{name} (rows: true)")
+    return [f"{stem}.json", f"{stem}.png"]
 
 
 def markdown(report: dict[str, Any], classes: Sequence[str]) -> str:

@@ -1,0 +1,58 @@
+"""`wbc-train card`: the card is built from recorded numbers; the shipped one is current."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edge_app.errors import DataError
+from train.cli import main as train_main
+from train.model_card import CARD_FILE, write_card
+
+DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+@pytest.fixture()
+def default_copy(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(DEFAULT, tmp_path / "default"))
+
+
+def test_card_quotes_the_kfold_report_and_the_parity_record(default_copy: Path):
+    card = write_card(default_copy, default_copy / "cv").read_text()
+    kfold = json.loads((default_copy / "cv" / "report.json").read_text())["kfold"]
+    mean, sd = kfold["summary"]["mean"], kfold["summary"]["sd"]
+    assert f"accuracy **{mean['accuracy']:.3f} ± {sd['accuracy']:.3f}**" in card
+    for cls in json.loads((default_copy / "bundle.json").read_text())["classes"]:
+        key = f"per_class.{cls}.recall"
+        assert f"{mean[key]:.3f} ± {sd[key]:.3f}" in card
+    for fold in kfold["folds"]:
+        assert f"| {fold['fold']} | {fold['metrics']['n']} |" in card
+    parity = json.loads((default_copy / "bundle.json").read_text())["parity"]["artifacts"]
+    for key, art in parity.items():
+        assert f"| {key} | `{art['file']}` |" in card
+        assert f"| {art['agreement']:.4f} | {art['drop_points']:+.2f} | {art['status']} |" in card
+    assert "not a diagnostic device" in card and "## Known failure modes" in card
+
+
+def test_card_without_cv_or_speed_has_no_cv_section(default_copy: Path):
+    card = write_card(default_copy).read_text()
+    assert "grouped 5-fold (mean ± sd" not in card and "## Speed" not in card
+    assert "## Converted artifacts and their parity" in card
+
+
+def test_shipped_card_matches_a_regenerated_one(default_copy: Path):
+    """MODEL_CARD.md in models/default was written by `wbc-train card` from the files beside
+    it; regenerating it must give the same text (no figure edited by hand or left stale)."""
+    regenerated = write_card(default_copy, default_copy / "cv", default_copy / "speed.txt")
+    assert regenerated.read_text() == (DEFAULT / CARD_FILE).read_text()
+
+
+def test_card_of_a_folder_without_kfold_report_is_a_one_line_error(default_copy: Path, capsys):
+    with pytest.raises(DataError, match="not the report of a `wbc-train --kfold` run"):
+        write_card(default_copy, default_copy)  # report.json of a single run, no "kfold"
+    assert train_main(["card", str(default_copy), "--cv", str(default_copy)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "report.json" in err[0]
