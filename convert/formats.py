@@ -70,6 +70,12 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
+def _layer_list(text: str) -> str:
+    """'last, first' → 'first,last'; empty → 'none'."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    return ",".join(sorted(names)) if names else "none"
+
+
 def _opset(text: str) -> int:
     return int(text)
 
@@ -82,9 +88,18 @@ FORMATS: tuple[Format, ...] = (
         options=(
             Option(
                 "io_dtype",
-                "dtype of the INT8 model's input and output tensors",
+                "dtype of the INT8 model's input (and output, with float_layers=none)",
                 "int8",
                 choices=("int8", "uint8"),
+                precisions=("int8",),
+            ),
+            Option(
+                "float_layers",
+                "ops an INT8 model keeps in float: the first convolution (on the pixels), the "
+                "last dense layer (the class scores), both, or none (plain full INT8)",
+                "first,last",
+                _layer_list,
+                choices=("first,last", "first", "last", "none"),
                 precisions=("int8",),
             ),
             Option(

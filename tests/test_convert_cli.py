@@ -66,6 +66,34 @@ def test_dense_layers_keep_per_tensor_weights_for_tflite_runtime_2_14(converted:
         assert all(len(d["quantization_parameters"]["scales"]) == 1 for d in dense), name
 
 
+def test_int8_keeps_the_first_and_last_layers_in_float(converted: Path):
+    """Default tflite.float_layers=first,last: the first convolution, the last dense layer and
+    the softmax run in float, the rest in int8; input int8, output float32 probabilities."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    art = load_bundle(converted).find("tflite", "int8")
+    assert art.options["float_layers"] == "first,last"
+    assert art.options["input_quant"]["dtype"] == "int8"
+    assert art.options["output_quant"]["dtype"] == "float32"
+    interp = Interpreter(model_path=str(converted / "model_int8.tflite"))
+    ops = {op["op_name"]: [] for op in interp._get_ops_details()}
+    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    for op in interp._get_ops_details():
+        ops[op["op_name"]].append(dtypes[op["outputs"][0]])
+    assert ops["CONV_2D"] == [np.float32, np.int8]  # tiny-cnn: two convolutions
+    assert ops["FULLY_CONNECTED"] == [np.int8, np.float32]  # and two dense layers
+    assert ops["SOFTMAX"] == [np.float32]
+    assert len(art.options["float_nodes"]) == 2
+
+
+def test_float_layers_none_is_plain_full_int8(float_copy: Path):
+    argv = [str(float_copy), "--artifacts", "tflite-int8", "--option", "tflite.float_layers=none"]
+    main([*argv, "--calib-images", "8", "--min-agreement", "0"])
+    art = load_bundle(float_copy).find("tflite", "int8")
+    assert art.options["float_layers"] == "none" and "float_nodes" not in art.options
+    assert art.options["output_quant"]["dtype"] == "int8"
+
+
 def test_parity_json_is_self_consistent(converted: Path):
     report = json.loads((converted / "parity.json").read_text())
     labels = np.array(report["parity_set"]["labels"])
@@ -229,6 +257,7 @@ def test_unwritable_output_folder(capsys, float_copy: Path, tmp_path: Path):
             "options given for tflite",
         ),
         (["--int8", "--io-dtype", "int16"], "io_dtype=int16 is not one of int8, uint8"),
+        (["--int8", "--option", "tflite.float_layers=middle"], "float_layers=middle is not one of"),
         (["--artifacts", "onnx-int8"], "unknown artifact 'onnx-int8'"),
         (["--artifacts", "tflite-fp32", "--int8"], "--artifacts names the artifacts itself"),
     ],

@@ -31,7 +31,11 @@ def test_plan_crosses_formats_and_precisions_and_notes_missing_pairs():
     assert notes == ["onnx: no int8 (offers fp32)"]
     int8 = jobs[1]
     assert int8.file == "model_int8.tflite"
-    assert int8.options == {"io_dtype": "int8", "dense_per_channel": False}
+    assert int8.options == {
+        "io_dtype": "int8",
+        "float_layers": "first,last",
+        "dense_per_channel": False,
+    }
     assert jobs[0].options == {}  # io_dtype and dense_per_channel apply to int8 only
     assert jobs[2].options == {"opset": 17}
 
@@ -44,7 +48,11 @@ def test_options_are_checked_against_the_row():
     )
     assert {j.key: j.options for j in jobs} == {
         "tflite-fp32": {},
-        "tflite-int8": {"io_dtype": "uint8", "dense_per_channel": False},
+        "tflite-int8": {
+            "io_dtype": "uint8",
+            "float_layers": "first,last",
+            "dense_per_channel": False,
+        },
         "onnx-fp32": {"opset": 13},
     }
     jobs, _ = plan(["tflite"], ["int8"], {"tflite": {"dense_per_channel": "true"}})
