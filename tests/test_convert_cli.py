@@ -14,6 +14,7 @@ from tiny_bundle import build_tiny_bundle
 from convert.cli import main
 from convert.formats import FORMATS
 from edge_app.bundle import load_bundle
+from edge_app.runtime import open_runtime
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,11 @@ def test_float_layers_none_is_plain_full_int8(float_copy: Path):
     art = load_bundle(float_copy).find("tflite", "int8")
     assert art.options["float_layers"] == "none" and "float_nodes" not in art.options
     assert art.options["output_quant"]["dtype"] == "int8"
+    bundle = load_bundle(float_copy)
+    rt = open_runtime(bundle, art)  # int8 out: the runtime dequantizes it
+    assert rt.output_info.quant is not None
+    probs = rt.predict(np.zeros((2, *rt.input_info.shape[1:]), np.float32))
+    assert probs.shape == (2, len(bundle.classes)) and np.allclose(probs.sum(1), 1, atol=0.02)
 
 
 def test_parity_json_is_self_consistent(converted: Path):

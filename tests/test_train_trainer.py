@@ -204,8 +204,8 @@ def test_transfer_preset_sets_the_recipe():
 
 def test_scratch_preset_regularises_without_pretrained_weights():
     s = TrainConfig(preset="scratch").resolved()
-    assert (s.weights, s.epochs, s.lr, s.lr_schedule) == ("none", 20, 1e-3, "cosine")
-    assert (s.label_smoothing, s.class_weights, s.early_stopping) == (0.1, "balanced", None)
+    assert (s.weights, s.epochs, s.lr, s.lr_schedule) == ("none", 10, 1e-3, "cosine")
+    assert (s.label_smoothing, s.class_weights, s.early_stopping) == (0.1, "balanced", 5)
     assert s.augment == TrainConfig(preset="transfer").resolved().augment
     assert TrainConfig(preset="scratch", epochs=3).resolved().epochs == 3
 
