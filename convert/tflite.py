@@ -6,9 +6,9 @@ that tflite-runtime 2.14 (32-bit Raspberry Pi OS) still loads them; the option
 `tflite.dense_per_channel=true` quantizes them per channel (more accurate, newer runtimes).
 
 INT8 keeps two layers in float by default (`tflite.float_layers=first,last`): the first
-layer, which sees the pixels, and the last (class scores and softmax). Measured on the
+layer, which sees the pixels, and the last (class scores and softmax). On the previous
 default custom-cnn's 3,066 held-out cells, full INT8 changed the class of 2.8 % of them;
-with the first convolution in float 0.4 %, with both layers 0.2 %, for +0.07 ms per cell.
+with the first convolution in float 0.4 %, with both layers 0.2 %, for +0.08 ms per cell.
 The first layer's output channels span very different ranges that one per-tensor int8
 scale serves badly; TensorFlow's `QuantizationDebugger` puts its error highest. Such a
 model takes int8/uint8 input and returns float32 probabilities. The selective quantization

@@ -35,8 +35,8 @@ otherwise), and diagnosis."""
 
 FAILURE_MODES = """\
 - **Unseen cells are harder than the papers' figures suggest.** A random split of the
-  Kaggle images scores about 98 %, because copies of one cell land in training and test;
-  the figures above are on cells the model never saw (grouped folds).
+  Kaggle images scores 96–98 % (`docs/results.md`), because copies of one cell land in
+  training and test; the figures above are on cells the model never saw (grouped folds).
 - **Few source cells, wide spread.** 277 source cells in all, 16 monocytes: one or two
   misread cells move a fold's accuracy by several points (see the per-fold table).
 - **Other labs' images.** Trained on one data source (BCCD-derived Kaggle crops, 320x240
