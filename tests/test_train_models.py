@@ -145,13 +145,19 @@ def test_folded_export_computes_what_the_training_model_computed():
 
 def test_frozen_base_only_with_pretrained_weights(tmp_path):
     none = build_model("mobilenet-v3-small", 32, 4, WeightsChoice("none"))
-    assert not none.frozen_base and "whole mobilenet-v3-small network trains" in none.notes[0]
+    assert not none.frozen_base and "whole mobilenet-v3-small network trains" in none.notes[-1]
+    # from scratch, batch-norm statistics must settle within a short run (Keras uses 0.999)
+    base_layers = none.model.get_layer("MobileNetV3Small").layers
+    bns = [x for x in base_layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert bns and all(x.momentum == 0.99 for x in bns) and "momentum 0.99" in none.notes[0]
     assert none.model.get_layer("MobileNetV3Small").trainable
     path = tmp_path / "base.weights.h5"
     none.model.get_layer("MobileNetV3Small").save_weights(path)
     local = build_model("mobilenet-v3-small", 32, 4, WeightsChoice("file", path))
     base = local.model.get_layer("MobileNetV3Small")
     assert local.frozen_base and not base.trainable and "base frozen" in local.notes[0]
+    kept = [x.momentum for x in base.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert kept and all(m == 0.999 for m in kept)  # pretrained: Keras's own momentum kept
     np.testing.assert_array_equal(base.get_weights()[0], none.model.get_weights()[0])
     head = [w for w in local.model.trainable_weights if w.path.startswith("head")]
     assert len(local.model.trainable_weights) == len(head) == 4
