@@ -50,7 +50,7 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
         converter.inference_input_type = dtype
         converter.inference_output_type = dtype
         info["calibration_images"] = len(images)
-    float_layers = job.options.get("float_layers", "none") if job.precision == "int8" else "none"
+    float_layers = job.options.get("float_layers", "none")  # an int8-only option
     if float_layers != "none":
         model, info["float_nodes"] = _int8_with_float_layers(
             converter, float_layers.split(","), per_tensor

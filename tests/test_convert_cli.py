@@ -77,10 +77,10 @@ def test_int8_keeps_the_first_and_last_layers_in_float(converted: Path):
     assert art.options["input_quant"]["dtype"] == "int8"
     assert art.options["output_quant"]["dtype"] == "float32"
     interp = Interpreter(model_path=str(converted / "model_int8.tflite"))
-    ops = {op["op_name"]: [] for op in interp._get_ops_details()}
     dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    ops: dict[str, list] = {}
     for op in interp._get_ops_details():
-        ops[op["op_name"]].append(dtypes[op["outputs"][0]])
+        ops.setdefault(op["op_name"], []).append(dtypes[op["outputs"][0]])
     assert ops["CONV_2D"] == [np.float32, np.int8]  # tiny-cnn: two convolutions
     assert ops["FULLY_CONNECTED"] == [np.int8, np.float32]  # and two dense layers
     assert ops["SOFTMAX"] == [np.float32]
@@ -90,10 +90,10 @@ def test_int8_keeps_the_first_and_last_layers_in_float(converted: Path):
 def test_float_layers_none_is_plain_full_int8(float_copy: Path):
     argv = [str(float_copy), "--artifacts", "tflite-int8", "--option", "tflite.float_layers=none"]
     main([*argv, "--calib-images", "8", "--min-agreement", "0"])
-    art = load_bundle(float_copy).find("tflite", "int8")
+    bundle = load_bundle(float_copy)
+    art = bundle.find("tflite", "int8")
     assert art.options["float_layers"] == "none" and "float_nodes" not in art.options
     assert art.options["output_quant"]["dtype"] == "int8"
-    bundle = load_bundle(float_copy)
     rt = open_runtime(bundle, art)  # int8 out: the runtime dequantizes it
     assert rt.output_info.quant is not None
     probs = rt.predict(np.zeros((2, *rt.input_info.shape[1:]), np.float32))

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_app.bundle import Bundle, load_bundle
 from edge_app.errors import DataError
+from train.report import summed_confusion
 
 CARD_FILE = "MODEL_CARD.md"
 
@@ -208,7 +207,7 @@ def _parity_section(bundle: Bundle) -> list[str]:
 
 
 def _confusions(kfold: dict, classes: list[str]) -> list[str]:
-    total = np.sum([f["metrics"]["confusion_matrix"] for f in kfold["folds"]], axis=0)
+    total = summed_confusion(kfold)
     lines = ["Where the errors go, all folds summed (rows: true class):", ""]
     lines += ["| true \\ predicted | " + " | ".join(classes) + " |"]
     lines += ["| --- |" + " --- |" * len(classes)]
