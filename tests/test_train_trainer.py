@@ -11,8 +11,9 @@ import pytest
 from edge_app.bundle import load_bundle
 from edge_app.errors import WbcError
 from train import cli, splits
+from train.data import list_images
 from train.synthetic import make_cell_dataset
-from train.trainer import TrainConfig, train_bundle
+from train.trainer import TrainConfig, make_split, train_bundle
 
 FAST = dict(epochs=1, batch_size=4, input_size=32, crop_size=75, verbose=0)
 
@@ -64,6 +65,20 @@ def test_cli_flags_override_a_preset():
     cfg = cli.config_from_args(args).resolved()
     assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.input_size) == (2, 0.01, 64, 64)
     assert cfg.fractions == pytest.approx((0.7, 0.15, 0.15)) and cfg.split == "grouped"
+
+
+def test_split_seed_keeps_the_folds_while_seed_changes(cells, tmp_path):
+    root, groups, _ = cells
+    images = list_images(root)
+
+    def folds(**kw):
+        cfg = config(None, kfold=2, **kw).resolved()
+        return make_split(images, cfg, groups, tmp_path).sides
+
+    assert folds(seed=1, split_seed=0) == folds(seed=0)
+    assert TrainConfig(seed=5).data_seed == 5 and TrainConfig(seed=5, split_seed=0).data_seed == 0
+    args = cli.train_parser().parse_args(["data", "--out", "m", "--seed", "2", "--split-seed", "0"])
+    assert cli.config_from_args(args).data_seed == 0
 
 
 @pytest.mark.parametrize(

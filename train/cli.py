@@ -76,7 +76,13 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--kfold", type=int, metavar="K", help="K-fold cross-validation")
     g.add_argument("--groups", type=Path, help="groups CSV from `wbc-train groups`")
     g.add_argument("--images-per-class", type=int, help="subsample first (0: all)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="weights, augmentation, and the split")
+    g.add_argument(
+        "--split-seed",
+        type=int,
+        help="seed of the split alone (default: --seed); keeps the "
+        "folds of another run while --seed changes the weights",
+    )
     h = p.add_argument_group("training")
     h.add_argument("--epochs", type=int)
     h.add_argument("--batch-size", type=int)
@@ -140,7 +146,8 @@ def config_from_args(args: argparse.Namespace):
         lr=args.lr, lr_schedule=args.lr_schedule, optimizer=args.optimizer,
         split="grouped" if args.grouped else args.split,
         fractions=tuple(splits.parse_fractions(args.fractions)) if args.fractions else None,
-        kfold=args.kfold, seed=args.seed, input_size=args.input_size, crop_size=args.crop_size,
+        kfold=args.kfold, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size,
+        crop_size=args.crop_size,
         crop_method=args.crop_method, weights=args.weights,
         images_per_class=args.images_per_class, augment=args.augment,
         class_weights=args.class_weights, early_stopping=args.early_stopping,

@@ -66,7 +66,8 @@ class TrainConfig:
     split: str = "grouped"  # grouped | random | folders | manifest:PATH
     fractions: tuple[float, ...] | None = None
     kfold: int | None = None  # K folds (grouped or random, as `split`)
-    seed: int = 0
+    seed: int = 0  # weights, augmentation and batch order; also the split unless split_seed
+    split_seed: int | None = None  # a different --seed over the same folds (seed ensembles)
     input_size: int | None = None
     crop_size: int = 150  # source pixels at Kaggle scale, centred on the nucleus
     crop_method: str = "nucleus"  # nucleus | center | none
@@ -90,6 +91,11 @@ class TrainConfig:
     verbose: int | str = "auto"  # Keras progress: 0 silent, 1 bar, 2 one line per epoch
     workers: int = 1  # PyDataset worker threads
     run_eagerly: bool = False  # no graph compilation: slow per step, instant to start (tests)
+
+    @property
+    def data_seed(self) -> int:
+        """The seed that draws the split and the folds."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def resolved(self) -> TrainConfig:
         """A copy with every None filled from the preset, the defaults and the model, checked."""
@@ -209,7 +215,7 @@ def train_bundle(
     weights = parse_weights(cfg.weights)
     info = preflight(cfg.model, int(cfg.input_size), weights)  # type: ignore[arg-type]
     spec = model_spec(info, cfg)
-    images = _subsample(list_images(data_root), cfg.images_per_class, cfg.seed)
+    images = _subsample(list_images(data_root), cfg.images_per_class, cfg.data_seed)
     t_load = time.perf_counter()
     cache_dir = (cfg.cache_dir or default_cache_dir()) if cfg.cache else None
     loaded = load_cached(images, spec, cache_dir)
@@ -258,15 +264,16 @@ def make_split(
     fr = cfg.fractions
     frac_text = "/".join(f"{100 * f:g}" for f in fr)  # type: ignore[union-attr]
     if cfg.kfold:
-        sides = splits.kfold(labels, cfg.kfold, cfg.seed, groups if kind == "grouped" else None)
+        fold_groups = groups if kind == "grouped" else None
+        sides = splits.kfold(labels, cfg.kfold, cfg.data_seed, fold_groups)
         name = f"{kind}-kfold{cfg.kfold}"
         per_fold = "whole source cells per fold" if kind == "grouped" else "random images"
         desc = f"{cfg.kfold} folds, {per_fold}"
     elif kind == "grouped":
-        sides = splits.stratified_grouped(labels, groups, fr, cfg.seed)  # type: ignore[arg-type]
+        sides = splits.stratified_grouped(labels, groups, fr, cfg.data_seed)  # type: ignore[arg-type]
         name, desc = f"grouped-{frac_text}", "stratified, whole source cells per side"
     elif kind == "random":
-        sides = splits.stratified_random(labels, fr, cfg.seed)  # type: ignore[arg-type]
+        sides = splits.stratified_random(labels, fr, cfg.data_seed)  # type: ignore[arg-type]
         name = f"random-{frac_text}"
         desc = "stratified random images (copies of one cell can fall on two sides)"
     else:
@@ -768,9 +775,9 @@ def _fold_sides(data: _Data, cfg: TrainConfig, fold: str) -> dict[str, list[int]
     labels = [data.images_set.records[i].label for i in rest]
     if plan.kind == "grouped":
         groups = [plan.groups[i] for i in rest]
-        inner = splits.stratified_grouped(labels, groups, [0.9, 0.1], cfg.seed)
+        inner = splits.stratified_grouped(labels, groups, [0.9, 0.1], cfg.data_seed)
     else:
-        inner = splits.stratified_random(labels, [0.9, 0.1], cfg.seed)
+        inner = splits.stratified_random(labels, [0.9, 0.1], cfg.data_seed)
     return {
         "train": [i for i, s in zip(rest, inner, strict=True) if s == "train"],
         "val": [i for i, s in zip(rest, inner, strict=True) if s == "val"],
