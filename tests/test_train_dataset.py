@@ -116,6 +116,29 @@ def test_balanced_class_weights_and_sample_weights():
     np.testing.assert_allclose(seq[0][2], [4 / 6, 4 / 6, 4 / 6, 2.0])
 
 
+def test_mixup_blends_images_labels_and_weights_alike():
+    n = 8  # one class per image, so a mixed label names the partner
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 2, 2, 3))
+    y, w = np.eye(n, dtype=np.float32), np.arange(1, n + 1, dtype=np.float32)
+    xm, ym, wm = dataset._mix(x, y, w, 0.4, np.random.default_rng(0))
+    own = ym.diagonal()
+    assert np.all(own >= 0.5) and np.any(own < 1.0)  # each image keeps the larger share
+    np.testing.assert_allclose(ym.sum(axis=1), 1.0, rtol=1e-6)
+    for i in range(n):
+        rest = ym[i].copy()
+        rest[i] = 0
+        j = int(rest.argmax()) if rest.max() > 0 else i
+        lam = own[i] if j != i else 1.0
+        np.testing.assert_allclose(xm[i], lam * i + (1 - lam) * j, rtol=1e-5)
+        assert wm[i] == pytest.approx(lam * w[i] + (1 - lam) * w[j])
+    # in batches: off by default, and on it changes images but not their count or dtype
+    labels = np.arange(8) % 4
+    plain = CellBatches(images(8), labels, 4, SPEC, batch_size=8)[0]
+    mixed = CellBatches(images(8), labels, 4, SPEC, batch_size=8, mixup=0.4)[0]
+    assert mixed[0].shape == plain[0].shape and mixed[0].dtype == np.float32
+    assert not np.array_equal(mixed[0], plain[0]) and np.array_equal(plain[1].max(1), np.ones(8))
+
+
 def test_prepared_images_are_cached_and_reused(tmp_path, monkeypatch):
     make_cell_dataset(tmp_path / "d", cells_per_class=1, copies_per_cell=2, size=(160, 120))
     image_set = list_images(tmp_path / "d")

@@ -89,6 +89,7 @@ def test_split_seed_keeps_the_folds_while_seed_changes(cells, tmp_path):
         ({"optimizer": "lbfgs"}, "unknown optimizer"),
         ({"model": "resnet18"}, "unknown model 'resnet18'"),
         ({"fractions": (0.5, 0.6)}, "sum to 1"),
+        ({"mixup": -0.2}, "--mixup must be an alpha"),
     ],
 )
 def test_bad_settings_are_one_line_errors(kw, message):

@@ -41,6 +41,9 @@ class CellBatches(keras.utils.PyDataset):
 
     Shuffled every epoch when `shuffle`; the augmentation of batch i in epoch e depends only on
     (seed, e, i), so runs repeat exactly whatever the worker count. `max_batches` caps an epoch.
+    `mixup` > 0 blends every image with another of its batch after augmentation (mixup, Zhang
+    et al. 2018): weight λ ~ Beta(mixup, mixup), kept ≥ 0.5 for the image itself; labels and
+    sample weights are blended alike.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class CellBatches(keras.utils.PyDataset):
         seed: int = 0,
         class_weights: np.ndarray | None = None,
         max_batches: int | None = None,
+        mixup: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,6 +71,7 @@ class CellBatches(keras.utils.PyDataset):
         self.shuffle, self.seed = shuffle, seed
         self.class_weights = class_weights
         self.max_batches = max_batches
+        self.mixup = float(mixup)
         self.epoch = 0
         self.order = self._order()
 
@@ -77,14 +82,17 @@ class CellBatches(keras.utils.PyDataset):
     def __getitem__(self, i: int):
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self.images[idx]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
             x = augment_batch(x, self.augment, rng)
         y = np.eye(self.n_classes, dtype=np.float32)[self.labels[idx]]
         x = normalise(x, self.spec)
-        if self.class_weights is None:
+        w = None if self.class_weights is None else self.class_weights[self.labels[idx]]
+        if self.mixup > 0:
+            x, y, w = _mix(x, y, w, self.mixup, rng)
+        if w is None:
             return x, y
-        return x, y, self.class_weights[self.labels[idx]].astype(np.float32)
+        return x, y, w.astype(np.float32)
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -98,6 +106,18 @@ class CellBatches(keras.utils.PyDataset):
         if not self.shuffle:
             return np.arange(len(self.images))
         return np.random.default_rng([self.seed, self.epoch, 7]).permutation(len(self.images))
+
+
+def _mix(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, alpha: float, rng):
+    """Mixup of a batch with a shuffled copy of itself; λ ≥ 0.5 for each image's own part."""
+    lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    partner = rng.permutation(len(x))
+    x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
+    y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    if w is not None:
+        w = lam * w + (1 - lam) * w[partner]
+    return x.astype(np.float32), y, w
 
 
 def predict_probabilities(

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "head_lr": 1e-3,
     "frozen_bn": False,
     "label_smoothing": 0.0,
+    "mixup": 0.0,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -82,6 +82,7 @@ class TrainConfig:
     head_lr: float | None = None  # phase 1 learning rate (Adam)
     frozen_bn: bool | None = None  # a trainable pretrained base keeps batch norm in inference
     label_smoothing: float | None = None
+    mixup: float | None = None  # Beta(α, α) mixup of training images; 0 = off
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     name: str | None = None  # bundle name; default: the output folder's name
     cache_dir: Path | None = None  # prepared-image cache; None: default_cache_dir()
@@ -137,6 +138,8 @@ class TrainConfig:
             raise WbcError("--head-epochs must be 0 or more")
         if not 0 <= float(self.label_smoothing) < 1:  # type: ignore[arg-type]
             raise WbcError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= float(self.mixup) <= 10:  # type: ignore[arg-type]
+            raise WbcError(f"--mixup must be an alpha in [0, 10] (0 = off), got {self.mixup}")
         if self.crop_method not in ("nucleus", "center", "none"):
             raise WbcError("--crop-method must be nucleus, center or none")
         Augment.parse(self.augment)
@@ -464,6 +467,7 @@ def _batches(data: _Data, cfg: TrainConfig, idx: np.ndarray, max_steps, train: b
         data.images[idx], labels, len(data.classes), data.spec, cfg.batch_size,
         augment=Augment.parse(cfg.augment) if train else None, shuffle=train, seed=cfg.seed,
         class_weights=weights, max_batches=max_steps, workers=cfg.workers,
+        mixup=float(cfg.mixup) if train else 0.0,
     )  # fmt: skip
 
 
