@@ -62,9 +62,10 @@ def fold_views(fold_dir: Path, images: ImageSet, views: int = 8) -> tuple[np.nda
     return np.stack(probs), [r.path.as_posix() for r in loaded.records]
 
 
-def score(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, float]:
+def score(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, list[float]]:
+    """Accuracy and every class's recall, in `classes` order."""
     m = classification_metrics(labels, probs.argmax(axis=1), classes)
-    return m["accuracy"], min(v["recall"] for v in m["per_class"].values())
+    return m["accuracy"], [m["per_class"][c]["recall"] for c in classes]
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,19 @@ def main() -> int:
         cells = []
         for n in view_counts:
             acc = np.array([a for a, _ in by_views[n]])
-            low = np.array([r for _, r in by_views[n]])
+            low = np.array([min(r) for _, r in by_views[n]])
             cells.append(f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f} ({low.mean():.3f})")
         calls = f"{len(combo.split('+'))} model(s) × views"
         print(f"| {combo} ({calls}) | " + " | ".join(cells) + " |")
+    classes = everything.classes
+    print("\nrecall per class, one view, mean ± sd over folds")
+    print("| model(s) | " + " | ".join(classes) + " |")
+    print("| --- |" + " --- |" * len(classes))
+    for combo, by_views in results.items():
+        recalls = np.array([r for _, r in by_views[1]])
+        mean, sd = recalls.mean(axis=0), recalls.std(axis=0, ddof=1)
+        cells = [f"{m:.3f} ± {d:.3f}" for m, d in zip(mean, sd, strict=True)]
+        print(f"| {combo} | " + " | ".join(cells) + " |")
     for name, rows in per_cell.items():
         wrong = misread_cells(rows)
         total = len({(label, group) for _, group, label, _ in rows})
