@@ -136,7 +136,7 @@ def main() -> int:
     folds = sorted(d.name for d in (args.runs[0] / "folds").iterdir())
     names = [r.name for r in args.runs]
     combos = [c for n in range(1, len(names) + 1) for c in itertools.combinations(names, n)]
-    results: dict[str, dict[int, list[tuple[float, float]]]] = {
+    results: dict[str, dict[int, list[tuple[float, list[float]]]]] = {
         "+".join(c): {n: [] for n in view_counts} for c in combos
     }
     per_cell: dict[str, list[tuple[str, str, str, str]]] = {n: [] for n in names}

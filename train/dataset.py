@@ -108,7 +108,9 @@ class CellBatches(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch, 7]).permutation(len(self.images))
 
 
-def _mix(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, alpha: float, rng):
+def _mix(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray | None, alpha: float, rng: np.random.Generator
+):
     """Mixup of a batch with a shuffled copy of itself; λ ≥ 0.5 for each image's own part."""
     lam = rng.beta(alpha, alpha, len(x)).astype(np.float32)
     lam = np.maximum(lam, 1 - lam)
