@@ -90,6 +90,7 @@ def test_split_seed_keeps_the_folds_while_seed_changes(cells, tmp_path):
         ({"model": "resnet18"}, "unknown model 'resnet18'"),
         ({"fractions": (0.5, 0.6)}, "sum to 1"),
         ({"mixup": -0.2}, "--mixup must be an alpha"),
+        ({"ema": 1.0}, "--ema must be a momentum"),
     ],
 )
 def test_bad_settings_are_one_line_errors(kw, message):
@@ -204,6 +205,35 @@ def test_resume_continues_from_the_last_checkpoint(cells, tmp_path):
     assert report["epochs_run"] == 2 and "resumed after epoch 1" in report["notes"]
     assert report["history"]["loss"][0] == first["loss"][0]
     assert len(report["history"]["loss"]) == 2
+
+
+def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
+    """--ema: the logged validation scores, best.weights.h5 and the final model are all the
+    moving average of the weights, not the raw weights training leaves behind."""
+    import keras
+
+    from train.trainer import _callbacks, _optimizer
+
+    cfg = TrainConfig(epochs=3, ema=0.9, keep_checkpoints=True, lr=0.05).resolved()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1)]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(_optimizer(cfg, 24), "categorical_crossentropy", metrics=["accuracy"])
+    callbacks = _callbacks(cfg, tmp_path / "ckpt", "val_accuracy", {})
+    history = model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y),
+                        callbacks=callbacks, verbose=0).history  # fmt: skip
+
+    averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
+    for weight, average in zip(model.trainable_weights, averages, strict=True):
+        np.testing.assert_allclose(weight.numpy(), average)
+    raw = keras.saving.load_model(tmp_path / "ckpt" / "last.keras")
+    assert raw.evaluate(x, y, verbose=0)[0] != pytest.approx(history["val_loss"][-1])
+    best = int(np.argmax(history["val_accuracy"]))
+    model.load_weights(tmp_path / "ckpt" / "best.weights.h5")
+    loss = model.evaluate(x, y, verbose=0)[0]
+    assert loss == pytest.approx(history["val_loss"][best], rel=1e-5)
 
 
 # --------------------------------------------------------------------------- transfer recipe

@@ -109,6 +109,10 @@ def train_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     h.add_argument("--label-smoothing", type=float, help="e.g. 0.1")
     h.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup, e.g. 0.2 (0: off)")
+    h.add_argument(
+        "--ema", type=float, metavar="MOMENTUM",
+        help="validate and keep a moving average of the weights, e.g. 0.99 (0: off)",
+    )  # fmt: skip
     h.add_argument("--mixed-precision", default="auto", choices=["auto", "on", "off"])
     h.add_argument("--steps-per-epoch", type=int, help="cap batches per epoch (smoke tests)")
     h.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -153,7 +157,7 @@ def config_from_args(args: argparse.Namespace):
         class_weights=args.class_weights, early_stopping=args.early_stopping,
         head_lr_factor=args.head_lr_factor, freeze_base=args.freeze_base,
         head_epochs=args.head_epochs, head_lr=args.head_lr, frozen_bn=args.frozen_bn,
-        label_smoothing=args.label_smoothing, mixup=args.mixup,
+        label_smoothing=args.label_smoothing, mixup=args.mixup, ema=args.ema,
         mixed_precision=args.mixed_precision, name=args.name, cache_dir=args.cache_dir,
         cache=not args.no_cache, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
         verbose="auto" if args.verbose is None else args.verbose, workers=args.workers,

@@ -96,7 +96,8 @@ def _model_section(bundle: Bundle) -> list[str]:
     origin = weights.get("package") or weights.get("weights", "none")
     preset = f"preset `{t['preset']}`" if t.get("preset") else "no preset"
     steps = p.get("timing", {}).get("steps_per_epoch")
-    mixup = f", mixup α {t['mixup']}" if t.get("mixup") else ""
+    extras = f", mixup α {t['mixup']}" if t.get("mixup") else ""
+    extras += f", weights averaged (EMA, momentum {t['ema']})" if t.get("ema") else ""
     return [
         "## Model",
         "",
@@ -106,7 +107,7 @@ def _model_section(bundle: Bundle) -> list[str]:
         f"{t.get('optimizer')} lr {t.get('lr')} ({t.get('lr_schedule')}), batch "
         f"{t.get('batch_size')}, augmentation `{t.get('augment')}`, label smoothing "
         f"{t.get('label_smoothing', 0)}, class weights {t.get('class_weights') or 'none'}"
-        f"{mixup}",
+        f"{extras}",
         f"- initial weights: {origin}",
         f"- input: {spec.height}x{spec.width} {spec.color_order}, crop: {spec.crop.method} "
         f"window of {spec.crop.size} source px around the stained nucleus, normalisation "

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "frozen_bn": False,
     "label_smoothing": 0.0,
     "mixup": 0.0,
+    "ema": 0.0,
 }
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -83,6 +83,7 @@ class TrainConfig:
     frozen_bn: bool | None = None  # a trainable pretrained base keeps batch norm in inference
     label_smoothing: float | None = None
     mixup: float | None = None  # Beta(α, α) mixup of training images; 0 = off
+    ema: float | None = None  # momentum of an average of the weights kept and exported; 0 = off
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     name: str | None = None  # bundle name; default: the output folder's name
     cache_dir: Path | None = None  # prepared-image cache; None: default_cache_dir()
@@ -140,6 +141,8 @@ class TrainConfig:
             raise WbcError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= float(self.mixup) <= 10:  # type: ignore[arg-type]
             raise WbcError(f"--mixup must be an alpha in [0, 10] (0 = off), got {self.mixup}")
+        if not 0 <= float(self.ema) < 1:  # type: ignore[arg-type]
+            raise WbcError(f"--ema must be a momentum in [0, 1) (0 = off), got {self.ema}")
         if self.crop_method not in ("nucleus", "center", "none"):
             raise WbcError("--crop-method must be nucleus, center or none")
         Augment.parse(self.augment)
@@ -474,26 +477,33 @@ def _batches(data: _Data, cfg: TrainConfig, idx: np.ndarray, max_steps, train: b
 def _callbacks(cfg: TrainConfig, ckpt: Path, monitor: str, state: dict) -> list:
     ckpt.mkdir(parents=True, exist_ok=True)
     callbacks: list = []
+    # --ema: validation scores the averaged weights, so the best epoch is the average's best
+    ema = keras.callbacks.SwapEMAWeights() if cfg.ema else None
+    if ema is not None:
+        callbacks.append(ema)
     if cfg.early_stopping and monitor.startswith("val_"):
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode="max", patience=cfg.early_stopping, verbose=1,
         ))  # fmt: skip
-    return [*callbacks, _Checkpoints(ckpt, cfg, state, monitor)]
+    return [*callbacks, _Checkpoints(ckpt, cfg, state, monitor, ema)]
 
 
 class _Checkpoints(keras.callbacks.Callback):
     """After every epoch, in checkpoints/: state.json (epoch, history, best value), the best
     weights when the validation accuracy improves, and the whole model with its optimizer
-    (last.keras) for `--resume`.
+    (last.keras) for `--resume`. With `--ema` the best weights are the averaged ones, and
+    last.keras holds the raw weights with the average in its optimizer.
 
     The final epoch (the last one, or the one early stopping ends) writes no model file unless
     `keep_checkpoints`: the run ends there with the model in memory (`final_is_best` says if
     that model is the best one). This saves writing big models twice in short runs.
     """
 
-    def __init__(self, ckpt: Path, cfg: TrainConfig, state: dict, monitor: str) -> None:
+    def __init__(
+        self, ckpt: Path, cfg: TrainConfig, state: dict, monitor: str, ema=None
+    ) -> None:
         super().__init__()
-        self.ckpt, self.cfg, self.monitor = ckpt, cfg, monitor
+        self.ckpt, self.cfg, self.monitor, self.ema = ckpt, cfg, monitor, ema
         self.history = {k: list(v) for k, v in state.get("history", {}).items()}
         self.best = state.get("best")
         self.final_is_best = False
@@ -510,7 +520,7 @@ class _Checkpoints(keras.callbacks.Callback):
         if value is not None and (self.best is None or value > self.best):
             self.best = float(value)
             if write:
-                self.model.save_weights(self.ckpt / "best.weights.h5")
+                self._save_best()
             else:
                 self.final_is_best = True
         if write:
@@ -520,6 +530,17 @@ class _Checkpoints(keras.callbacks.Callback):
         tmp = self.ckpt / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.ckpt / STATE_FILE)
+
+
+    def _save_best(self) -> None:
+        """The best weights: with --ema the averaged ones, which validation scored."""
+        if self.ema is not None:
+            self.ema._swap_variables()
+        try:
+            self.model.save_weights(self.ckpt / "best.weights.h5")
+        finally:
+            if self.ema is not None:
+                self.ema._swap_variables()
 
 
 def _read_state(path: Path) -> dict:
@@ -548,17 +569,20 @@ def _resume_state(cfg: TrainConfig, ckpt: Path, notes: list[str]) -> dict:
 
 
 def _optimizer(cfg: TrainConfig, total_steps: int):
-    """The optimizer the config names, with a cosine-decaying learning rate if asked."""
+    """The optimizer the config names, with a cosine-decaying learning rate if asked, and
+    keeping a moving average of the weights (`--ema`) that Keras writes into the model when
+    `fit` ends."""
     lr = cfg.lr
     if cfg.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(cfg.lr, max(1, total_steps), alpha=0.01)
+    ema = {"use_ema": True, "ema_momentum": float(cfg.ema)} if cfg.ema else {}
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **ema)
     if cfg.optimizer == "sgdm":
-        return keras.optimizers.SGD(lr, momentum=0.9)
+        return keras.optimizers.SGD(lr, momentum=0.9, **ema)
     if cfg.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.SGD(lr)
+        return keras.optimizers.RMSprop(lr, **ema)
+    return keras.optimizers.SGD(lr, **ema)
 
 
 def _export_model(model, cfg: TrainConfig, n_classes: int):
