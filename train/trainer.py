@@ -500,7 +500,12 @@ class _Checkpoints(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, ckpt: Path, cfg: TrainConfig, state: dict, monitor: str, ema=None
+        self,
+        ckpt: Path,
+        cfg: TrainConfig,
+        state: dict,
+        monitor: str,
+        ema: keras.callbacks.SwapEMAWeights | None = None,
     ) -> None:
         super().__init__()
         self.ckpt, self.cfg, self.monitor, self.ema = ckpt, cfg, monitor, ema
@@ -530,7 +535,6 @@ class _Checkpoints(keras.callbacks.Callback):
         tmp = self.ckpt / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(self.ckpt / STATE_FILE)
-
 
     def _save_best(self) -> None:
         """The best weights: with --ema the averaged ones, which validation scored."""
