@@ -207,6 +207,24 @@ def test_resume_continues_from_the_last_checkpoint(cells, tmp_path):
     assert len(report["history"]["loss"]) == 2
 
 
+def test_without_a_test_side_the_last_epoch_is_kept(cells, tmp_path):
+    """70/30 (train/val): the reported val score must not be the best of several epochs."""
+    root, _, cache = cells
+    import keras
+
+    cfg = config(cache, split="random", fractions=(0.5, 0.5), epochs=4, seed=1, lr=0.01,
+                 keep_checkpoints=True)  # fmt: skip
+    out = train_bundle(root, tmp_path / "r", cfg, max_steps=2)
+    report = json.loads((out / "report.json").read_text())
+    assert any(n.startswith("no test side: the last epoch's") for n in report["notes"])
+    if report["best_epoch"] == report["epochs_run"]:  # seed 1 peaks early on the dev machine
+        pytest.skip(f"the last epoch is also the best here: {report['history']['val_accuracy']}")
+    kept = keras.saving.load_model(out / "model.keras").get_weights()
+    last = keras.saving.load_model(out / "checkpoints" / "last.keras").get_weights()
+    for a, b in zip(kept, last, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
     """--ema: the logged validation scores, best.weights.h5 and the final model are all the
     moving average of the weights, not the raw weights training leaves behind."""

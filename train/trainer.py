@@ -405,6 +405,11 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     monitor = "val_accuracy" if val_ds is not None else "loss"
     if val_ds is None:
         notes.append("no validation side: the last epoch's model is kept, no early stopping")
+    elif "test" not in sides:
+        notes.append(
+            "no test side: the last epoch's model is kept, so the validation score reported "
+            "is not the best of several epochs on the same images"
+        )
     callbacks = _callbacks(cfg, ckpt, monitor, state)
     t_fit = time.perf_counter()
     model.fit(
@@ -418,7 +423,8 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     best_epoch = None
     if val_ds is not None and history.get(monitor):
         best_epoch = int(np.argmax(history[monitor])) + 1
-        if not checkpoints.final_is_best and (ckpt / "best.weights.h5").is_file():
+        keep_best = "test" in sides and not checkpoints.final_is_best
+        if keep_best and (ckpt / "best.weights.h5").is_file():
             model.load_weights(ckpt / "best.weights.h5")
     export = _export_model(model, cfg, n_classes)
     export.save(run_dir / MODEL_FILE)
