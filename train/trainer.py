@@ -403,9 +403,11 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
         model = keras.saving.load_model(ckpt / "last.keras")
     train_ds.set_epoch(state.get("epoch", 0))
     monitor = "val_accuracy" if val_ds is not None else "loss"
+    # without a test side the validation side is the one reported: never pick an epoch on it
+    keep_last = "test" not in sides
     if val_ds is None:
         notes.append("no validation side: the last epoch's model is kept, no early stopping")
-    elif "test" not in sides:
+    elif keep_last:
         notes.append(
             "no test side: the last epoch's model is kept, so the validation score reported "
             "is not the best of several epochs on the same images"
@@ -423,8 +425,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     best_epoch = None
     if val_ds is not None and history.get(monitor):
         best_epoch = int(np.argmax(history[monitor])) + 1
-        keep_best = "test" in sides and not checkpoints.final_is_best
-        if keep_best and (ckpt / "best.weights.h5").is_file():
+        if not (keep_last or checkpoints.final_is_best) and (ckpt / "best.weights.h5").is_file():
             model.load_weights(ckpt / "best.weights.h5")
     export = _export_model(model, cfg, n_classes)
     export.save(run_dir / MODEL_FILE)
