@@ -30,11 +30,15 @@ from typing import IO, Any
 import numpy as np
 
 from edge_app.bundle import Bundle
+from edge_app.colour import correct_colour
 from edge_app.errors import WbcError
 from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
 from edge_app.nucleus import locate_cell
 from edge_app.preprocess import preprocess
+from edge_app.profile import LAMP_DRIFT, CameraProfile, ProfileError, check_frame_size
+from edge_app.quality import FrameQuality, assess_frame
 from edge_app.runtime import Runtime
+from edge_app.scale import RunScale
 from edge_app.sources.files import MediaFrame
 from edge_app.summary import DifferentialCount, FolderTruth, StageTimes
 
@@ -58,12 +62,27 @@ class CellResult:
 
 @dataclass
 class FrameResult:
+    """The cells of one frame, the time each stage took, its quality and the scale used."""
+
     cells: list[CellResult]
     timings: dict[str, float] = field(default_factory=dict)
+    quality: FrameQuality = field(default_factory=FrameQuality)
+    scale: float = 1.0
+
+    @property
+    def counted(self) -> bool:
+        """False when a quality flag makes the frame unfit to count from."""
+        return not self.quality.blocking
 
 
 class Classifier:
-    """Find and classify the white cells of RGB frames with one runtime (built once)."""
+    """Find and classify the white cells of RGB frames with one runtime (built once).
+
+    Every frame is colour-normalised first (the bundle's colour step, a camera profile
+    filling in a reference the frame lacks), its quality assessed, then its cells are found
+    at the run's scale: `scale` if given, else the profile's, else (field mode) measured
+    from the red cells of the first frames and then kept (`edge_app.scale.RunScale`).
+    """
 
     def __init__(
         self,
@@ -72,6 +91,8 @@ class Classifier:
         scale: float | None = None,
         threshold: float = DEFAULT_THRESHOLD,
         min_area: int | None = None,
+        profile: CameraProfile | None = None,
+        profile_path: str | None = None,
     ) -> None:
         """`min_area` overrides the bundle's smallest nucleus (training-image px²)."""
         if mode not in MODES:
@@ -90,25 +111,73 @@ class Classifier:
             self.spec = dataclasses.replace(self.spec, nucleus=nucleus)
         self.classes = list(self.bundle.classes)
         self.mode = mode
-        self.scale = DEFAULT_SCALE[mode] if scale is None else float(scale)
         self.threshold = threshold
+        self.profile = profile
+        self.profile_path = profile_path
+        origin = "given" if scale is not None else None
+        if scale is None and profile is not None:
+            scale, origin = profile.scale, "the camera profile's"
+        if scale is None and mode == "cell":
+            scale, origin = 1.0, "cell mode: the images are at training scale"
+        self.run_scale = RunScale(None if scale is None else float(scale), origin)
+        self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
+
+    @property
+    def scale(self) -> float:
+        """The scale in use now (the field default until red cells have been seen)."""
+        value = self.run_scale.value
+        return DEFAULT_SCALE[self.mode] if value is None else value
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
         clock = time.perf_counter
         t0 = clock()
-        boxes, batch_of = self._find(rgb)
+        fallback = self.profile.illumination if self.profile is not None else None
+        corrected, ill = correct_colour(rgb, self.spec.colour, fallback=fallback)
         t1 = clock()
-        batch = batch_of()
+        if self.profile is not None:
+            check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
+        self.run_scale.observe(corrected)
+        scale = self.scale
+        baseline = self.profile.focus if self.profile is not None else None
+        quality = assess_frame(rgb, corrected, ill, scale, baseline)
+        if self.profile is not None:
+            self.lamp_drift = self.profile.lamp_drift(ill)
         t2 = clock()
-        probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
+        boxes, batch_of = self._find(corrected, scale)
         t3 = clock()
+        batch = batch_of()
+        t4 = clock()
+        probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
+        t5 = clock()
         cells = [self._result(box, p) for box, p in zip(boxes, probs, strict=True)]
-        return FrameResult(cells, {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2})
+        timings = {
+            "colour": t1 - t0,
+            "quality": t2 - t1,
+            "find": t3 - t2,
+            "preprocess": t4 - t3,
+            "infer": t5 - t4,
+        }
+        return FrameResult(cells, timings, quality, scale)
 
-    def _find(self, rgb: np.ndarray):
-        """Boxes of the cells, and a function making their model inputs (timed separately)."""
-        spec, scale = self.spec, self.scale
+    def drift_warnings(self) -> list[str]:
+        """What has drifted away from the run's scale or the camera profile, one line each."""
+        out = []
+        if self.run_scale.drift is not None:
+            out.append(
+                f"recent frames measure scale {self.run_scale.drift:.3g}, the run uses "
+                f"{self.scale:.3g}: did the magnification or camera change? (recalibrate)"
+            )
+        if self.lamp_drift is not None and self.lamp_drift > LAMP_DRIFT:
+            out.append(
+                f"the lamp differs from the camera profile by {100 * self.lamp_drift:.0f} % "
+                "(white balance, brightness or another lamp): recalibrate"
+            )
+        return out
+
+    def _find(self, rgb: np.ndarray, scale: float):
+        """Boxes of the cells of a colour-corrected frame, and a function making their inputs."""
+        spec = self.spec.after_colour()
         if self.mode == "field":
             cells = find_cells(rgb, spec, scale)
             return [c.box for c in cells], lambda: cell_inputs(rgb, cells, spec, scale)
@@ -225,7 +294,12 @@ def classify_media(
             count.add_error()
             writer.write(error_record(item.source, item.error, item.frame))
             continue
-        result = classifier.classify(item.rgb)
+        try:
+            result = classifier.classify(item.rgb)
+        except ProfileError as exc:  # this frame does not fit the camera profile
+            count.add_error()
+            writer.write(error_record(item.source, exc.message, item.frame))
+            continue
         if times is not None:
             times.add("capture", captured)
             for stage, seconds in result.timings.items():
@@ -245,9 +319,24 @@ def write_frame(
     result: FrameResult,
     **extra: Any,
 ) -> None:
-    """Records and counts for one classified frame."""
-    count.add_frame((c.label, c.confidence) for c in result.cells)
+    """Records and counts for one classified frame; a blocking quality flag keeps it uncounted."""
+    extra = {**frame_fields(result), **extra}
+    if result.counted:
+        count.add_frame((c.label, c.confidence) for c in result.cells)
+    else:
+        count.add_flagged_frame(len(result.cells))
+    count.add_flags(result.quality.flags)
     if not result.cells:
         writer.write(empty_record(source, frame, **extra))
     for cell in result.cells:
         writer.write(cell_record(source, frame, cell, **extra))
+
+
+def frame_fields(result: FrameResult) -> dict[str, Any]:
+    """Record keys of the frame: `scale`, and `flags` and `counted: false` when set."""
+    out: dict[str, Any] = {"scale": round(result.scale, 4)}
+    if result.quality.flags:
+        out["flags"] = list(result.quality.flags)
+    if not result.counted:
+        out["counted"] = False
+    return out

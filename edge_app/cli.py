@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edge_app.bundle import load_bundle
+from edge_app.calibrate import DEFAULT_FRAMES
 from edge_app.classify import (
     DEFAULT_SCALE,
     DEFAULT_THRESHOLD,
@@ -58,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--scale",
         type=_positive,
-        help="camera pixels per training-image pixel (default: "
-        f"{DEFAULT_SCALE['field']:g} in field mode, for 640x480 BCCD-like frames; "
+        help="camera pixels per training-image pixel (default: measured from the red cells "
+        "of the first frames in field mode, or the --profile's; "
         f"{DEFAULT_SCALE['cell']:g} in cell mode)",
     )
     c.set_defaults(func=cmd_classify)
@@ -72,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--scale",
         type=_positive,
-        default=DEFAULT_SCALE["field"],
-        help="camera pixels per training-image pixel of the classified frame (default %(default)g)",
+        help="camera pixels per training-image pixel of the classified frame (default: "
+        "measured from the red cells of the first frames, or the --profile's)",
     )
     r.add_argument("--size", type=_size, help="frame to classify, WxH (default 640x480)")
     r.add_argument("--loop", action="store_true", help="file: replay starts over at its end")
@@ -84,6 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
     r.set_defaults(func=cmd_run)
+
+    k = sub.add_parser(
+        "calibrate",
+        help="measure a camera on its microscope (scale, lamp colour, focus) into a profile",
+    )
+    k.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+    where = k.add_mutually_exclusive_group(required=True)
+    where.add_argument("--source", help="image, folder (recursive), glob or video of a smear")
+    where.add_argument("--camera", help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
+    k.add_argument("--out", required=True, type=Path, help="camera profile to write (JSON)")
+    k.add_argument(
+        "--picture", type=Path, help="picture of what was measured (default: beside --out, .png)"
+    )
+    k.add_argument(
+        "--frames", type=int, default=DEFAULT_FRAMES, help="frames to measure (default %(default)s)"
+    )
+    k.add_argument("--size", type=_size, help="camera frame WxH (default 640x480)")
+    k.set_defaults(func=cmd_calibrate)
     return ap
 
 
@@ -107,6 +126,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         choices=PRECISION_ORDER,
         help="artifact precision (default: the best listed, int8 > fp16 > dynamic > fp32)",
     )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="camera profile from `wbc-edge calibrate`: its scale, lamp and focus baseline",
+    )
     p.add_argument("--jsonl", help="write one JSON record per cell to this file (- for stdout)")
     p.add_argument(
         "--threshold",
@@ -122,15 +146,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edge_app.sources.files import iter_media
 
     bundle = load_bundle(args.model)
+    profile = _profile(args)
     frames = iter_media(args.source)  # a source naming nothing fails before the model loads
     with _runtime(args, bundle) as rt:
-        classifier = Classifier(rt, args.mode, args.scale, args.threshold, args.min_nucleus_area)
+        classifier = _classifier(args, rt, args.mode, profile)
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
             count = classify_media(frames, classifier, writer, stop, times, truth)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
+        count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
         text = count.format(title)
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
@@ -143,11 +169,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_app.sources import FrameStream, open_source
 
     bundle = load_bundle(args.model)
+    profile = _profile(args)
     camera = open_source(args.camera, size=args.size, loop=args.loop)
     if args.max_frames is not None and args.max_frames < 1:
         raise WbcError("--max-frames must be at least 1")
     with _runtime(args, bundle) as rt:
-        classifier = Classifier(rt, "field", args.scale, args.threshold, args.min_nucleus_area)
+        classifier = _classifier(args, rt, "field", profile)
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
@@ -164,8 +191,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {how})"
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
+        count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
         _report(out, count.format(title), live.times if args.stats else None, stop)
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from edge_app.calibrate import calibrate, picture
+    from edge_app.profile import save_profile
+
+    if args.frames < 1:
+        raise WbcError("--frames must be at least 1")
+    bundle = load_bundle(args.model)
+    frames, name = _calibration_frames(args)
+    cal = calibrate(frames, bundle.preprocessing, args.frames, name)
+    save_profile(cal.profile, args.out)
+    png = args.picture or args.out.with_suffix(".png")
+    _write_png(png, picture(cal, bundle.preprocessing))
+    print(cal.format())
+    print(f"wrote {args.out} and {png}")
+    return 0
+
+
+def _calibration_frames(args: argparse.Namespace):
+    """(name, rgb or None, error or None) from --source files or a --camera."""
+    if args.source is not None:
+        from edge_app.sources.files import iter_media
+
+        media = iter_media(args.source)
+        return (
+            (f"{m.source}:{m.frame}" if m.frame else m.source, m.rgb, m.error) for m in media
+        ), args.source
+    from edge_app.sources import FrameStream, open_source
+
+    stream = FrameStream(open_source(args.camera, size=args.size))
+    return ((f"frame {i}", rgb, None) for i, (_, rgb) in enumerate(stream)), args.camera
+
+
+def _write_png(path: Path, rgb) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), rgb[:, :, ::-1]):
+        raise WbcError("cannot write the picture", path)
+
+
+def _profile(args: argparse.Namespace):
+    from edge_app.profile import load_profile
+
+    return load_profile(args.profile) if args.profile is not None else None
+
+
+def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
+    return Classifier(
+        rt,
+        mode,
+        args.scale,
+        args.threshold,
+        args.min_nucleus_area,
+        profile,
+        str(args.profile) if args.profile is not None else None,
+    )
 
 
 def _runtime(args: argparse.Namespace, bundle):

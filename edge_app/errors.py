@@ -9,6 +9,7 @@ class WbcError(Exception):
     """A user-facing error. The CLIs print `prog: message` and exit 2, without a traceback."""
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
+        self.message = message
         self.path = path
         super().__init__(f"{path}: {message}" if path is not None else message)
 

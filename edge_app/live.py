@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.classify import CellResult, Classifier, JsonlWriter, cell_record, empty_record
+from edge_app.classify import (
+    CellResult,
+    Classifier,
+    JsonlWriter,
+    cell_record,
+    empty_record,
+    frame_fields,
+)
 from edge_app.errors import WbcError
 from edge_app.sources.base import Camera
 from edge_app.summary import DifferentialCount, StageTimes
@@ -167,6 +174,8 @@ class LiveRun:
                     break
                 if time.monotonic() - last_status >= self.options.status_every:
                     log.info("%s", self.status_line())
+                    for warning in self.classifier.drift_warnings():
+                        log.warning("%s", warning)
                     last_status = time.monotonic()
         finally:
             self._count_tracks(self.tracker.finish(), time.time())
@@ -183,7 +192,7 @@ class LiveRun:
             self.times.add(stage, seconds)
         self.times.frame_done()
         source, ts = self.options.source_name, round(timestamp, 3)
-        cells = result.cells
+        cells = result.cells if result.counted else []
         if self.tracking:
             ids = self.tracker.update(frame, cells)
             self._count_tracks(self.tracker.expire(frame), timestamp)
@@ -191,12 +200,20 @@ class LiveRun:
             ids = [(None, True) for _ in cells]
             for cell in cells:
                 self.count.add_cell(cell.label, cell.confidence)
-        self.count.count_frame(bool(cells))
-        if not cells:
-            self.writer.write(empty_record(source, frame, time=ts))
+        if result.counted:
+            self.count.count_frame(bool(cells))
+        else:
+            self.count.add_flagged_frame(len(result.cells))
+        self.count.add_flags(result.quality.flags)
+        quality = frame_fields(result)
+        if not result.cells:
+            self.writer.write(empty_record(source, frame, **quality, time=ts))
         for cell, (track, _) in zip(cells, ids, strict=True):
             extra = {"track": track} if track is not None else {}
-            self.writer.write(cell_record(source, frame, cell, **extra, time=ts))
+            self.writer.write(cell_record(source, frame, cell, **extra, **quality, time=ts))
+        if not result.counted:
+            for cell in result.cells:
+                self.writer.write(cell_record(source, frame, cell, **quality, time=ts))
         self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame)
 
     @property

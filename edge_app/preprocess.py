@@ -1,7 +1,10 @@
-"""The one preprocessing: RGB uint8 → cell-centred crop → model input. No TensorFlow.
+"""The one preprocessing: RGB uint8 → colour-normalised → cell-centred crop → model input.
 
 Training caches `prepare` (uint8, cheap to augment); everything that feeds a model calls
 `preprocess` (= `prepare` then `normalise`). The bundle's `PreprocessSpec` drives both.
+The colour step (`edge_app.colour`) runs first, on the whole image, because the stain mask
+that finds the nucleus depends on colour too. Field mode corrects a frame once and cuts its
+cells from the corrected frame with `spec.after_colour()`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_app.colour import correct_colour
 from edge_app.decode import decode_image
 from edge_app.errors import NoCellFound
 from edge_app.nucleus import Nucleus, locate_cell
@@ -88,7 +92,8 @@ def resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 def prepare(
     rgb: np.ndarray, spec: PreprocessSpec, scale: float = 1.0, nucleus: Nucleus | None = None
 ) -> np.ndarray:
-    """RGB uint8 image → cropped, resized uint8 (H, W, 3) in the spec's colour order."""
+    """RGB uint8 image → colour-normalised, cropped, resized uint8 (H, W, 3) in model order."""
+    rgb, _ = correct_colour(rgb, spec.colour)
     crop, _ = crop_cell(rgb, spec, scale, nucleus)
     out = resize(crop, spec)
     if spec.color_order == "BGR":

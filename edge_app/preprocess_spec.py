@@ -6,11 +6,12 @@ It is stored in the bundle (`bundle.json` → `preprocessing`) and applied by on
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 CropMethod = Literal["nucleus", "none", "center"]
 NormKind = Literal["scale", "mean_std"]
+ColourMethod = Literal["none", "reference"]
 Interpolation = Literal["area", "linear", "cubic", "nearest"]
 
 
@@ -24,6 +25,19 @@ class NucleusParams:
     close_radius: int = 2  # morphological closing that fills the nucleus
     merge_radius: int = 10  # lobes closer than this belong to one nucleus
     centre_weight: float = 1.0  # 0: largest component wins; higher favours the image centre
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """Colour normalisation, the first step after decoding (see `edge_app.colour`).
+
+    `reference`: the image's empty glass and red cells are mapped onto these colours (RGB,
+    0..255), measured once on the training data. `none`: the image is used as decoded.
+    """
+
+    method: ColourMethod = "none"
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    red_cell: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,7 @@ class NormSpec:
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """decode → RGB uint8 → locate cell → crop → resize → colour order → normalise."""
+    """decode → colour → locate cell → crop → resize → colour order → normalise."""
 
     height: int = 128
     width: int = 128
@@ -56,13 +70,22 @@ class PreprocessSpec:
     nucleus: NucleusParams = field(default_factory=NucleusParams)
     interpolation: Interpolation = "area"
     norm: NormSpec = field(default_factory=NormSpec)
+    colour: ColourSpec = field(default_factory=ColourSpec)
+
+    def after_colour(self) -> PreprocessSpec:
+        """The same spec for an image whose colour step has already been applied."""
+        return replace(self, colour=ColourSpec())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict naming every step and its parameters."""
         d = asdict(self)
         d["steps"] = ["decode", "locate", "crop", "resize", "color_order", "normalise"]
+        if self.colour.method != "none":
+            d["steps"].insert(1, "colour")
         d["norm"]["mean"] = list(self.norm.mean)
         d["norm"]["std"] = list(self.norm.std)
+        d["colour"]["background"] = list(self.colour.background)
+        d["colour"]["red_cell"] = list(self.colour.red_cell)
         return d
 
     @classmethod
@@ -71,12 +94,20 @@ class PreprocessSpec:
         d = dict(d)
         d.pop("steps", None)
         norm = dict(d.pop("norm", {}))
-        for key in ("mean", "std"):
-            if key in norm:
-                norm[key] = tuple(float(v) for v in norm[key])
-                if len(norm[key]) != 3:
-                    raise ValueError(f"norm.{key} needs 3 values")
+        colour = dict(d.pop("colour", {}))
+        for part, key in (
+            ("norm", "mean"),
+            ("norm", "std"),
+            ("colour", "background"),
+            ("colour", "red_cell"),
+        ):
+            values = norm if part == "norm" else colour
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+                if len(values[key]) != 3:
+                    raise ValueError(f"{part}.{key} needs 3 values")
         spec = cls(
+            colour=ColourSpec(**colour),
             crop=CropSpec(**d.pop("crop", {})),
             nucleus=NucleusParams(**d.pop("nucleus", {})),
             norm=NormSpec(**norm),
@@ -101,3 +132,11 @@ class PreprocessSpec:
             raise ValueError(f"norm.kind {self.norm.kind!r} is not scale or mean_std")
         if self.norm.kind == "mean_std" and min(self.norm.std) <= 0:
             raise ValueError("norm.std must be positive")
+        if self.colour.method not in ("none", "reference"):
+            raise ValueError(f"colour.method {self.colour.method!r} is not none or reference")
+        if self.colour.method == "reference":
+            refs = (*self.colour.background, *self.colour.red_cell)
+            if not all(0.0 < v <= 255.0 for v in refs):
+                raise ValueError("colour references must lie in (0, 255]")
+            if self.colour.background[1] <= self.colour.red_cell[1]:
+                raise ValueError("colour.background must be brighter in green than red_cell")

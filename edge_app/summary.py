@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("capture", "find", "preprocess", "infer")
+STAGES = ("capture", "colour", "quality", "find", "preprocess", "infer")
 
 
 @dataclass
@@ -23,6 +23,10 @@ class DifferentialCount:
     frames: int = 0
     empty_frames: int = 0
     errors: int = 0
+    flagged_frames: int = 0  # frames a blocking quality flag kept out of the count
+    uncounted_cells: int = 0  # the white cells found in those frames
+    flags: dict[str, int] = field(default_factory=dict)  # frames per quality flag
+    notes: list[str] = field(default_factory=list)  # lines for the summary (scale, drift)
 
     def __post_init__(self) -> None:
         self.counts = {c: self.counts.get(c, 0) for c in self.classes}
@@ -50,6 +54,16 @@ class DifferentialCount:
         if not has_cells:
             self.empty_frames += 1
 
+    def add_flagged_frame(self, cells: int) -> None:
+        """A frame unfit to count from, and the cells found in it (not counted)."""
+        self.frames += 1
+        self.flagged_frames += 1
+        self.uncounted_cells += cells
+
+    def add_flags(self, flags: Iterable[str]) -> None:
+        for flag in flags:
+            self.flags[flag] = self.flags.get(flag, 0) + 1
+
     def add_error(self) -> None:
         self.errors += 1
 
@@ -67,6 +81,9 @@ class DifferentialCount:
             "frames": self.frames,
             "frames_without_white_cell": self.empty_frames,
             "errors": self.errors,
+            "frames_flagged_uncounted": self.flagged_frames,
+            "cells_uncounted": self.uncounted_cells,
+            "quality_flags": dict(self.flags),
         }
 
     def format(self, title: str = "differential count") -> str:
@@ -84,7 +101,16 @@ class DifferentialCount:
             "cells (counted above; check them by eye)"
         )
         lines.append(f"  frames with no white cell: {self.empty_frames}")
+        if self.flags:
+            named = ", ".join(f"{k} {v}" for k, v in sorted(self.flags.items()))
+            lines.append(f"  frames with quality flags: {named}")
+        if self.flagged_frames:
+            lines.append(
+                f"  not counted: {self.uncounted_cells} cells in {self.flagged_frames} frames "
+                "unfit to count from (see the flags in the JSONL)"
+            )
         lines.append(f"  errors (unreadable inputs): {self.errors}")
+        lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
 

@@ -2,9 +2,11 @@
 
 Geometry: flips, 90° rotations, a small zoom and shift (mirrored borders, so no black corners).
 Colour, for stain and illumination variation between labs: hue rotation, saturation and
-brightness scaling; and a slight Gaussian blur for focus. Written as a spec string:
+brightness scaling, per-channel gains and a gamma (what the colour normalisation of the
+preprocessing leaves of a camera's white balance and exposure); and a slight Gaussian blur
+for focus. Written as a spec string:
 
-    flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3
+    flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,gain=0.05,gamma=0.1,blur=0.3
 
 Hue and saturation do not depend on the channel order (a hue rotation drawn symmetrically is
 the same distribution for RGB and BGR), so one function serves every model.
@@ -27,6 +29,8 @@ _AMOUNTS: dict[str, tuple[float, float, str]] = {
     "hue": (8.0, 90.0, "largest hue rotation, degrees"),
     "sat": (0.2, 1.0, "largest saturation change, fraction"),
     "bright": (0.15, 1.0, "largest brightness change, fraction"),
+    "gain": (0.05, 0.5, "largest gain change of each channel on its own, fraction"),
+    "gamma": (0.1, 0.5, "largest change of the exponent of a gamma curve, fraction"),
     "blur": (0.3, 1.0, "probability of a Gaussian blur (sigma 0.5 to 1.2 px)"),
 }
 
@@ -43,6 +47,8 @@ class Augment:
     hue: float = 0.0
     sat: float = 0.0
     bright: float = 0.0
+    gain: float = 0.0
+    gamma: float = 0.0
     blur: float = 0.0
 
     @property
@@ -53,12 +59,16 @@ class Augment:
     def colour(self) -> bool:
         return bool(self.hue or self.sat or self.bright)
 
+    @property
+    def camera(self) -> bool:
+        return bool(self.gain or self.gamma)
+
     @classmethod
     def parse(cls, text: str | None) -> Augment:
         """'flips,rot90,shift=0.1' → Augment; 'none' or '' → no augmentation.
 
         Tokens: hflip, vflip, flips (both), rot90, and NAME[=AMOUNT] for shift, scale, hue,
-        sat, bright, blur (AMOUNT defaults as in `_AMOUNTS`)."""
+        sat, bright, gain, gamma, blur (AMOUNT defaults as in `_AMOUNTS`)."""
         if not text or text == "none":
             return cls()
         kw: dict[str, object] = {}
@@ -117,6 +127,8 @@ def augment_batch(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> 
         out = _shift(out, aug.shift, rng)
     if aug.colour:
         out = _colour(out, aug, rng)
+    if aug.camera:
+        out = _camera(out, aug, rng)
     if aug.blur > 0:
         out = _blur(out, aug.blur, rng)
     return out
@@ -167,6 +179,20 @@ def _colour(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.nda
         hsv[..., 2] *= val[i]
         hsv = np.clip(np.rint(hsv), 0, [179, 255, 255]).astype(np.uint8)
         out[i] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return out
+
+
+def _camera(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Per-channel gains (1 ± gain) and a gamma (1 ± gamma), per image, as lookup tables."""
+    n = len(batch)
+    gains = rng.uniform(1 - aug.gain, 1 + aug.gain, (n, 3))
+    gammas = rng.uniform(1 - aug.gamma, 1 + aug.gamma, n)
+    x = np.arange(256, dtype=np.float64) / 255.0
+    out = np.empty_like(batch)
+    for i in range(n):
+        for c in range(3):
+            lut = np.clip(255.0 * gains[i, c] * x ** gammas[i] + 0.5, 0, 255).astype(np.uint8)
+            out[i, :, :, c] = cv2.LUT(batch[i, :, :, c], lut)
     return out
 
 

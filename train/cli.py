@@ -93,9 +93,16 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--crop-size", type=int, default=150, help="nucleus window, source pixels")
     h.add_argument("--crop-method", default="nucleus", choices=["nucleus", "center", "none"])
     h.add_argument(
+        "--colour",
+        default="reference",
+        choices=["reference", "none"],
+        help="colour normalisation: map each image's glass and red cells onto the training "
+        "data's (default reference; measured on the data and stored in the bundle)",
+    )
+    h.add_argument(
         "--augment",
-        help="e.g. flips,rot90,shift=0.1 or none; also scale=, hue=, sat=, bright=, blur= "
-        "(train/augment.py)",
+        help="e.g. flips,rot90,shift=0.1 or none; also scale=, hue=, sat=, bright=, gain=, "
+        "gamma=, blur= (train/augment.py)",
     )
     h.add_argument("--class-weights", choices=["balanced"])
     h.add_argument("--early-stopping", type=int, metavar="N", help="patience in epochs")
@@ -152,7 +159,8 @@ def config_from_args(args: argparse.Namespace):
         split="grouped" if args.grouped else args.split,
         fractions=tuple(splits.parse_fractions(args.fractions)) if args.fractions else None,
         kfold=args.kfold, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size,
-        crop_size=args.crop_size, crop_method=args.crop_method, weights=args.weights,
+        crop_size=args.crop_size, crop_method=args.crop_method, colour=args.colour,
+        weights=args.weights,
         images_per_class=args.images_per_class, augment=args.augment,
         class_weights=args.class_weights, early_stopping=args.early_stopping,
         head_lr_factor=args.head_lr_factor, freeze_base=args.freeze_base,

@@ -34,7 +34,9 @@ from edge_app.errors import WbcError
 
 # Microscope augmentation: any orientation, a little zoom and shift, stain (hue, saturation)
 # and illumination (brightness) variation between labs, slight defocus.
-MICROSCOPE_AUGMENT = "flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,blur=0.3"
+MICROSCOPE_AUGMENT = (
+    "flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,gain=0.05,gamma=0.1,blur=0.3"
+)
 
 # Values used when neither the preset nor the user sets a field.
 DEFAULTS: dict[str, Any] = {

@@ -21,8 +21,10 @@ import keras
 import numpy as np
 
 from edge_app.bundle import new_bundle, save_bundle
-from edge_app.errors import DataError, WbcError
-from edge_app.preprocess_spec import CropSpec, PreprocessSpec
+from edge_app.colour import reference_colours
+from edge_app.decode import decode_image
+from edge_app.errors import DataError, ImageError, WbcError
+from edge_app.preprocess_spec import ColourSpec, CropSpec, PreprocessSpec
 from train import splits
 from train.augment import Augment
 from train.data import ImageSet, list_images
@@ -49,6 +51,7 @@ MODEL_FILE = "model.keras"
 MANIFEST_FILE = "split.csv"
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
+COLOUR_SAMPLE = 400  # images the colour references are measured on
 
 
 @dataclass
@@ -71,6 +74,7 @@ class TrainConfig:
     input_size: int | None = None
     crop_size: int = 150  # source pixels at Kaggle scale, centred on the nucleus
     crop_method: str = "nucleus"  # nucleus | center | none
+    colour: str = "reference"  # reference (normalise to the data's glass and red cells) | none
     weights: str | None = None  # imagenet | none | PATH
     images_per_class: int | None = None  # subsample before splitting; 0 = all
     augment: str | None = None  # e.g. "flips,rot90,shift=0.1" or "none"
@@ -145,6 +149,8 @@ class TrainConfig:
             raise WbcError(f"--ema must be a momentum in [0, 1) (0 = off), got {self.ema}")
         if self.crop_method not in ("nucleus", "center", "none"):
             raise WbcError("--crop-method must be nucleus, center or none")
+        if self.colour not in ("reference", "none"):
+            raise WbcError(f"--colour must be reference or none, got {self.colour!r}")
         Augment.parse(self.augment)
         splits.side_names(self.fractions)  # type: ignore[arg-type]
 
@@ -165,8 +171,11 @@ def split_kind(split: str) -> str:
     return split
 
 
-def model_spec(info: ModelInfo, cfg: TrainConfig) -> PreprocessSpec:
-    """The preprocessing the model is trained with (and the bundle carries)."""
+def model_spec(info: ModelInfo, cfg: TrainConfig, images: ImageSet | None = None) -> PreprocessSpec:
+    """The preprocessing the model is trained with (and the bundle carries).
+
+    With `cfg.colour == "reference"` the colour references are measured on `images`.
+    """
     size = int(cfg.input_size)  # type: ignore[arg-type]
     spec = PreprocessSpec(
         height=size,
@@ -174,9 +183,33 @@ def model_spec(info: ModelInfo, cfg: TrainConfig) -> PreprocessSpec:
         color_order=info.color_order,  # type: ignore[arg-type]
         crop=CropSpec(cfg.crop_method, int(cfg.crop_size)),  # type: ignore[arg-type]
         norm=info.norm,
+        colour=measure_colour_spec(images)
+        if cfg.colour == "reference" and images
+        else ColourSpec(),
     )
     spec.check()
     return spec
+
+
+def measure_colour_spec(images: ImageSet, sample: int = COLOUR_SAMPLE) -> ColourSpec:
+    """The training data's glass and red-cell colours, the median over an even sample.
+
+    Labels play no part; every image of the data set may be in the sample.
+    """
+    records = images.records
+    step = max(1, len(records) // sample)
+    decoded = []
+    for rec in records[::step]:
+        try:
+            decoded.append(decode_image(images.root / rec.path))
+        except ImageError:
+            continue
+    try:
+        background, red_cell = reference_colours(decoded)
+    except ValueError as exc:
+        raise DataError(f"cannot measure colour references: {exc}", images.root) from None
+    log.info("colour references: glass %s, red cells %s", background, red_cell)
+    return ColourSpec("reference", tuple(background), tuple(red_cell))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -220,8 +253,8 @@ def train_bundle(
     cfg = config.resolved()
     weights = parse_weights(cfg.weights)
     info = preflight(cfg.model, int(cfg.input_size), weights)  # type: ignore[arg-type]
-    spec = model_spec(info, cfg)
     images = _subsample(list_images(data_root), cfg.images_per_class, cfg.data_seed)
+    spec = model_spec(info, cfg, images)
     t_load = time.perf_counter()
     cache_dir = (cfg.cache_dir or default_cache_dir()) if cfg.cache else None
     loaded = load_cached(images, spec, cache_dir)

@@ -1,0 +1,268 @@
+"""Colour normalisation from the image itself: the slide's empty glass and its red cells.
+
+A camera's white balance (per-channel gains) and exposure (gain and gamma) change every pixel
+by a monotone curve per channel: out = k * in^g. Two references fix such a curve: every
+blood smear shows empty glass (the brightest large class) and red cells (the most common
+object). `estimate_illumination` measures both from the image; `colour_lut` builds the
+per-channel curve that maps them onto the training data's references (stored in the bundle's
+preprocessing spec); `correct_colour` applies it. Where one reference is missing (a crowded
+field with no glass, a frame of empty glass) only a gain is corrected, and the
+illumination says so in its `flags`.
+
+The split into glass and cells is made on the green channel (red cells and stained nuclei
+absorb green, glass does not) with Otsu's threshold, which a monotone curve per channel
+leaves in the same valley, so the same pixels are chosen whatever the camera did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_app.preprocess_spec import ColourSpec
+
+MIN_FRACTION = 0.03  # a reference needs at least this share of the image's usable pixels
+NUCLEUS_SHARE = 0.15  # a darker side smaller than this is taken for nuclei, not red cells
+MIN_CONTRAST = 1.08  # glass must be this much brighter in green than the cells
+CLIPPED_GLASS = 0.05  # with this share of the image clipped, the glass is not measured
+RED_MARGIN = 1.03  # red cells' red/green ratio over the glass's, at least
+GAMMA_RANGE = (0.33, 3.0)  # a fitted exponent outside this range is not a camera curve
+GAIN_RANGE = (0.25, 4.0)
+DARK = 12  # pixels darker than this in every channel are rotation corners or vignette
+SATURATED = 255  # pixels with a channel at 255 are clipped: their colour is unknown
+ITERATIONS = 2  # rounds of split-on-corrected-image refinement (see measure_illumination)
+STATS_PIXELS = 6_000  # the references are measured on a thumbnail of about this many pixels
+_MAX_PIXELS = 160_000
+
+NO_BACKGROUND = "no_background"
+NO_RED_CELLS = "no_red_cells"
+
+
+@dataclass(frozen=True)
+class Illumination:
+    """What the image shows of its light: glass and red-cell colours (RGB, 0..255) or None."""
+
+    background: tuple[float, float, float] | None
+    red_cell: tuple[float, float, float] | None
+    background_fraction: float
+    red_fraction: float
+
+    @property
+    def flags(self) -> list[str]:
+        """Quality flags: which reference the image lacks."""
+        out = []
+        if self.background is None:
+            out.append(NO_BACKGROUND)
+        if self.red_cell is None:
+            out.append(NO_RED_CELLS)
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "background": _rounded(self.background),
+            "red_cell": _rounded(self.red_cell),
+            "background_fraction": round(self.background_fraction, 4),
+            "red_fraction": round(self.red_fraction, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Regions:
+    """The image's usable pixels split into glass and cells (boolean masks, image shape)."""
+
+    usable: np.ndarray
+    glass: np.ndarray
+    cells: np.ndarray
+    clipped: float = 0.0  # share of the image with a channel at 255
+
+
+def split_regions(rgb: np.ndarray) -> Regions:
+    """Glass vs cells: Otsu's threshold on green, over pixels neither black nor clipped.
+
+    Where the darker side is small (the threshold fell between stained nuclei and the rest,
+    as after a brightening gamma), the brighter side is split again.
+    """
+    brightest = rgb.max(axis=2)
+    usable = (brightest > DARK) & (brightest < SATURATED)
+    clipped = float((brightest >= SATURATED).mean())
+    green = rgb[:, :, 1]
+    values = _subsample(green[usable])
+    none = np.zeros_like(usable)
+    if values.size < 64:
+        return Regions(usable, none, none, clipped)
+    t = _otsu(values)
+    upper = values[values > t]
+    if np.mean(values <= t) < NUCLEUS_SHARE and upper.size >= 64:
+        t2 = _otsu(upper)
+        hi, lo = upper[upper > t2], upper[upper <= t2]
+        if hi.size and lo.size and hi.mean() >= MIN_CONTRAST * lo.mean():
+            t = t2
+    glass = usable & (green > t)
+    return Regions(usable, glass, usable & ~glass, clipped)
+
+
+def _otsu(values: np.ndarray) -> float:
+    t, _ = cv2.threshold(values.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(t)
+
+
+def estimate_illumination(rgb: np.ndarray, regions: Regions | None = None) -> Illumination:
+    """Measure the glass and red-cell colours of an RGB uint8 image (either may be None)."""
+    regions = split_regions(rgb) if regions is None else regions
+    n = max(1, int(regions.usable.sum()))
+    glass_px = _subsample(rgb[regions.glass])
+    cell_px = _red_cell_pixels(rgb, regions)
+    glass_frac = len(rgb[regions.glass]) / n if regions.glass.any() else 0.0
+    red_frac = int(regions.cells.sum()) / n
+    blown = regions.clipped > CLIPPED_GLASS  # the glass is blown out: its colour is unknown
+    background = _median(glass_px) if glass_frac >= MIN_FRACTION and not blown else None
+    red = _median(cell_px) if red_frac >= MIN_FRACTION and len(cell_px) else None
+    if background is not None and red is not None and background[1] < MIN_CONTRAST * red[1]:
+        # no two classes: one material only (all glass, or all cells)
+        if red_frac > glass_frac:
+            background = None
+        else:
+            red = None
+    if red is not None and not _is_red(red, background):
+        red = None  # the "cells" are not red: no red cells in this image
+    return Illumination(background, red, glass_frac, red_frac)
+
+
+def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
+    """Per-channel lookup table (3, 256) uint8 mapping the image onto the spec's references.
+
+    Two references: out = ref_bg * (in / bg)^g per channel, g through both points. One: a gain.
+    None when the image has neither reference (nothing to correct from).
+    """
+    ref_bg = np.asarray(spec.background, np.float64)
+    ref_red = np.asarray(spec.red_cell, np.float64)
+    x = np.arange(256, dtype=np.float64)
+    if ill.background is not None and ill.red_cell is not None:
+        bg, red = np.asarray(ill.background), np.asarray(ill.red_cell)
+        seen = np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0))
+        flat = np.abs(seen) < 1e-3  # a channel where glass and red cells look alike
+        g = np.where(flat, 1.0, np.log(ref_bg / ref_red) / np.where(flat, 1.0, seen))
+        g = np.clip(g, *GAMMA_RANGE)
+        lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g[:, None]
+    elif ill.background is not None or ill.red_cell is not None:
+        seen, ref = (
+            (np.asarray(ill.background), ref_bg)
+            if ill.background is not None
+            else (np.asarray(ill.red_cell), ref_red)
+        )
+        gain = np.clip(ref / np.maximum(seen, 1.0), *GAIN_RANGE)
+        lut = gain[:, None] * x[None, :]
+    else:
+        return None
+    return np.clip(lut + 0.5, 0, 255).astype(np.uint8)
+
+
+def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Apply a (3, 256) per-channel table to an RGB uint8 image."""
+    out = np.empty_like(rgb)
+    for c in range(3):
+        out[:, :, c] = cv2.LUT(rgb[:, :, c], lut[c])
+    return out
+
+
+def correct_colour(
+    rgb: np.ndarray,
+    spec: ColourSpec,
+    ill: Illumination | None = None,
+    fallback: Illumination | None = None,
+) -> tuple[np.ndarray, Illumination | None]:
+    """The image with its light mapped onto the spec's references, and what was measured.
+
+    `ill` fixes the references; None measures them on this image, and `fallback` (a camera
+    profile's) supplies a reference the image lacks. The returned illumination is what the
+    image showed (its flags say what was missing). A spec with method `none` returns the
+    image unchanged and None.
+    """
+    if spec.method == "none":
+        return rgb, None
+    ill = measure_illumination(rgb, spec) if ill is None else ill
+    used = ill
+    if fallback is not None and (ill.background is None or ill.red_cell is None):
+        used = Illumination(
+            ill.background or fallback.background,
+            ill.red_cell or fallback.red_cell,
+            ill.background_fraction,
+            ill.red_fraction,
+        )
+    lut = colour_lut(used, spec)
+    return (rgb if lut is None else apply_lut(rgb, lut)), ill
+
+
+def measure_illumination(
+    rgb: np.ndarray, spec: ColourSpec, rounds: int = ITERATIONS
+) -> Illumination:
+    """Glass and red-cell colours of an image, the split refined on the corrected image.
+
+    Otsu's split is made where it works best, on the image as the training data looks: each
+    round corrects the image with the references so far, splits the corrected image, and
+    measures the references again on the original pixels of that split.
+    """
+    rgb = thumbnail(rgb)
+    ill = estimate_illumination(rgb)
+    for _ in range(rounds):
+        lut = colour_lut(ill, spec)
+        if lut is None:
+            break
+        ill = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)))
+    return ill
+
+
+def thumbnail(rgb: np.ndarray, pixels: int = STATS_PIXELS) -> np.ndarray:
+    """Every k-th pixel in each direction, at most about `pixels` of them (same statistics)."""
+    k = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / pixels))))
+    return np.ascontiguousarray(rgb[::k, ::k]) if k > 1 else rgb
+
+
+def reference_colours(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """The median glass and red-cell colours over images (training data's references)."""
+    bgs, reds = [], []
+    for rgb in images:
+        ill = estimate_illumination(rgb)
+        if ill.background is not None and ill.red_cell is not None:
+            bgs.append(ill.background)
+            reds.append(ill.red_cell)
+    if not bgs:
+        raise ValueError("no image shows both empty glass and red cells")
+    med = lambda v: [round(float(x), 2) for x in np.median(np.asarray(v), axis=0)]  # noqa: E731
+    return med(bgs), med(reds)
+
+
+def _is_red(red: tuple[float, ...], glass: tuple[float, ...] | None) -> bool:
+    """Red cells absorb green more than red, compared with the glass beside them.
+
+    The ratio of the two red/green ratios is what a gain leaves unchanged (and a gamma keeps
+    on the same side of 1); without glass, red must not be far below green.
+    """
+    if glass is None:
+        return red[0] >= 0.85 * red[1]
+    return red[0] / max(red[1], 1.0) > RED_MARGIN * glass[0] / max(glass[1], 1.0)
+
+
+def _red_cell_pixels(rgb: np.ndarray, regions: Regions) -> np.ndarray:
+    """Cell pixels without the stained nuclei: the upper half of the cells' green values."""
+    px = _subsample(rgb[regions.cells])
+    if len(px) == 0:
+        return px
+    green = px[:, 1]
+    return px[green >= np.median(green)] if len(px) > 16 else px
+
+
+def _subsample(px: np.ndarray) -> np.ndarray:
+    step = max(1, len(px) // _MAX_PIXELS)
+    return px[::step]
+
+
+def _median(px: np.ndarray) -> tuple[float, float, float]:
+    m = np.median(px.reshape(-1, 3).astype(np.float64), axis=0)
+    return (float(m[0]), float(m[1]), float(m[2]))
+
+
+def _rounded(v: tuple[float, float, float] | None) -> list[float] | None:
+    return None if v is None else [round(x, 1) for x in v]

@@ -1,0 +1,158 @@
+"""Camera profiles: what `wbc-edge calibrate` measured on one camera and microscope.
+
+A profile (JSON) holds the scale (camera px per training px, from the red cells), the
+colour references of the lamp (glass and red cells as this camera sees them) and a focus
+baseline. `classify --profile` and `run --profile` use its scale instead of estimating one,
+fill a frame's missing colour reference from it (a crowded field with no glass), and warn
+when frames drift away from it (another lamp, focus or magnification).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_app.colour import Illumination
+from edge_app.errors import WbcError
+from edge_app.scale import SCALE_RANGE
+
+PROFILE_KIND = "wbc-edge camera profile"
+PROFILE_VERSION = 1
+LAMP_DRIFT = 0.12  # a frame's glass this far (relative, any channel) from the profile's
+FOCUS_DRIFT = 0.4  # a frame's focus below this share of the profile's baseline
+
+
+class ProfileError(WbcError):
+    """A camera profile is missing, corrupt or does not fit."""
+
+
+@dataclass(frozen=True)
+class CameraProfile:
+    """One camera on one microscope, as `wbc-edge calibrate` measured it."""
+
+    scale: float
+    background: tuple[float, float, float]
+    red_cell: tuple[float, float, float]
+    focus: float
+    frames: int
+    frame_size: tuple[int, int]  # width, height of the frames measured
+    source: str = ""
+    created: str = ""
+
+    @property
+    def illumination(self) -> Illumination:
+        return Illumination(self.background, self.red_cell, 1.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": PROFILE_KIND,
+            "version": PROFILE_VERSION,
+            "scale": round(self.scale, 4),
+            "background": [round(v, 1) for v in self.background],
+            "red_cell": [round(v, 1) for v in self.red_cell],
+            "focus": round(self.focus, 1),
+            "frames": self.frames,
+            "frame_size": list(self.frame_size),
+            "source": self.source,
+            "created": self.created,
+        }
+
+    def lamp_drift(self, ill: Illumination | None) -> float | None:
+        """Largest relative difference of a frame's glass colour from the profile's."""
+        if ill is None or ill.background is None:
+            return None
+        seen, ref = np.asarray(ill.background), np.asarray(self.background)
+        return float(np.max(np.abs(seen / ref - 1.0)))
+
+
+def save_profile(profile: CameraProfile, path: Path) -> None:
+    """Write a profile as JSON (the folder is created)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"cannot write ({exc.strerror or exc})", path) from None
+
+
+def load_profile(path: Path | str) -> CameraProfile:
+    """Read and check a profile; a ProfileError names the file and the first problem."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError("no such camera profile", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProfileError(f"not a camera profile ({_reason(exc)})", path) from None
+    if not isinstance(data, dict) or data.get("kind") != PROFILE_KIND:
+        raise ProfileError("not a camera profile (made by `wbc-edge calibrate`)", path)
+    if data.get("version") != PROFILE_VERSION:
+        raise ProfileError(f"profile version {data.get('version')!r} is not supported", path)
+    try:
+        profile = CameraProfile(
+            scale=_number(data, "scale"),
+            background=_colour(data, "background"),
+            red_cell=_colour(data, "red_cell"),
+            focus=_number(data, "focus"),
+            frames=int(_number(data, "frames")),
+            frame_size=_size(data.get("frame_size")),
+            source=str(data.get("source", "")),
+            created=str(data.get("created", "")),
+        )
+    except ValueError as exc:
+        raise ProfileError(str(exc), path) from None
+    if not SCALE_RANGE[0] <= profile.scale <= SCALE_RANGE[1]:
+        raise ProfileError(f"scale {profile.scale:g} is outside {SCALE_RANGE}", path)
+    if profile.background[1] <= profile.red_cell[1]:
+        raise ProfileError("background must be brighter in green than red_cell", path)
+    return profile
+
+
+def check_frame_size(profile: CameraProfile, size: tuple[int, int], path: Path | str) -> None:
+    """A profile measured on frames of another size does not fit this camera's frames."""
+    if tuple(size) != tuple(profile.frame_size):
+        w, h = profile.frame_size
+        raise ProfileError(
+            f"profile was measured on {w}x{h} frames, these are {size[0]}x{size[1]}: "
+            "run `wbc-edge calibrate` on this camera at this size",
+            path,
+        )
+
+
+def _number(data: dict[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{key} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def _colour(data: dict[str, Any], key: str) -> tuple[float, float, float]:
+    value = data.get(key)
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError(f"{key} must be a list of 3 numbers (R, G, B), got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 255:
+            raise ValueError(f"{key} values must lie in (0, 255], got {value!r}")
+        out.append(float(v))
+    return (out[0], out[1], out[2])
+
+
+def _size(value: Any) -> tuple[int, int]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise ValueError(f"frame_size must be [width, height], got {value!r}")
+    return (value[0], value[1])
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__

@@ -1,0 +1,92 @@
+"""Frame quality: is this frame fit to count from? Flags, never a silent guess.
+
+Measured on every frame before its cells are counted:
+
+- `over_exposed` / `under_exposed`: clipped highlights or a frame too dark to show colour;
+- `out_of_focus`: the Laplacian's variance of the colour-normalised green channel at
+  training scale (so cameras of any resolution compare) is below `FOCUS_MIN`, or below
+  `FOCUS_FRACTION` of a camera profile's baseline;
+- `no_background` / `no_red_cells`: the colour normalisation lacked one of its references
+  (`edge_app.colour`); with no red cells there is no scale and no colour check either.
+
+Cells found in a frame with a *blocking* flag (under-exposed, out of focus, no red cells, or
+over half the frame clipped) are reported with the flag and left out of the differential
+count; `no_background` and a little clipping only say the colour came from the red cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge_app.colour import NO_BACKGROUND, NO_RED_CELLS, Illumination
+
+OVER_EXPOSED = "over_exposed"
+UNDER_EXPOSED = "under_exposed"
+OUT_OF_FOCUS = "out_of_focus"
+BLOCKING = frozenset({UNDER_EXPOSED, OUT_OF_FOCUS, NO_RED_CELLS})
+ALL_FLAGS = (OVER_EXPOSED, UNDER_EXPOSED, OUT_OF_FOCUS, NO_BACKGROUND, NO_RED_CELLS)
+
+CLIPPED_MAX = 0.05  # share of pixels with a channel at 255 that makes a frame over-exposed
+CLIPPED_BLOCK = 0.5  # and this share makes it unfit to count from
+DARK_P99 = 60  # the frame's 99th-percentile brightness below which it is too dark
+FOCUS_MIN = 40.0  # Laplacian variance at training scale (BCCD frames: 5th percentile ~190)
+FOCUS_FRACTION = 0.4  # of a camera profile's focus baseline
+
+
+@dataclass(frozen=True)
+class FrameQuality:
+    """What a frame is fit for: its flags and the measurements behind them."""
+
+    flags: list[str] = field(default_factory=list)
+    focus: float | None = None
+    clipped: float = 0.0
+
+    @property
+    def blocking(self) -> bool:
+        """True when the frame's cells must not be counted as if it were fine."""
+        blown = OVER_EXPOSED in self.flags and self.clipped >= CLIPPED_BLOCK
+        return blown or any(f in BLOCKING for f in self.flags)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "flags": list(self.flags),
+            "focus": None if self.focus is None else round(self.focus, 1),
+            "clipped": round(self.clipped, 4),
+        }
+
+
+def assess_frame(
+    raw: np.ndarray,
+    corrected: np.ndarray,
+    ill: Illumination | None,
+    scale: float,
+    focus_baseline: float | None = None,
+) -> FrameQuality:
+    """Flags for one frame: `raw` as captured, `corrected` after the colour step."""
+    flags: list[str] = []
+    clipped = float((raw.max(axis=2) >= 255).mean())
+    if clipped > CLIPPED_MAX:
+        flags.append(OVER_EXPOSED)
+    if np.percentile(raw.max(axis=2)[::4, ::4], 99) < DARK_P99:
+        flags.append(UNDER_EXPOSED)
+    focus = focus_measure(corrected, scale)
+    limit = FOCUS_MIN if focus_baseline is None else FOCUS_FRACTION * focus_baseline
+    if focus < limit:
+        flags.append(OUT_OF_FOCUS)
+    if ill is not None:
+        flags += ill.flags
+    return FrameQuality(flags, focus, clipped)
+
+
+def focus_measure(rgb: np.ndarray, scale: float) -> float:
+    """Variance of the Laplacian of green at training scale, rotation corners left out."""
+    green = rgb[:, :, 1]
+    f = max(1.0, scale)
+    if f > 1.05:
+        green = cv2.resize(green, None, fx=1 / f, fy=1 / f, interpolation=cv2.INTER_AREA)
+    lap = cv2.Laplacian(green.astype(np.float32), cv2.CV_32F, ksize=3)
+    inside = cv2.erode((green > 12).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return float(lap[inside].var()) if inside.any() else 0.0
