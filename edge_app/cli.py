@@ -19,17 +19,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_app import limits
 from edge_app.bundle import load_bundle
 from edge_app.classify import (
     DEFAULT_SCALE,
     DEFAULT_THRESHOLD,
     MODES,
     Classifier,
-    JsonlWriter,
     classify_media,
 )
 from edge_app.cli_support import run_cli
-from edge_app.errors import WbcError
+from edge_app.decode import MAX_PIXELS
+from edge_app.exit_codes import exit_code
+from edge_app.jsonl import JsonlWriter
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
 from edge_app.summary import FolderTruth, StageTimes
 
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--scale",
-        type=_positive,
+        type=limits.float_in(*limits.SCALE_RANGE),
         help="camera pixels per training-image pixel (default: "
         f"{DEFAULT_SCALE['field']:g} in field mode, for 640x480 BCCD-like frames; "
         f"{DEFAULT_SCALE['cell']:g} in cell mode)",
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--snapshots", type=Path, help="save an annotated frame whenever a cell appears")
     r.add_argument(
         "--scale",
-        type=_positive,
+        type=limits.float_in(*limits.SCALE_RANGE),
         default=DEFAULT_SCALE["field"],
         help="camera pixels per training-image pixel of the classified frame (default %(default)g)",
     )
@@ -82,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="count every detection in every frame instead of each tracked cell once",
     )
-    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument(
+        "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
+    )
     r.set_defaults(func=cmd_run)
     return ap
 
@@ -91,7 +95,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
     p.add_argument(
         "--min-nucleus-area",
-        type=int,
+        type=limits.int_in(*limits.AREA_RANGE),
         metavar="PX",
         help="smallest nucleus that counts as a white cell, in training-image pixels (default: "
         "the bundle's; 600 halves BCCD false detections, see docs/edge.md)",
@@ -110,45 +114,52 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jsonl", help="write one JSON record per cell to this file (- for stdout)")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=limits.float_in(*limits.THRESHOLD_RANGE),
         default=DEFAULT_THRESHOLD,
         help="cells below this confidence are flagged uncertain (default %(default)g)",
     )
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    p.add_argument(
+        "--threads",
+        type=limits.int_in(*limits.THREADS_RANGE),
+        help="inference threads (default: the runtime's)",
+    )
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edge_app.sources.files import iter_media
+    from edge_app.sources.expand import expand_inputs
+    from edge_app.sources.files import iter_inputs
 
     bundle = load_bundle(args.model)
-    frames = iter_media(args.source)  # a source naming nothing fails before the model loads
+    inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
+    frames = iter_inputs(inputs)
     with _runtime(args, bundle) as rt:
         classifier = Classifier(rt, args.mode, args.scale, args.threshold, args.min_nucleus_area)
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
-        with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
+        paths = [i.path for i in inputs]
+        with JsonlWriter(args.jsonl, paths) as writer, stop_on_signals() as stop:
             count = classify_media(frames, classifier, writer, stop, times, truth)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
         text = count.format(title)
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
-        _report(out, text, times, stop)
-    return 130 if stop.is_set() else 0
+        _report(out, text, times, stop, writer)
+    return exit_code(count, writer.failed, stop.is_set())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_app.live import LiveOptions, LiveRun
-    from edge_app.sources import FrameStream, open_source
+    from edge_app.sources import FileCamera, FrameStream, open_source
+    from edge_app.sources.files import expand_source
 
     bundle = load_bundle(args.model)
     camera = open_source(args.camera, size=args.size, loop=args.loop)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise WbcError("--max-frames must be at least 1")
+    inputs = expand_source(camera.src) if isinstance(camera, FileCamera) else []
     with _runtime(args, bundle) as rt:
         classifier = Classifier(rt, "field", args.scale, args.threshold, args.min_nucleus_area)
-        with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
+        with JsonlWriter(args.jsonl, inputs) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
                 source_name=args.camera,
@@ -159,26 +170,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             live = LiveRun(classifier, writer, options, camera)
             count = live.run(stream, stop)
+            if stream.replay_error:
+                count.add_error(args.camera, stream.replay_error)
         out = sys.stderr if writer.to_stdout else sys.stdout
         how = "each tracked cell once" if live.tracking else "every detection"
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {how})"
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
-        _report(out, count.format(title), live.times if args.stats else None, stop)
-    return 0
+        _report(out, count.format(title), live.times if args.stats else None, stop, writer)
+    return exit_code(count, writer.failed)  # a signal is how a live run normally ends
 
 
 def _runtime(args: argparse.Namespace, bundle):
     return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
 
 
-def _report(out, text: str, times: StageTimes | None, stop: threading.Event) -> None:
+def _report(
+    out, text: str, times: StageTimes | None, stop: threading.Event, writer: JsonlWriter
+) -> None:
     if stop.is_set():
         print(f"{PROG}: stopped by a signal; the count covers everything read so far", file=out)
     print(text, file=out)
     if times is not None:
         print(times.format(), file=out)
     out.flush()
+    if writer.failure:  # after the summary of what was done, so a script sees both
+        print(f"{PROG}: {writer.failure}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -202,16 +219,6 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive")
-    return value
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -219,6 +226,8 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 640x480") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError(f"{text} is too small")
+    if w * h > MAX_PIXELS or max(w, h) > 16384:
+        raise argparse.ArgumentTypeError(f"{text} is too large for this device")
     return w, h
 
 

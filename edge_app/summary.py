@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("capture", "find", "preprocess", "infer")
+FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class DifferentialCount:
     frames: int = 0
     empty_frames: int = 0
     errors: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # first FAILED_SHOWN (source, why)
 
     def __post_init__(self) -> None:
         self.counts = {c: self.counts.get(c, 0) for c in self.classes}
@@ -50,8 +52,11 @@ class DifferentialCount:
         if not has_cells:
             self.empty_frames += 1
 
-    def add_error(self) -> None:
+    def add_error(self, source: str | None = None, error: str | None = None) -> None:
+        """One input (file, video frame, cell) that gave no result; the first few are named."""
         self.errors += 1
+        if source is not None and len(self.failed) < FAILED_SHOWN:
+            self.failed.append((source, error or "failed"))
 
     def percentages(self) -> dict[str, float]:
         total = self.cells
@@ -85,6 +90,9 @@ class DifferentialCount:
         )
         lines.append(f"  frames with no white cell: {self.empty_frames}")
         lines.append(f"  errors (unreadable inputs): {self.errors}")
+        lines += [f"    {source}: {why}" for source, why in self.failed]
+        if self.errors > len(self.failed) and self.failed:
+            lines.append(f"    ... and {self.errors - len(self.failed)} more")
         return "\n".join(lines)
 
 
