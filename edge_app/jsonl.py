@@ -120,7 +120,7 @@ class JsonlWriter:
         if exc.errno == errno.EPIPE:
             why = "the reader closed the pipe"
             if self.to_stdout:
-                _silence_stdout()
+                silence_stdout()
         elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
             why = "the disk is full"
         else:
@@ -156,7 +156,7 @@ def _dumps(record: dict[str, Any]) -> str:
         return json.dumps(error, separators=(", ", ": "))
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point fd 1 at /dev/null, so Python's exit-time flush of a closed pipe stays quiet."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
