@@ -33,6 +33,7 @@ import numpy as np
 
 from edge_app.bundle import Artifact, Bundle
 from edge_app.errors import BundleError, WbcError
+from edge_app.limits import check_threads
 from edge_app.preprocess import QuantParams, quantize
 
 log = logging.getLogger(__name__)
@@ -431,8 +432,8 @@ def open_runtime(
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise WbcError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
-    if threads is not None and threads < 1:
-        raise WbcError(f"threads must be at least 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)  # 100000 threads would crash the backend, not fail politely
     if artifact is None:
         artifact, name = choose_artifact(bundle, runtime, precision)
     else:
