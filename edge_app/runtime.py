@@ -35,6 +35,7 @@ from edge_app.bundle import Artifact, Bundle
 from edge_app.errors import BundleError, WbcError
 from edge_app.limits import check_threads
 from edge_app.preprocess import QuantParams, quantize
+from edge_app.telemetry import disable_openvino_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -548,6 +549,8 @@ def _import(runtime: str) -> Any:
             "tflite-runtime cannot share a process with TensorFlow (already imported here); "
             "use --runtime litert"
         )
+    if runtime == "openvino":
+        disable_openvino_telemetry()  # a lab device must not call out
     try:
         return importlib.import_module(module)
     except ImportError as exc:
