@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("capture", "find", "preprocess", "infer")
+TIMING_WINDOW = 10_000  # frames whose stage times are kept: a run of hours stays flat in memory
 FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
 
 
@@ -133,16 +135,16 @@ class FolderTruth:
 
 
 class StageTimes:
-    """Seconds per stage per frame; `format()` gives p50/p95 in ms and frames per second."""
+    """Seconds per stage per frame (the last TIMING_WINDOW); `format()` gives p50/p95 in ms, fps."""
 
     def __init__(self, clock=time.perf_counter) -> None:
         self.clock = clock
-        self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.samples: dict[str, deque[float]] = {s: deque(maxlen=TIMING_WINDOW) for s in STAGES}
         self.frames = 0
         self._start = clock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.samples.setdefault(stage, []).append(seconds)
+        self.samples.setdefault(stage, deque(maxlen=TIMING_WINDOW)).append(seconds)
 
     def frame_done(self) -> None:
         self.frames += 1
