@@ -17,7 +17,7 @@ from PIL import Image
 
 from edge_app import decode
 from edge_app.decode import decode_image, decode_stain_image, is_grey
-from edge_app.errors import ImageError
+from edge_app.errors import ImageError, WbcError
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -68,6 +68,17 @@ def test_the_budget_is_a_module_constant(tmp_path: Path, monkeypatch) -> None:
     Image.fromarray(colour_image(20, 20)).save(path)
     monkeypatch.setattr(decode, "MAX_PIXELS", 399)
     with pytest.raises(ImageError, match="too large"):
+        decode_image(path)
+
+
+def test_the_budget_can_be_set_for_a_small_pi(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "c.png"
+    Image.fromarray(colour_image(20, 20)).save(path)
+    monkeypatch.setenv("WBC_MAX_PIXELS", "399")
+    with pytest.raises(ImageError, match="20x20 pixels"):
+        decode_image(path)
+    monkeypatch.setenv("WBC_MAX_PIXELS", "lots")
+    with pytest.raises(WbcError, match="WBC_MAX_PIXELS='lots' is not a positive number"):
         decode_image(path)
 
 
