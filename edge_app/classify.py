@@ -7,7 +7,7 @@ shared by `wbc-edge classify` (files) and `wbc-edge run` (cameras). Modes:
 - `cell`: the image is one cell crop like the Kaggle images; its nucleus is located as in
   training. An image without a stained nucleus has no white cell: it is reported, never guessed.
 
-JSONL records (one per line, flushed per line):
+JSONL records (one per line, each written whole):
 
     {"source": s, "frame": i, "box": [x0, y0, x1, y1] | null, "label": c, "confidence": p,
      "probs": {class: p, ...}, "uncertain": bool}      one per classified cell

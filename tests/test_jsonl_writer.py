@@ -45,6 +45,16 @@ def test_output_that_is_an_input_is_refused_before_it_is_touched(tmp_path: Path,
     assert image.read_bytes() == before
 
 
+def test_run_refuses_a_log_that_is_a_replayed_input(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "frames"
+    shutil.copytree(FRAMES, src)
+    image = sorted(src.glob("*.jpg"))[0]
+    before = image.read_bytes()
+    args = ["run", "--model", str(DEFAULT), "--camera", f"file:{src}", "--jsonl", str(image)]
+    assert main(args) == exit_codes.USER_ERROR
+    assert "is one of the inputs" in capsys.readouterr().err and image.read_bytes() == before
+
+
 def test_writer_refuses_inputs_directly(tmp_path: Path) -> None:
     a = tmp_path / "a.png"
     a.write_bytes(b"x")
