@@ -30,6 +30,7 @@ from edge_app.classify import (
 )
 from edge_app.cli_support import run_cli
 from edge_app.decode import MAX_PIXELS
+from edge_app.exit_codes import HELP as EXIT_HELP
 from edge_app.exit_codes import exit_code
 from edge_app.jsonl import JsonlWriter
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
@@ -44,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description="Classify white blood cells on the device.")
+    ap = argparse.ArgumentParser(
+        prog=PROG, description="Classify white blood cells on the device.", epilog=EXIT_HELP
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("classify", help="classify image files, folders, globs or videos")
+    c = sub.add_parser(
+        "classify", help="classify image files, folders, globs or videos", epilog=EXIT_HELP
+    )
     _model_options(c)
     c.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
     c.add_argument(
@@ -66,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_classify)
 
-    r = sub.add_parser("run", help="the live loop on a camera")
+    r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
     r.add_argument("--camera", required=True, help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
     r.add_argument("--display", action="store_true", help="show the annotated frames in a window")

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 from edge_app.summary import DifferentialCount
 
+HELP = (
+    "exit codes: 0 every input analysed; 2 user error (nothing run); 4 some inputs failed; "
+    "5 every input failed; 6 the JSONL log or stdout could not be written; 130 stopped by a "
+    "signal (classify)"
+)
 OK = 0
 USER_ERROR = 2
 SOME_FAILED = 4

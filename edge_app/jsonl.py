@@ -125,9 +125,8 @@ class JsonlWriter:
             why = "the disk is full"
         else:
             why = exc.strerror or type(exc).__name__
-        self.failure = (
-            f"{name}: cannot write the JSONL log ({why}); it holds the first {self.lines} records"
-        )
+        done = f"the log ends after {self.lines} whole records"
+        self.failure = f"{name}: cannot write the JSONL log ({why}); {done}"
         self.close()
 
 

@@ -85,7 +85,7 @@ def test_full_disk_leaves_only_whole_lines(tmp_path: Path, monkeypatch) -> None:
     assert (
         writer.failure
         and "the disk is full" in writer.failure
-        and "first 2 records" in writer.failure
+        and "ends after 2 whole records" in writer.failure
     )
     text = target.read_text()
     assert text.endswith("\n") and [json.loads(line)["n"] for line in text.splitlines()] == [1, 2]
