@@ -33,12 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from detect_bccd import Box, match, wbc_boxes  # noqa: E402
+from detect_bccd import Box, match, wbc_boxes
 
-from edge_app.bundle import load_bundle  # noqa: E402
-from edge_app.classify import Classifier  # noqa: E402
-from edge_app.decode import decode_image  # noqa: E402
-from edge_app.runtime import open_runtime  # noqa: E402
+from edge_app.bundle import load_bundle
+from edge_app.classify import Classifier
+from edge_app.decode import decode_image
+from edge_app.runtime import open_runtime
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
 
 def jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     def apply(x: np.ndarray) -> np.ndarray:
-        ok, buf = cv2.imencode(".jpg", x[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        _, buf = cv2.imencode(".jpg", x[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
         return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
 
     return apply

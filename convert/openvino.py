@@ -17,6 +17,7 @@ import numpy as np
 from convert.formats import Job
 from convert.source import ConvertContext, HeldOut
 from edge_app.bundle import sha256_file
+from edge_app.telemetry import disable_openvino_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ FAST_BIAS_CORRECTION = False
 
 def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
     """Write `ctx.out_dir / job.file` (+ .bin); return the options to record."""
+    disable_openvino_telemetry()  # convert_model would otherwise start a telemetry session
     import openvino as ov
 
     model = ov.convert_model(str(ctx.source.saved_model))
@@ -48,6 +50,7 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
 
 
 def _quantize(model: Any, ctx: ConvertContext) -> tuple[Any, dict[str, Any]]:
+    disable_openvino_telemetry()
     import nncf
 
     images = ctx.calibration.images

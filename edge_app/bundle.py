@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -142,6 +143,7 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
     """Validate a parsed bundle.json; raise BundleError naming the first bad field."""
     if not isinstance(data, dict):
         raise BundleError("top level must be a JSON object", file)
+    _check_finite(data, file)
     version = _need(data, "schema_version", int, file)
     if version != SCHEMA_VERSION:
         raise BundleError(
@@ -182,7 +184,9 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
 def save_bundle(bundle: Bundle) -> Path:
     """Write bundle.json atomically (a crash never leaves half a file)."""
     bundle.root.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(bundle.to_dict(), indent=2, sort_keys=False) + "\n"
+    data = bundle.to_dict()
+    _check_finite(data, bundle.path)  # never write a bundle this module would refuse to read
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=bundle.root, prefix=".bundle-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -244,6 +248,19 @@ def _need(data: dict, key: str, kind: type, file: Path, default: Any = ...) -> A
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise BundleError(f"{key}: expected {kind.__name__}, got {type(value).__name__}", file)
     return value
+
+
+def _check_finite(value: Any, file: Path, key: str = "") -> None:
+    """Refuse NaN and ±Infinity anywhere (json reads them): a NaN scale would make every cell
+    the first class."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BundleError(f"{key}: {value} is not a finite number", file)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, file, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, file, f"{key}[{i}]")
 
 
 def _check_classes(classes: list, file: Path) -> None:

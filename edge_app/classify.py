@@ -7,25 +7,25 @@ shared by `wbc-edge classify` (files) and `wbc-edge run` (cameras). Modes:
 - `cell`: the image is one cell crop like the Kaggle images; its nucleus is located as in
   training. An image without a stained nucleus has no white cell: it is reported, never guessed.
 
-JSONL records (one per line, flushed per line):
+JSONL records (one per line, each written whole):
 
     {"source": s, "frame": i, "box": [x0, y0, x1, y1] | null, "label": c, "confidence": p,
      "probs": {class: p, ...}, "uncertain": bool}      one per classified cell
     {"source": s, "frame": i, "cells": 0}             a frame with no white cell
     {"source": s, "error": "one line"}                an unreadable input ("frame" for videos)
+
+A cell whose model output holds NaN or Infinity gets an error record naming its box, never a
+label; the log itself is `edge_app.jsonl.JsonlWriter` (whole lines, valid JSON only).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +33,8 @@ from edge_app.bundle import Bundle
 from edge_app.colour import correct_colour
 from edge_app.errors import WbcError
 from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
+from edge_app.jsonl import JsonlWriter
+from edge_app.limits import check_scale
 from edge_app.nucleus import locate_cell
 from edge_app.preprocess import preprocess
 from edge_app.profile import LAMP_DRIFT, CameraProfile, ProfileError, check_frame_size
@@ -47,6 +49,7 @@ DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "un
 DEFAULT_SCALE = {"field": DEFAULT_FIELD_SCALE, "cell": 1.0}
 
 Box = tuple[int, int, int, int]
+NOT_FINITE = "the model output is not a finite number (NaN or Infinity): no label given"
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,16 @@ class CellResult:
 
 @dataclass
 class FrameResult:
-    """The cells of one frame, the time each stage took, its quality and the scale used."""
+    """The cells of one frame, the time each stage took, its quality and the scale used.
+
+    `failed`: (box, why) of cells that gave no result (a non-finite model output).
+    """
 
     cells: list[CellResult]
     timings: dict[str, float] = field(default_factory=dict)
     quality: FrameQuality = field(default_factory=FrameQuality)
     scale: float = 1.0
+    failed: list[tuple[Box | None, str]] = field(default_factory=list)
 
     @property
     def counted(self) -> bool:
@@ -97,8 +104,8 @@ class Classifier:
         """`min_area` overrides the bundle's smallest nucleus (training-image px²)."""
         if mode not in MODES:
             raise WbcError(f"unknown mode {mode!r}; choose field or cell")
-        if scale is not None and scale <= 0:
-            raise WbcError(f"scale must be positive, got {scale}")
+        if scale is not None:
+            check_scale(scale)
         if not 0.0 <= threshold <= 1.0:
             raise WbcError(f"threshold must lie in 0..1, got {threshold}")
         if min_area is not None and min_area < 1:
@@ -150,7 +157,6 @@ class Classifier:
         t4 = clock()
         probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
         t5 = clock()
-        cells = [self._result(box, p) for box, p in zip(boxes, probs, strict=True)]
         timings = {
             "colour": t1 - t0,
             "quality": t2 - t1,
@@ -158,7 +164,13 @@ class Classifier:
             "preprocess": t4 - t3,
             "infer": t5 - t4,
         }
-        return FrameResult(cells, timings, quality, scale)
+        result = FrameResult([], timings, quality, scale)
+        for box, p in zip(boxes, probs, strict=True):
+            if np.isfinite(p).all():
+                result.cells.append(self._result(box, p))
+            else:
+                result.failed.append((box, NOT_FINITE))
+        return result
 
     def drift_warnings(self) -> list[str]:
         """What has drifted away from the run's scale or the camera profile, one line each."""
@@ -225,47 +237,6 @@ def error_record(source: str, error: str, frame: int | None = None) -> dict[str,
     return record
 
 
-class JsonlWriter:
-    """One JSON object per line, flushed per line; `-` is stdout. Does nothing for None."""
-
-    def __init__(self, target: str | Path | None) -> None:
-        self.target = target
-        self._fh: IO[str] | None = None
-        self._own = False
-        if target is None:
-            return
-        if str(target) == "-":
-            self._fh = sys.stdout
-            return
-        try:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise WbcError(f"cannot write ({exc.strerror})", target) from None
-        self._own = True
-
-    @property
-    def to_stdout(self) -> bool:
-        """Records go to stdout (so the summary must go to stderr)."""
-        return self.target is not None and str(self.target) == "-"
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self._fh is not None:
-            self._fh.write(json.dumps(record, separators=(", ", ": ")) + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None and self._own:
-            self._fh.close()
-        self._fh = None
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 # ---------------------------------------------------------------------------- classify files
 
 
@@ -284,14 +255,14 @@ def classify_media(
     """
     count = DifferentialCount(classifier.classes, classifier.threshold)
     it = iter(frames)
-    while stop is None or not stop.is_set():
+    while (stop is None or not stop.is_set()) and not writer.failed:
         t0 = time.perf_counter()
         item = next(it, None)
         captured = time.perf_counter() - t0
         if item is None:
             break
         if item.error is not None:
-            count.add_error()
+            count.add_error(_where(item.source, item.frame), item.error)
             writer.write(error_record(item.source, item.error, item.frame))
             continue
         try:
@@ -320,6 +291,9 @@ def write_frame(
     **extra: Any,
 ) -> None:
     """Records and counts for one classified frame; a blocking quality flag keeps it uncounted."""
+    write_failed(writer, count, source, frame, result)
+    if result.failed and not result.cells:
+        return  # no result at all for this frame: it is an error, not a frame without cells
     extra = {**frame_fields(result), **extra}
     if result.counted:
         count.add_frame((c.label, c.confidence) for c in result.cells)
@@ -340,3 +314,17 @@ def frame_fields(result: FrameResult) -> dict[str, Any]:
     if not result.counted:
         out["counted"] = False
     return out
+
+
+def write_failed(
+    writer: JsonlWriter, count: DifferentialCount, source: str, frame: int, result: FrameResult
+) -> None:
+    """An error record and an error count for each cell of the frame that gave no result."""
+    for box, why in result.failed:
+        error = f"{why} (cell at box {list(box)})" if box is not None else why
+        count.add_error(_where(source, frame), error)
+        writer.write(error_record(source, error, frame))
+
+
+def _where(source: str, frame: int) -> str:
+    return f"{source} frame {frame}" if frame else source

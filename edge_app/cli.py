@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_app import limits
 from edge_app.bundle import load_bundle
 from edge_app.calibrate import DEFAULT_FRAMES
 from edge_app.classify import (
@@ -26,11 +27,14 @@ from edge_app.classify import (
     DEFAULT_THRESHOLD,
     MODES,
     Classifier,
-    JsonlWriter,
     classify_media,
 )
 from edge_app.cli_support import run_cli
+from edge_app.decode import MAX_PIXELS
 from edge_app.errors import WbcError
+from edge_app.exit_codes import HELP as EXIT_HELP
+from edge_app.exit_codes import exit_code
+from edge_app.jsonl import JsonlWriter
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
 from edge_app.summary import FolderTruth, StageTimes
 
@@ -43,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description="Classify white blood cells on the device.")
+    ap = argparse.ArgumentParser(
+        prog=PROG, description="Classify white blood cells on the device.", epilog=EXIT_HELP
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("classify", help="classify image files, folders, globs or videos")
+    c = sub.add_parser(
+        "classify", help="classify image files, folders, globs or videos", epilog=EXIT_HELP
+    )
     _model_options(c)
     c.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
     c.add_argument(
@@ -58,21 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--scale",
-        type=_positive,
+        type=limits.float_in(*limits.SCALE_RANGE),
         help="camera pixels per training-image pixel (default: measured from the red cells "
         "of the first frames in field mode, or the --profile's; "
         f"{DEFAULT_SCALE['cell']:g} in cell mode)",
     )
     c.set_defaults(func=cmd_classify)
 
-    r = sub.add_parser("run", help="the live loop on a camera")
+    r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
     r.add_argument("--camera", required=True, help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
     r.add_argument("--display", action="store_true", help="show the annotated frames in a window")
     r.add_argument("--snapshots", type=Path, help="save an annotated frame whenever a cell appears")
     r.add_argument(
         "--scale",
-        type=_positive,
+        type=limits.float_in(*limits.SCALE_RANGE),
         help="camera pixels per training-image pixel of the classified frame (default: "
         "measured from the red cells of the first frames, or the --profile's)",
     )
@@ -83,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="count every detection in every frame instead of each tracked cell once",
     )
-    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument(
+        "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
+    )
     r.set_defaults(func=cmd_run)
 
     k = sub.add_parser(
@@ -99,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--picture", type=Path, help="picture of what was measured (default: beside --out, .png)"
     )
     k.add_argument(
-        "--frames", type=int, default=DEFAULT_FRAMES, help="frames to measure (default %(default)s)"
+        "--frames",
+        type=limits.int_in(1, 1000),
+        default=DEFAULT_FRAMES,
+        help="frames to measure (default %(default)s)",
     )
     k.add_argument("--size", type=_size, help="camera frame WxH (default 640x480)")
     k.set_defaults(func=cmd_calibrate)
@@ -110,7 +123,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
     p.add_argument(
         "--min-nucleus-area",
-        type=int,
+        type=limits.int_in(*limits.AREA_RANGE),
         metavar="PX",
         help="smallest nucleus that counts as a white cell, in training-image pixels (default: "
         "the bundle's; 600 halves BCCD false detections, see docs/edge.md)",
@@ -134,25 +147,32 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jsonl", help="write one JSON record per cell to this file (- for stdout)")
     p.add_argument(
         "--threshold",
-        type=float,
+        type=limits.float_in(*limits.THRESHOLD_RANGE),
         default=DEFAULT_THRESHOLD,
         help="cells below this confidence are flagged uncertain (default %(default)g)",
     )
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    p.add_argument(
+        "--threads",
+        type=limits.int_in(*limits.THREADS_RANGE),
+        help="inference threads (default: the runtime's)",
+    )
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edge_app.sources.files import iter_media
+    from edge_app.sources.expand import expand_inputs
+    from edge_app.sources.files import iter_inputs
 
     bundle = load_bundle(args.model)
     profile = _profile(args)
-    frames = iter_media(args.source)  # a source naming nothing fails before the model loads
+    inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
+    frames = iter_inputs(inputs)
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, args.mode, profile)
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
-        with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
+        paths = [i.path for i in inputs]
+        with JsonlWriter(args.jsonl, paths) as writer, stop_on_signals() as stop:
             count = classify_media(frames, classifier, writer, stop, times, truth)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
@@ -160,22 +180,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
         text = count.format(title)
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
-        _report(out, text, times, stop)
-    return 130 if stop.is_set() else 0
+        _report(out, text, times, stop, writer)
+    return exit_code(count, writer.failed, stop.is_set())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_app.live import LiveOptions, LiveRun
-    from edge_app.sources import FrameStream, open_source
+    from edge_app.sources import FileCamera, FrameStream, open_source
+    from edge_app.sources.files import expand_source
 
     bundle = load_bundle(args.model)
     profile = _profile(args)
     camera = open_source(args.camera, size=args.size, loop=args.loop)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise WbcError("--max-frames must be at least 1")
+    inputs = expand_source(camera.src) if isinstance(camera, FileCamera) else []
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, "field", profile)
-        with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
+        with JsonlWriter(args.jsonl, inputs) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
                 source_name=args.camera,
@@ -186,22 +206,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             live = LiveRun(classifier, writer, options, camera)
             count = live.run(stream, stop)
+            if stream.replay_error:
+                count.add_error(args.camera, stream.replay_error)
         out = sys.stderr if writer.to_stdout else sys.stdout
         how = "each tracked cell once" if live.tracking else "every detection"
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {how})"
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
         count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
-        _report(out, count.format(title), live.times if args.stats else None, stop)
-    return 0
+        _report(out, count.format(title), live.times if args.stats else None, stop, writer)
+    return exit_code(count, writer.failed)  # a signal is how a live run normally ends
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from edge_app.calibrate import calibrate, picture
     from edge_app.profile import save_profile
 
-    if args.frames < 1:
-        raise WbcError("--frames must be at least 1")
     bundle = load_bundle(args.model)
     frames, name = _calibration_frames(args)
     cal = calibrate(frames, bundle.preprocessing, args.frames, name)
@@ -258,13 +278,17 @@ def _runtime(args: argparse.Namespace, bundle):
     return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
 
 
-def _report(out, text: str, times: StageTimes | None, stop: threading.Event) -> None:
+def _report(
+    out, text: str, times: StageTimes | None, stop: threading.Event, writer: JsonlWriter
+) -> None:
     if stop.is_set():
         print(f"{PROG}: stopped by a signal; the count covers everything read so far", file=out)
     print(text, file=out)
     if times is not None:
         print(times.format(), file=out)
     out.flush()
+    if writer.failure:  # after the summary of what was done, so a script sees both
+        print(f"{PROG}: {writer.failure}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -288,16 +312,6 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive")
-    return value
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -305,6 +319,8 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 640x480") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError(f"{text} is too small")
+    if w * h > MAX_PIXELS or max(w, h) > 16384:
+        raise argparse.ArgumentTypeError(f"{text} is too large for this device")
     return w, h
 
 

@@ -20,6 +20,13 @@ def run_cli(prog: str, main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `wbc-edge ... | head -1`: the reader left; no traceback
+        from edge_app.exit_codes import OUTPUT_FAILED
+        from edge_app.jsonl import silence_stdout
+
+        silence_stdout()
+        print(f"{prog}: stdout: the reader closed the pipe", file=sys.stderr)
+        return OUTPUT_FAILED
 
 
 def not_yet_available(prog: str, what: str) -> int:

@@ -34,7 +34,9 @@ from edge_app.classify import (
     JsonlWriter,
     cell_record,
     empty_record,
+    error_record,
     frame_fields,
+    write_failed,
 )
 from edge_app.errors import WbcError
 from edge_app.sources.base import Camera
@@ -161,9 +163,10 @@ class LiveRun:
         it = iter(stream)
         last_status = time.monotonic()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.writer.failed:
                 t0 = time.perf_counter()
                 item = next(it, None)
+                self._record_skipped()
                 if item is None:
                     break
                 self.times.add("capture", time.perf_counter() - t0)
@@ -193,6 +196,7 @@ class LiveRun:
         self.times.frame_done()
         source, ts = self.options.source_name, round(timestamp, 3)
         cells = result.cells if result.counted else []
+        write_failed(self.writer, self.count, source, frame, result)
         if self.tracking:
             ids = self.tracker.update(frame, cells)
             self._count_tracks(self.tracker.expire(frame), timestamp)
@@ -241,6 +245,14 @@ class LiveRun:
         for track in self.tracker.active:
             counts[self.classifier.classes[int(np.argmax(track.mean_probs()))]] += 1
         return counts
+
+    def _record_skipped(self) -> None:
+        """Error records for the inputs a replay skipped (a bad file is not a lost camera)."""
+        if self.camera is None:
+            return
+        for item in self.camera.take_errors():
+            self.count.add_error(item.source, item.error)
+            self.writer.write(error_record(item.source, item.error, item.frame))
 
     def _count_tracks(self, tracks: list[Track], timestamp: float) -> None:
         for track in tracks:

@@ -33,7 +33,9 @@ import numpy as np
 
 from edge_app.bundle import Artifact, Bundle
 from edge_app.errors import BundleError, WbcError
+from edge_app.limits import check_threads
 from edge_app.preprocess import QuantParams, quantize
+from edge_app.telemetry import disable_openvino_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -431,8 +433,8 @@ def open_runtime(
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise WbcError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
-    if threads is not None and threads < 1:
-        raise WbcError(f"threads must be at least 1, got {threads}")
+    if threads is not None:
+        check_threads(threads)  # 100000 threads would crash the backend, not fail politely
     if artifact is None:
         artifact, name = choose_artifact(bundle, runtime, precision)
     else:
@@ -547,6 +549,8 @@ def _import(runtime: str) -> Any:
             "tflite-runtime cannot share a process with TensorFlow (already imported here); "
             "use --runtime litert"
         )
+    if runtime == "openvino":
+        disable_openvino_telemetry()  # a lab device must not call out
     try:
         return importlib.import_module(module)
     except ImportError as exc:

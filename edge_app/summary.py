@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("capture", "colour", "quality", "find", "preprocess", "infer")
+TIMING_WINDOW = 10_000  # frames whose stage times are kept: a run of hours stays flat in memory
+FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
 
 
 @dataclass
@@ -27,6 +30,7 @@ class DifferentialCount:
     uncounted_cells: int = 0  # the white cells found in those frames
     flags: dict[str, int] = field(default_factory=dict)  # frames per quality flag
     notes: list[str] = field(default_factory=list)  # lines for the summary (scale, drift)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # first FAILED_SHOWN (source, why)
 
     def __post_init__(self) -> None:
         self.counts = {c: self.counts.get(c, 0) for c in self.classes}
@@ -64,8 +68,11 @@ class DifferentialCount:
         for flag in flags:
             self.flags[flag] = self.flags.get(flag, 0) + 1
 
-    def add_error(self) -> None:
+    def add_error(self, source: str | None = None, error: str | None = None) -> None:
+        """One input (file, video frame, cell) that gave no result; the first few are named."""
         self.errors += 1
+        if source is not None and len(self.failed) < FAILED_SHOWN:
+            self.failed.append((source, error or "failed"))
 
     def percentages(self) -> dict[str, float]:
         total = self.cells
@@ -110,6 +117,9 @@ class DifferentialCount:
                 "unfit to count from (see the flags in the JSONL)"
             )
         lines.append(f"  errors (unreadable inputs): {self.errors}")
+        lines += [f"    {source}: {why}" for source, why in self.failed]
+        if self.errors > len(self.failed) and self.failed:
+            lines.append(f"    ... and {self.errors - len(self.failed)} more")
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -151,16 +161,16 @@ class FolderTruth:
 
 
 class StageTimes:
-    """Seconds per stage per frame; `format()` gives p50/p95 in ms and frames per second."""
+    """Seconds per stage per frame (the last TIMING_WINDOW); `format()` gives p50/p95 in ms, fps."""
 
     def __init__(self, clock=time.perf_counter) -> None:
         self.clock = clock
-        self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.samples: dict[str, deque[float]] = {s: deque(maxlen=TIMING_WINDOW) for s in STAGES}
         self.frames = 0
         self._start = clock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.samples.setdefault(stage, []).append(seconds)
+        self.samples.setdefault(stage, deque(maxlen=TIMING_WINDOW)).append(seconds)
 
     def frame_done(self) -> None:
         self.frames += 1

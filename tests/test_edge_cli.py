@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
+from edge_app import exit_codes
 from edge_app.cli import main
 from edge_app.runtime import runtime_available
 from train.synthetic import CLASSES, render_cell, render_field
@@ -113,7 +114,7 @@ def test_classify_fields_with_every_runtime(tiny_bundle, data, tmp_path, capsys,
     rc = run_classify(
         tiny_bundle, "--source", str(data / "fields"), "--runtime", runtime, "--jsonl", str(out)
     )
-    assert rc == 0
+    assert rc == exit_codes.SOME_FAILED  # corrupt.jpg
     records = read_jsonl(out, list(CLASSES))
     kinds = [r["_kind"] for r in records]
     assert kinds.count("cell") == sum(FIELD_CELLS)
@@ -139,13 +140,14 @@ def test_min_nucleus_area_overrides_the_bundle(tiny_bundle, data, tmp_path, caps
     out = tmp_path / "big.jsonl"
     src = str(data / "fields")
     assert run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "100000",
-                        "--jsonl", str(out)) == 0  # fmt: skip
+                        "--jsonl", str(out)) == exit_codes.SOME_FAILED  # fmt: skip
     kinds = [r["_kind"] for r in read_jsonl(out, list(CLASSES))]
     assert kinds.count("cell") == 0 and kinds.count("empty") == len(FIELD_CELLS)
     capsys.readouterr()
-    assert run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "0") != 0
+    with pytest.raises(SystemExit):
+        run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "0")
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "min-nucleus-area must be at least 1" in err
+    assert "argument --min-nucleus-area: 0 is not from 1 to" in err.splitlines()[-1]
 
 
 def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):  # noqa: F811

@@ -272,7 +272,7 @@ def media(tmp_path: Path) -> Path:
     root = tmp_path / "media"
     (root / "b").mkdir(parents=True)
     for name in ("b/2.png", "a.jpg", "b/1.png"):
-        cv2.imwrite(str(root / name), np.full((8, 8, 3), 100, np.uint8))
+        cv2.imwrite(str(root / name), np.full((8, 8, 3), (90, 100, 160), np.uint8))  # colour
     (root / "b" / "bad.jpg").write_bytes(b"\x00garbage")
     (root / "notes.txt").write_text("not media")
     writer = cv2.VideoWriter(str(root / "c.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 24))

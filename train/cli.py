@@ -141,6 +141,9 @@ def train_command(argv: list[str]) -> int:
         return list_models()
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
+    from train.checks import check_classes
+
+    check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
     from train.trainer import train_bundle
 
     config = config_from_args(args)

@@ -77,7 +77,11 @@ def list_images(root: Path | str, split: str | None = None) -> ImageSet:
 def _class_tree(base: Path, split: str | None) -> list[ImageRecord]:
     records = []
     for class_dir in _subdirs(base):
-        files = sorted(p for p in class_dir.iterdir() if is_image_file(p))
+        try:
+            files = sorted(p for p in class_dir.iterdir() if is_image_file(p))
+        except OSError as exc:  # an unreadable class folder: named, not silently dropped
+            log.warning("skipping folder %s: %s", class_dir, exc.strerror or exc)
+            continue
         records += [ImageRecord(p.relative_to(base), class_dir.name, split) for p in files]
     return records
 

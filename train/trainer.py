@@ -25,7 +25,7 @@ from edge_app.colour import reference_colours
 from edge_app.decode import decode_image
 from edge_app.errors import DataError, ImageError, WbcError
 from edge_app.preprocess_spec import ColourSpec, CropSpec, PreprocessSpec
-from train import splits
+from train import checks, splits
 from train.augment import Augment
 from train.data import ImageSet, list_images
 from train.dataset import (
@@ -262,8 +262,11 @@ def train_bundle(
     kept = ImageSet(images.root, loaded.records, images.classes)
     if not kept.records:
         raise DataError("no usable images (every file was unreadable or had no cell)", data_root)
+    checks.check_classes(kept, data_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = make_split(kept, cfg, groups_csv, out_dir)
+    labels = [r.label for r in kept.records]
+    checks.check_split(labels, plan.groups, plan.sides, plan.name, plan.kind, data_root)
     splits.write_manifest(out_dir / MANIFEST_FILE, kept.records, plan.groups, plan.sides)
     data = _Data(kept, loaded.images, kept.labels(), spec, plan, loaded.skipped, load_s)
     context = {"data_root": data_root, "groups_csv": groups_csv, "t0": t0}

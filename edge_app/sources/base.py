@@ -49,6 +49,10 @@ class Camera(ABC):
         """The high-resolution RGB frame of the last read (picamera2 main stream), if any."""
         return None
 
+    def take_errors(self) -> list:
+        """Inputs skipped since the last call (a replay's unreadable files); none for a camera."""
+        return []
+
     def __enter__(self) -> Camera:
         self.open()
         return self
@@ -72,6 +76,7 @@ class FrameStream:
         self.backoff = backoff
         self.clock = clock
         self.failures = 0  # how many times the camera failed and was reopened
+        self.replay_error: str | None = None  # a replay (file:) failed: it ends, not reopened
         self._delay = backoff[0]
         self._opened = False
 
@@ -81,7 +86,7 @@ class FrameStream:
             while not self.stop.is_set():
                 frame = self._next_frame()
                 if frame is None:
-                    if self._opened:  # a replay came to its end
+                    if self._opened:  # a replay came to its end (or failed)
                         return
                     continue
                 yield self.clock(), frame
@@ -104,6 +109,10 @@ class FrameStream:
         try:
             frame = self.camera.read()
         except Exception as exc:  # CameraError or whatever the driver raised
+            if not self.camera.live:  # a replay is not a loose cable: reopening would repeat it
+                self.replay_error = f"the replay failed ({_line(exc)}); it ends here"
+                log.error("%s: %s", self.camera.name, self.replay_error)
+                return None
             self._fail(f"camera {self.camera.name} failed ({_line(exc)})")
             return None
         if frame is None and self.camera.live:

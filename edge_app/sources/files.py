@@ -1,28 +1,31 @@
 """Images and videos on disk: the inputs of `wbc-edge classify`, and `file:PATH` replays.
 
 `iter_media(src)` expands an image file, a folder (recursively, sorted), a glob or a video
-file into `MediaFrame`s, one per image or video frame; an unreadable file becomes a frame with
-`error` set and the iteration goes on. `FileCamera` replays the same inputs as a camera.
+file into `MediaFrame`s, one per image or video frame; an unreadable, oversized or grey file,
+a truncated video, a symlinked or unreadable folder becomes a frame with `error` set and the
+iteration goes on. `FileCamera` replays the same inputs as a camera and reports the errors.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_app.decode import IMAGE_SUFFIXES, decode_image
-from edge_app.errors import ImageError, WbcError
+from edge_app.decode import check_pixels, decode_stain_image, is_grey
+from edge_app.errors import ImageError
 from edge_app.sources.base import Camera, CameraError
+from edge_app.sources.expand import MEDIA_SUFFIXES, VIDEO_SUFFIXES, Input, expand_inputs
 
 log = logging.getLogger("edge_app.sources")
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264")
-MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+__all__ = ["MEDIA_SUFFIXES", "VIDEO_SUFFIXES", "FileCamera", "MediaFrame", "iter_media"]
+# A video may end this many frames (or 1%) short of the count its header announces.
+VIDEO_SHORTFALL = 1
+GREY_VIDEO = "cannot analyse: not a colour stain image (grey-scale video frame)"
 
 
 @dataclass(frozen=True)
@@ -36,21 +39,8 @@ class MediaFrame:
 
 
 def expand_source(src: str) -> list[Path]:
-    """The files `src` names: one file, a folder's media files (recursive, sorted), or a glob."""
-    path = Path(src)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file() and _is_media(p)]
-        if not files:
-            raise WbcError(f"no images or videos in this folder ({', '.join(MEDIA_SUFFIXES)})", src)
-        return files
-    if glob.has_magic(src):
-        files = [Path(p) for p in sorted(glob.glob(src, recursive=True)) if Path(p).is_file()]
-        if not files:
-            raise WbcError("no files match this pattern", src)
-        return files
-    raise WbcError("no such file, folder or pattern", src)
+    """The readable files `src` names (see `expand_inputs` for the problems found on the way)."""
+    return [i.path for i in expand_inputs(src) if i.error is None]
 
 
 def iter_media(src: str) -> Iterator[MediaFrame]:
@@ -58,40 +48,68 @@ def iter_media(src: str) -> Iterator[MediaFrame]:
 
     A `src` that names nothing raises WbcError here, before any frame is read.
     """
-    return _iter_paths(expand_source(src))
+    return iter_inputs(expand_inputs(src))
 
 
-def _iter_paths(paths: list[Path]) -> Iterator[MediaFrame]:
-    for path in paths:
-        if path.suffix.lower() in VIDEO_SUFFIXES:
+def iter_inputs(inputs: Iterable[Input]) -> Iterator[MediaFrame]:
+    """The frames of expanded inputs; never raises for what a file holds."""
+    for item in inputs:
+        path = item.path
+        if item.error is not None:
+            yield MediaFrame(str(path), 0, error=item.error)
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
             yield from iter_video(path)
-            continue
-        try:
-            yield MediaFrame(str(path), 0, decode_image(path))
-        except ImageError as exc:
-            yield MediaFrame(str(path), 0, error=_strip_path(str(exc), path))
+        else:
+            try:
+                yield MediaFrame(str(path), 0, decode_stain_image(path))
+            except ImageError as exc:
+                yield MediaFrame(str(path), 0, error=_strip_path(str(exc), path))
 
 
 def iter_video(path: Path) -> Iterator[MediaFrame]:
-    """The frames of a video file as RGB; a file OpenCV cannot open gives one error frame."""
+    """The frames of a video file as RGB; what cannot be read becomes an error frame.
+
+    A video that ends before the frame count its header announces (cut short by a full disk
+    or a pulled USB stick) ends with an error frame naming the frame it stopped at.
+    """
     import cv2
 
     cap = cv2.VideoCapture(str(path))
+    index = 0
     try:
         if not cap.isOpened():
             yield MediaFrame(str(path), 0, error="not a readable video (OpenCV cannot open it)")
             return
-        index = 0
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        check_pixels(*size, str(path))
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         while True:
             ok, bgr = cap.read()
             if not ok or bgr is None:
-                if index == 0:
-                    yield MediaFrame(str(path), 0, error="not a readable video (no frames)")
-                return
-            yield MediaFrame(str(path), index, to_rgb_from_bgr(bgr))
+                break
+            rgb = to_rgb_from_bgr(bgr)
+            if is_grey(rgb):
+                yield MediaFrame(str(path), index, error=GREY_VIDEO)
+            else:
+                yield MediaFrame(str(path), index, rgb)
             index += 1
+    except ImageError as exc:
+        yield MediaFrame(str(path), index, error=_strip_path(str(exc), path))
+        return
+    except Exception as exc:  # cv2.error and whatever a broken stream makes the decoder raise
+        yield MediaFrame(str(path), index, error=f"not a readable video ({_line(exc)})")
+        return
     finally:
         cap.release()
+    if index == 0:
+        yield MediaFrame(str(path), 0, error="not a readable video (no frames)")
+    elif expected > 0 and expected - index > max(VIDEO_SHORTFALL, expected // 100):
+        yield MediaFrame(
+            str(path),
+            index,
+            error=f"the video ends at frame {index} of the {expected} its header announces "
+            "(truncated?)",
+        )
 
 
 def to_rgb_from_bgr(frame: np.ndarray) -> np.ndarray:
@@ -106,8 +124,9 @@ def to_rgb_from_bgr(frame: np.ndarray) -> np.ndarray:
 class FileCamera(Camera):
     """`file:PATH`: replay an image folder, glob, image or video as if it were a camera.
 
-    Unreadable files are skipped with a warning. At the end the replay stops, or starts over
-    with `loop=True`.
+    A file that cannot be used is skipped and reported through `take_errors()` (the live run
+    writes it as an error record): a bad file is never taken for a failed camera. At the end
+    the replay stops, or starts over with `loop=True`.
     """
 
     live = False
@@ -117,12 +136,14 @@ class FileCamera(Camera):
         self.name = f"file:{src}"
         self.loop = loop
         self._frames: Iterator[MediaFrame] | None = None
+        self._errors: list[MediaFrame] = []
 
     def open(self) -> None:
-        paths = expand_source(self.src)  # a missing path is a user error now
+        inputs = expand_inputs(self.src)  # a missing path is a user error now
+        paths = [i.path for i in inputs if i.error is None]
         # Consecutive video frames show the same cells; a folder of images shows distinct fields.
-        self.continuous = all(p.suffix.lower() in VIDEO_SUFFIXES for p in paths)
-        self._frames = _iter_paths(paths)
+        self.continuous = bool(paths) and all(p.suffix.lower() in VIDEO_SUFFIXES for p in paths)
+        self._frames = iter_inputs(inputs)
 
     def read(self) -> np.ndarray | None:
         if self._frames is None:
@@ -132,19 +153,26 @@ class FileCamera(Camera):
                 if item.error is None:
                     return item.rgb
                 log.warning("%s: %s (skipped)", item.source, item.error)
+                self._errors.append(item)
             if not self.loop:
                 return None
             self._frames = iter_media(self.src)
         return None  # looping over inputs that are all unreadable
 
+    def take_errors(self) -> list[MediaFrame]:
+        """The inputs skipped since the last call (source, frame, error)."""
+        errors, self._errors = self._errors, []
+        return errors
+
     def close(self) -> None:
         self._frames = None
-
-
-def _is_media(path: Path) -> bool:
-    return path.suffix.lower() in MEDIA_SUFFIXES
 
 
 def _strip_path(message: str, path: Path) -> str:
     prefix = f"{path}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

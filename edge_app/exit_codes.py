@@ -1,0 +1,40 @@
+"""Exit codes of `wbc-edge` that a script can trust (docs/edge.md, "What happens when...").
+
+| code | meaning                                                                  |
+| ---- | ------------------------------------------------------------------------ |
+| 0    | every input was analysed (frames without a white cell included)          |
+| 2    | nothing was run: a user error (bad option, bundle, source, output path)  |
+| 4    | some inputs failed (error records in the log, named in the summary)      |
+| 5    | every input failed: not one frame was analysed                           |
+| 6    | the JSONL log could not be written (disk full, closed pipe); summary shown |
+| 130  | stopped by Ctrl-C or SIGTERM; the summary covers everything read so far  |
+"""
+
+from __future__ import annotations
+
+from edge_app.summary import DifferentialCount
+
+HELP = (
+    "exit codes: 0 every input analysed; 2 user error (nothing run); 4 some inputs failed; "
+    "5 every input failed; 6 the JSONL log or stdout could not be written; 130 stopped by a "
+    "signal (classify)"
+)
+OK = 0
+USER_ERROR = 2
+SOME_FAILED = 4
+ALL_FAILED = 5
+OUTPUT_FAILED = 6
+INTERRUPTED = 130
+
+
+def exit_code(count: DifferentialCount, output_failed: bool = False, stopped: bool = False) -> int:
+    """The code of a finished run: output failure first, then a signal, then the inputs."""
+    if output_failed:
+        return OUTPUT_FAILED
+    if stopped:
+        return INTERRUPTED
+    if count.errors and not count.frames:
+        return ALL_FAILED
+    if count.errors:
+        return SOME_FAILED
+    return OK
