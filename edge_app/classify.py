@@ -268,7 +268,7 @@ def classify_media(
         try:
             result = classifier.classify(item.rgb)
         except ProfileError as exc:  # this frame does not fit the camera profile
-            count.add_error()
+            count.add_error(_where(item.source, item.frame), exc.message)
             writer.write(error_record(item.source, exc.message, item.frame))
             continue
         if times is not None:
