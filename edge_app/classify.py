@@ -22,7 +22,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,11 +32,12 @@ import numpy as np
 from edge_app.bundle import Bundle
 from edge_app.errors import WbcError
 from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
+from edge_app.gallery import model_crop
 from edge_app.nucleus import locate_cell
-from edge_app.preprocess import preprocess
+from edge_app.preprocess import normalise, preprocess
 from edge_app.runtime import Runtime
 from edge_app.sources.files import MediaFrame
-from edge_app.summary import DifferentialCount, FolderTruth, StageTimes
+from edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
 
 MODES = ("field", "cell")
 DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "uncertain"
@@ -58,8 +59,14 @@ class CellResult:
 
 @dataclass
 class FrameResult:
+    """The cells of one frame; `crops` (uint8, model colour order) when the classifier keeps
+    them (`keep_crops`, for reports), one per cell, with the nucleus centre (x, y) each was
+    cut around (None: the whole image is the cell)."""
+
     cells: list[CellResult]
     timings: dict[str, float] = field(default_factory=dict)
+    crops: list[np.ndarray] | None = None
+    centres: list[tuple[float, float] | None] | None = None
 
 
 class Classifier:
@@ -92,6 +99,7 @@ class Classifier:
         self.mode = mode
         self.scale = DEFAULT_SCALE[mode] if scale is None else float(scale)
         self.threshold = threshold
+        self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
@@ -104,20 +112,45 @@ class Classifier:
         probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
         t3 = clock()
         cells = [self._result(box, p) for box, p in zip(boxes, probs, strict=True)]
-        return FrameResult(cells, {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2})
+        timings = {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2}
+        if not self.keep_crops:
+            return FrameResult(cells, timings)
+        return FrameResult(cells, timings, self._crops, self._centres)
 
     def _find(self, rgb: np.ndarray):
         """Boxes of the cells, and a function making their model inputs (timed separately)."""
         spec, scale = self.spec, self.scale
         if self.mode == "field":
             cells = find_cells(rgb, spec, scale)
+            if self.keep_crops:
+                return [c.box for c in cells], self._batch_of(rgb, [c.nucleus for c in cells])
             return [c.box for c in cells], lambda: cell_inputs(rgb, cells, spec, scale)
         if spec.crop.method != "nucleus":
-            return [None], lambda: preprocess(rgb, spec, scale)[None]
-        nucleus = locate_cell(rgb, spec.nucleus, scale)
-        if nucleus is None:
+            nuclei = [None]
+        else:
+            nucleus = locate_cell(rgb, spec.nucleus, scale)
+            nuclei = [] if nucleus is None else [nucleus]
+        if self.keep_crops:
+            return [None] * len(nuclei), self._batch_of(rgb, nuclei)
+        if not nuclei:
             return [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
-        return [None], lambda: preprocess(rgb, spec, scale, nucleus)[None]
+        return [None], lambda: preprocess(rgb, spec, scale, nuclei[0])[None]
+
+    def _batch_of(self, rgb: np.ndarray, nuclei: list):
+        """The model inputs made from kept crops (same numbers as `preprocess`)."""
+        spec, field_mode = self.spec, self.mode == "field"
+
+        def batch() -> np.ndarray:
+            self._crops = [model_crop(rgb, spec, self.scale, n, field_mode) for n in nuclei]
+            self._centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
+            if not self._crops:
+                return np.zeros((0, spec.height, spec.width, 3), np.float32)
+            return normalise(np.stack(self._crops), spec)
+
+        return batch
+
+    _crops: list[np.ndarray] | None = None
+    _centres: list[tuple[float, float] | None] | None = None
 
     def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
         k = int(np.argmax(p))
@@ -207,11 +240,13 @@ def classify_media(
     stop: threading.Event | None = None,
     times: StageTimes | None = None,
     truth: FolderTruth | None = None,
+    on_frame: Callable[[MediaFrame, FrameResult], None] | None = None,
 ) -> DifferentialCount:
     """Classify every frame, write its records and return the differential count.
 
     Unreadable inputs become error records; `stop` (set by a signal) ends the run early with
     everything so far written and counted. `truth` tallies agreement with folder labels.
+    `on_frame` sees each classified frame after it is counted (saved pictures, reports).
     """
     count = DifferentialCount(classifier.classes, classifier.threshold)
     it = iter(frames)
@@ -234,6 +269,8 @@ def classify_media(
         write_frame(writer, count, item.source, item.frame, result)
         if truth is not None:
             truth.add(item.source, (c.label for c in result.cells))
+        if on_frame is not None:
+            on_frame(item, result)
     return count
 
 
@@ -247,6 +284,9 @@ def write_frame(
 ) -> None:
     """Records and counts for one classified frame."""
     count.add_frame((c.label, c.confidence) for c in result.cells)
+    for cell in result.cells:
+        if cell.uncertain:
+            count.note_uncertain(CellNote(source, frame, cell.box, cell.label, cell.confidence))
     if not result.cells:
         writer.write(empty_record(source, frame, **extra))
     for cell in result.cells:

@@ -2,9 +2,10 @@
 
     wbc-edge classify --model BUNDLE_DIR --source SRC [--mode cell|field] [--runtime R]
                       [--precision P] [--jsonl OUT] [--threshold P] [--scale S] [--threads N]
-                      [--stats]
+                      [--stats] [--save DIR] [--report DIR] [--verbose]
+    wbc-edge review REPORT_DIR [--host H] [--port N]
     wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
-                 [--display] [--jsonl OUT] [--snapshots DIR] [--stats] [...]
+                 [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -30,6 +31,7 @@ from edge_app.classify import (
 )
 from edge_app.cli_support import run_cli
 from edge_app.errors import WbcError
+from edge_app.quiet import native_stderr
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
 from edge_app.summary import FolderTruth, StageTimes
 
@@ -38,7 +40,7 @@ PROG = "wbc-edge"
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: args.func(args))
+    return run_cli(PROG, lambda: args.func(args), verbose=getattr(args, "verbose", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_SCALE['field']:g} in field mode, for 640x480 BCCD-like frames; "
         f"{DEFAULT_SCALE['cell']:g} in cell mode)",
     )
+    c.add_argument("--save", type=Path, help="write each frame with its cells drawn into DIR")
+    _report_option(c)
     c.set_defaults(func=cmd_classify)
+
+    v = sub.add_parser("review", help="reclassify the cells of a --report folder in a browser")
+    v.add_argument("report_dir", type=Path, help="a folder written by --report")
+    v.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
+    v.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: any)")
+    v.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    v.add_argument("--verbose", action="store_true", help="show every log line")
+    v.set_defaults(func=cmd_review)
 
     r = sub.add_parser("run", help="the live loop on a camera")
     _model_options(r)
@@ -83,8 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="count every detection in every frame instead of each tracked cell once",
     )
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    _report_option(r)
     r.set_defaults(func=cmd_run)
     return ap
+
+
+def _report_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write a printable HTML report (count, 95%% intervals, every cell) and CSV to DIR",
+    )
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -116,9 +138,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
+    p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from edge_app.run_outputs import ClassifyOutputs
     from edge_app.sources.files import iter_media
 
     bundle = load_bundle(args.model)
@@ -127,11 +151,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         classifier = Classifier(rt, args.mode, args.scale, args.threshold, args.min_nucleus_area)
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
+        outputs = ClassifyOutputs(classifier, rt, args.source, args.save, args.report)
         with JsonlWriter(args.jsonl) as writer, stop_on_signals() as stop:
-            count = classify_media(frames, classifier, writer, stop, times, truth)
+            count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
-        text = count.format(title)
+        text = "\n".join([*outputs.finish(count), count.format(title)])
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
         _report(out, text, times, stop)
@@ -158,18 +183,47 @@ def cmd_run(args: argparse.Namespace) -> int:
                 max_frames=args.max_frames,
             )
             live = LiveRun(classifier, writer, options, camera)
+            report = _live_report(args, live, rt)
             count = live.run(stream, stop)
         out = sys.stderr if writer.to_stdout else sys.stdout
         how = "each tracked cell once" if live.tracking else "every detection"
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {how})"
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
-        _report(out, count.format(title), live.times if args.stats else None, stop)
+        text = count.format(title)
+        if report is not None:
+            page = report.write(count)
+            text = f"report: {page} (count: {page.parent / 'count.csv'})\n" + text
+        _report(out, text, live.times if args.stats else None, stop)
+    return 0
+
+
+def _live_report(args: argparse.Namespace, live, rt):
+    """The RunReport of `run --report DIR`, fed by the live loop; None without --report."""
+    if args.report is None:
+        return None
+    from edge_app.report import LiveReportCells, RunReport, run_meta
+
+    report = RunReport(
+        args.report,
+        run_meta(live.classifier.bundle, rt, live.classifier, args.camera),
+        live.classifier.classes,
+    )
+    live.classifier.keep_crops = True
+    live.report_cells = LiveReportCells(report)
+    return report
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from edge_app.review import serve_review
+
+    serve_review(args.report_dir, args.host, args.port, open_browser=not args.no_browser)
     return 0
 
 
 def _runtime(args: argparse.Namespace, bundle):
-    return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
+    with native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" and the like
+        return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
 
 
 def _report(out, text: str, times: StageTimes | None, stop: threading.Event) -> None:
