@@ -76,9 +76,10 @@ def reviewed_count(data: dict[str, Any], corrections: dict[str, str]) -> dict[st
         else:
             counts[label] += 1
     table = count_table(counts, data["count"]["threshold"])
-    table["uncertain"] = sum(
-        c["uncertain"] and str(c["id"]) not in corrections for c in data["cells"]
-    )  # still unreviewed
+    unreviewed = [c for c in data["cells"] if c["uncertain"] and str(c["id"]) not in corrections]
+    for row in table["rows"]:  # uncertain cells nobody has looked at yet
+        row["uncertain"] = sum(c["label"] == row["class"] for c in unreviewed)
+    table["uncertain"] = len(unreviewed)
     return table | {"rejected": rejected}
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from edge_app.annotated import AnnotatedFrames
+from edge_app.bundle import load_bundle
 from edge_app.cli import main
 from edge_app.overlay import _label, label_origin
 from edge_app.report import wilson_interval
@@ -273,3 +274,46 @@ def test_report_renders_in_a_browser(run, tmp_path) -> None:
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[:2] == (1400, 1000)
     assert img.std() > 10  # not a blank page
+
+
+def test_frames_with_quality_flags_are_listed(tmp_path) -> None:
+    from edge_app.classify import CellResult, FrameResult
+    from edge_app.report import RunReport
+    from edge_app.sources.files import MediaFrame
+    from edge_app.summary import DifferentialCount
+
+    meta = {
+        "model": "m",
+        "bundle": "b",
+        "bundle_sha256": "0" * 64,
+        "classes": CLASSES,
+        "runtime": "r",
+        "mode": "field",
+        "scale": 2.0,
+        "threshold": 0.6,
+        "source": "s",
+        "date": "2026-12-01T00:00:00+00:00",
+        "spec": load_bundle(MODEL).preprocessing,
+    }
+    report = RunReport(tmp_path, meta, CLASSES)
+    rgb = np.full((240, 320, 3), 200, np.uint8)
+    cell = CellResult((10, 10, 60, 60), "MONOCYTE", 0.5, dict.fromkeys(CLASSES, 0.25), True)
+    result = FrameResult([cell], crops=[rgb[:32, :32]], centres=[(35.0, 35.0)])
+    result.quality = {"flags": ["blurred", "too dark"]}  # as issue 17's frames will carry
+    report(MediaFrame("blurry.png", 0, rgb), result)
+    report(MediaFrame("fine.png", 0, rgb), FrameResult([]))
+    count = DifferentialCount(CLASSES, 0.6)
+    count.add_frame([("MONOCYTE", 0.5)])
+    count.add_frame([])
+    html = report.write(count).read_text()
+    assert "<td>blurry.png</td><td>0</td><td>blurred, too dark</td>" in html
+    assert "fine.png" not in html and len(FIGURE.findall(html)) == 1
+
+
+def test_review_of_a_folder_without_a_report_is_one_line(tmp_path, capsys) -> None:
+    assert main(["review", str(tmp_path), "--no-browser", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"wbc-edge: {tmp_path / 'report.json'}: no report here (expected a folder "
+        "written by --report)"
+    )
