@@ -206,7 +206,7 @@ def markdown_report(report: dict[str, Any], rows: list[list[str]]) -> str:
             )
         lines += [
             "",
-            f"Flipped: {len(a['flipped'])} image(s) (true class: float model → {a['key']}).",
+            f"Flipped between the float model and {a['key']}: {len(a['flipped'])} image(s).",
         ]
         lines += [f"- `{f['file']}`: {flip_caption(f, a['key'])}" for f in a["flipped"][:20]]
     return "\n".join(lines) + "\n"
@@ -286,9 +286,10 @@ def html_report(report: dict[str, Any], rows: list[list[str]], spec: Any = None)
             for i, c in enumerate(classes)
         ]
         parts.append(_html_table(per_class))
+        seen = " (the crops the model saw)" if spec is not None else ""
         parts.append(
             f"<p>{len(a['flipped'])} image(s) flipped class between the float model and "
-            f"{esc(a['key'])}{' (the crops the model saw)' if spec is not None else ''}:</p>"
+            f"{esc(a['key'])}{seen if a['flipped'] else ''}{':' if a['flipped'] else '.'}</p>"
         )
         parts.append("<div class=flips>")
         for f in a["flipped"][:MAX_THUMBNAILS]:
