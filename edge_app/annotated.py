@@ -58,6 +58,9 @@ class AnnotatedFrames:
 def frame_line(result: FrameResult) -> str:
     """`2 cells: NEU 1, EOS 1 (1 uncertain)` for the banner of one frame."""
     n = len(result.cells)
+    if n == 1 and result.cells[0].box is None:  # cell mode: the image is the cell
+        cell = result.cells[0]
+        return f"{cell.label} {cell.confidence:.2f}" + (" (uncertain)" if cell.uncertain else "")
     counts: dict[str, int] = {}
     for cell in result.cells:
         counts[cell.label[:3]] = counts.get(cell.label[:3], 0) + 1

@@ -91,8 +91,8 @@ class RunReport:
             (self.folder / "cells").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WbcError(f"cannot create ({exc.strerror})", self.folder) from None
-        for old in (self.folder / "cells").glob("*"):
-            old.unlink()
+        for old in (self.folder / "cells").glob("[0-9][0-9][0-9][0-9][0-9]*"):
+            old.unlink()  # a previous report's crops
         for name in ("review.json", "count_reviewed.csv"):
             (self.folder / name).unlink(missing_ok=True)
 
@@ -104,7 +104,7 @@ class RunReport:
         crops = result.crops or []
         centres = result.centres or [None] * len(crops)
         for cell, crop, centre in zip(result.cells, crops, centres, strict=False):
-            context = self._context(item.rgb, centre)
+            context = self.context_of(item.rgb, centre)
             self.add_cell(item.source, item.frame, cell, crop, context)
 
     def add_cell(
@@ -137,7 +137,7 @@ class RunReport:
             )
         )
 
-    def _context(self, rgb: np.ndarray | None, centre: tuple[float, float] | None):
+    def context_of(self, rgb: np.ndarray | None, centre: tuple[float, float] | None):
         """The cell as a training image: TRAINING_IMAGE training px around it (cell mode: all)."""
         if rgb is None:
             return None
@@ -308,7 +308,7 @@ class LiveReportCells:
         crops = result.crops or []
         centres = result.centres or [None] * len(crops)
         for cell, crop, centre, track in zip(result.cells, crops, centres, tracks, strict=False):
-            context = self.report._context(rgb, centre)
+            context = self.report.context_of(rgb, centre)
             if track is None:
                 self.report.add_cell(source, frame, cell, crop, context)
             elif track not in self._best or cell.confidence > self._best[track][0]:
