@@ -34,7 +34,7 @@ from edge_app.errors import WbcError
 from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
 from edge_app.gallery import model_crop
 from edge_app.nucleus import locate_cell
-from edge_app.preprocess import normalise, preprocess
+from edge_app.preprocess import preprocess
 from edge_app.runtime import Runtime
 from edge_app.sources.files import MediaFrame
 from edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
@@ -100,6 +100,7 @@ class Classifier:
         self.scale = DEFAULT_SCALE[mode] if scale is None else float(scale)
         self.threshold = threshold
         self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
+        self._nuclei: list = []  # the last frame's nuclei (None: the whole image)
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
@@ -113,44 +114,31 @@ class Classifier:
         t3 = clock()
         cells = [self._result(box, p) for box, p in zip(boxes, probs, strict=True)]
         timings = {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2}
-        if not self.keep_crops:
-            return FrameResult(cells, timings)
-        return FrameResult(cells, timings, self._crops, self._centres)
+        return self._kept(rgb, cells, timings) if self.keep_crops else FrameResult(cells, timings)
 
     def _find(self, rgb: np.ndarray):
         """Boxes of the cells, and a function making their model inputs (timed separately)."""
         spec, scale = self.spec, self.scale
         if self.mode == "field":
             cells = find_cells(rgb, spec, scale)
-            if self.keep_crops:
-                return [c.box for c in cells], self._batch_of(rgb, [c.nucleus for c in cells])
+            self._nuclei = [c.nucleus for c in cells]
             return [c.box for c in cells], lambda: cell_inputs(rgb, cells, spec, scale)
+        self._nuclei = [None]
         if spec.crop.method != "nucleus":
-            nuclei = [None]
-        else:
-            nucleus = locate_cell(rgb, spec.nucleus, scale)
-            nuclei = [] if nucleus is None else [nucleus]
-        if self.keep_crops:
-            return [None] * len(nuclei), self._batch_of(rgb, nuclei)
-        if not nuclei:
+            return [None], lambda: preprocess(rgb, spec, scale)[None]
+        nucleus = locate_cell(rgb, spec.nucleus, scale)
+        if nucleus is None:
+            self._nuclei = []
             return [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
-        return [None], lambda: preprocess(rgb, spec, scale, nuclei[0])[None]
+        self._nuclei = [nucleus]
+        return [None], lambda: preprocess(rgb, spec, scale, nucleus)[None]
 
-    def _batch_of(self, rgb: np.ndarray, nuclei: list):
-        """The model inputs made from kept crops (same numbers as `preprocess`)."""
-        spec, field_mode = self.spec, self.mode == "field"
-
-        def batch() -> np.ndarray:
-            self._crops = [model_crop(rgb, spec, self.scale, n, field_mode) for n in nuclei]
-            self._centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
-            if not self._crops:
-                return np.zeros((0, spec.height, spec.width, 3), np.float32)
-            return normalise(np.stack(self._crops), spec)
-
-        return batch
-
-    _crops: list[np.ndarray] | None = None
-    _centres: list[tuple[float, float] | None] | None = None
+    def _kept(self, rgb: np.ndarray, cells: list[CellResult], timings: dict) -> FrameResult:
+        """The result with the crop each model input was made from (not timed)."""
+        field_mode = self.mode == "field"
+        crops = [model_crop(rgb, self.spec, self.scale, n, field_mode) for n in self._nuclei]
+        centres = [None if n is None else (n.cx, n.cy) for n in self._nuclei]
+        return FrameResult(cells, timings, crops, centres)
 
     def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
         k = int(np.argmax(p))
