@@ -200,6 +200,8 @@ def runtime_info(runtime: Any) -> dict[str, str]:
 
 def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Predictor:
     """The device's runtime interface: parity and the device run the same code path."""
+    from edge_app.quiet import native_stderr
     from edge_app.runtime import open_runtime as _open
 
-    return _open(bundle, art, threads=threads)
+    with native_stderr():  # "Created TensorFlow Lite XNNPACK delegate" and the like
+        return _open(bundle, art, threads=threads)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_app.cli_support import run_cli
 from edge_app.errors import DataError
+from edge_app.quiet import load_tensorflow
 from train import splits
 from train.cell_groups import resolve_groups
 from train.data import list_images
@@ -138,6 +139,7 @@ def train_command(argv: list[str]) -> int:
         return list_models()
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
+    load_tensorflow()  # its start-up notices hidden unless --verbose
     from train.trainer import train_bundle
 
     config = config_from_args(args)
