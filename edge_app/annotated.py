@@ -36,7 +36,9 @@ class AnnotatedFrames:
 
         if item.rgb is None:
             return
-        view = draw_cells(item.rgb, result.cells, status=[frame_line(result)])
+        flags = frame_flags(result)
+        status = [frame_line(result)] + ([f"quality: {', '.join(flags)}"] if flags else [])
+        view = draw_cells(item.rgb, result.cells, status=status)
         path = self.folder / self.name_for(item.source, item.frame)
         if save_rgb(path, view):
             self.saved[(item.source, item.frame)] = path
@@ -69,6 +71,15 @@ def frame_line(result: FrameResult) -> str:
         text += ": " + ", ".join(f"{c} {k}" for c, k in counts.items())
     uncertain = sum(c.uncertain for c in result.cells)
     return text + (f" ({uncertain} uncertain)" if uncertain else "")
+
+
+def frame_flags(result: FrameResult) -> list[str]:
+    """Quality flags a frame carries (`result.quality`: a dict or object with `flags`)."""
+    quality = getattr(result, "quality", None)
+    if quality is None:
+        return []
+    flags = quality.get("flags") if isinstance(quality, dict) else getattr(quality, "flags", None)
+    return [str(f) for f in flags or []]
 
 
 def save_rgb(path: Path, rgb: np.ndarray, quality: int = 92) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_app.annotated import save_rgb
+from edge_app.annotated import frame_flags, save_rgb
 from edge_app.classify import CellResult, FrameResult
 from edge_app.errors import WbcError
 from edge_app.field import TRAINING_IMAGE, training_window
@@ -263,15 +263,6 @@ def load_report(folder: Path) -> dict[str, Any]:
     if review.exists():
         data["review"] = json.loads(review.read_text(encoding="utf-8"))
     return data
-
-
-def frame_flags(result: FrameResult) -> list[str]:
-    """Quality flags a frame carries (`result.quality` as a dict or object with `flags`)."""
-    quality = getattr(result, "quality", None)
-    if quality is None:
-        return []
-    flags = quality.get("flags") if isinstance(quality, dict) else getattr(quality, "flags", None)
-    return [str(f) for f in flags or []]
 
 
 def run_meta(bundle, runtime, classifier, source: str) -> dict[str, Any]:

@@ -336,3 +336,17 @@ def test_kept_crops_are_what_the_model_was_fed() -> None:
     fed = cell_inputs(rgb, cells, bundle.preprocessing, classifier.scale)
     assert len(result.crops) == len(result.cells) == len(fed) == 2
     np.testing.assert_array_equal(normalise(np.stack(result.crops), bundle.preprocessing), fed)
+
+
+def test_saved_frame_shows_the_quality_flags(tmp_path) -> None:
+    from edge_app.classify import FrameResult
+    from edge_app.sources.files import MediaFrame
+
+    saver = AnnotatedFrames(tmp_path)
+    rgb = np.full((240, 320, 3), 255, np.uint8)
+    plain, flagged = FrameResult([]), FrameResult([])
+    flagged.quality = {"flags": ["blurred"]}
+    saver(MediaFrame("a.png", 0, rgb), plain)
+    saver(MediaFrame("b.png", 0, rgb), flagged)
+    a, b = (cv2.imread(str(tmp_path / n)) for n in ("a.jpg", "b.jpg"))
+    assert (a[30:50] > 200).all() and (b[30:50] < 100).any()  # a second status line

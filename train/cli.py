@@ -10,7 +10,6 @@ wbc-train card BUNDLE [--cv KFOLD_RUN] [--speed TABLE.txt]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -134,7 +133,6 @@ def train_command(argv: list[str]) -> int:
     """Parse the training flags, train, print where the bundle and its report are."""
     p = train_parser()
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.list_models:
         return list_models()
     if args.data_root is None or args.out is None:
