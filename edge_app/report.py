@@ -101,9 +101,11 @@ class RunReport:
         flags = frame_flags(result)
         if flags:
             self.flagged.append({"source": item.source, "frame": item.frame, "flags": flags})
-        crops = result.crops or []
-        centres = result.centres or [None] * len(crops)
-        for cell, crop, centre in zip(result.cells, crops, centres, strict=False):
+        if result.cells and (result.crops is None or result.centres is None):
+            raise ValueError("the report needs the crops: set Classifier.keep_crops")
+        for cell, crop, centre in zip(
+            result.cells, result.crops or [], result.centres or [], strict=True
+        ):
             context = self.context_of(item.rgb, centre)
             self.add_cell(item.source, item.frame, cell, crop, context)
 

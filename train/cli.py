@@ -45,8 +45,8 @@ MODEL_PARAMS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"groups": groups_command, "split": split_command, "card": card_command}
-    verbose = "--verbose" in argv  # TensorFlow's and absl's log lines (hidden by default)
-    argv = [a for a in argv if a != "--verbose"]
+    verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
+    argv = [a for a in argv if a != "--tf-logs"]
     if argv and argv[0] in commands:
         cmd = commands[argv[0]]
         return run_cli(f"{PROG} {argv[0]}", lambda: cmd(argv[1:]), verbose)
@@ -63,7 +63,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
     p.add_argument("--list-models", action="store_true", help="print the model zoo and exit")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's and absl's log lines")
+    p.add_argument("--tf-logs", action="store_true", help="show TensorFlow's and absl's log lines")
     p.add_argument("--out", type=Path, help="bundle folder, e.g. models/custom-cnn-grouped")
     p.add_argument("--name", help="bundle name (default: the --out folder's name)")
     p.add_argument("--model", default="custom-cnn", help="see --list-models")
@@ -137,7 +137,7 @@ def train_command(argv: list[str]) -> int:
         return list_models()
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
-    load_tensorflow()  # its start-up notices hidden unless --verbose
+    load_tensorflow()  # its start-up notices hidden unless --tf-logs
     from train.trainer import train_bundle
 
     config = config_from_args(args)
