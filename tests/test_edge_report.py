@@ -350,3 +350,22 @@ def test_saved_frame_shows_the_quality_flags(tmp_path) -> None:
     saver(MediaFrame("b.png", 0, rgb), flagged)
     a, b = (cv2.imread(str(tmp_path / n)) for n in ("a.jpg", "b.jpg"))
     assert (a[30:50] > 200).all() and (b[30:50] < 100).any()  # a second status line
+
+
+def test_report_and_review_import_neither_tensorflow_nor_matplotlib(tmp_path) -> None:
+    import sys
+
+    code = (
+        "import sys\n"
+        "from edge_app.cli import main\n"
+        "import edge_app.review, edge_app.report, edge_app.report_html, edge_app.annotated\n"
+        f"rc = main(['classify', '--model', {str(MODEL)!r}, '--source', {str(FRAMES)!r},\n"
+        f"           '--save', {str(tmp_path / 'f')!r}, '--report', {str(tmp_path / 'r')!r}])\n"
+        "bad = sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib'))\n"
+        "assert rc == 0 and not bad, (rc, bad)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
