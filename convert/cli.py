@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
         f"artifact's parity with the float model. Formats: {rows}.",
     )
     p.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's and absl's log lines")
     what = p.add_argument_group("what to convert (default: --int8)")
     what.add_argument("--int8", action="store_true", help="INT8 TFLite + INT8 OpenVINO")
     what.add_argument("--all", action="store_true", help="every format at every precision")
@@ -168,7 +169,7 @@ def _split(text: str | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    return run_cli(PROG, lambda: run(argv))
+    return run_cli(PROG, lambda: run(argv), verbose="--verbose" in argv)
 
 
 if __name__ == "__main__":

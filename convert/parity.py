@@ -10,6 +10,7 @@ matrices, max and mean absolute probability difference, and the images that flip
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from edge_app.bundle import Artifact, Bundle
 log = logging.getLogger(__name__)
 
 BATCH = 32
+LATENCY_IMAGES = 30  # batch-1 predictions timed per artifact for the latency column
 
 
 class Predictor(Protocol):
@@ -67,6 +69,7 @@ class ArtifactParity:
     flipped: list[dict[str, Any]]
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
+    latency_ms: float | None = None  # batch-1 median ms per image, measured with the parity run
 
     @property
     def status(self) -> str:
@@ -159,6 +162,7 @@ def check_artifact(
     if probs.shape != float_probs.shape:
         raise ValueError(f"{art.file} returned {probs.shape}, expected {float_probs.shape}")
     numbers = compare(float_probs, probs, held_out, bundle.classes, thresholds)
+    numbers["latency_ms"] = latency_ms(runtime, held_out.images)
     return ArtifactParity(
         key=f"{art.format}-{art.precision}",
         format=art.format,
@@ -169,6 +173,20 @@ def check_artifact(
         runtime=runtime_info(runtime),
         **numbers,
     )
+
+
+def latency_ms(model: Predictor, images: np.ndarray, n: int = LATENCY_IMAGES) -> float | None:
+    """Median milliseconds per image at batch 1 over up to `n` images (after 2 warm-up runs)."""
+    if not len(images):
+        return None
+    for i in range(2):
+        model.predict(images[i % len(images)][None])
+    times = []
+    for x in images[:n]:
+        t0 = time.perf_counter()
+        model.predict(x[None])
+        times.append(time.perf_counter() - t0)
+    return round(1000.0 * float(np.median(times)), 3)
 
 
 def runtime_info(runtime: Any) -> dict[str, str]:
@@ -182,6 +200,8 @@ def runtime_info(runtime: Any) -> dict[str, str]:
 
 def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Predictor:
     """The device's runtime interface: parity and the device run the same code path."""
+    from edge_app.quiet import native_stderr
     from edge_app.runtime import open_runtime as _open
 
-    return _open(bundle, art, threads=threads)
+    with native_stderr():  # "Created TensorFlow Lite XNNPACK delegate" and the like
+        return _open(bundle, art, threads=threads)

@@ -100,7 +100,7 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         failures,
         source.keras_path.name,
     )
-    paths = report.write_reports(bundle.root, rep, reference_size(bundle))
+    paths = report.write_reports(bundle.root, rep, reference_size(bundle), bundle.preprocessing)
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     bundle.parity = report.summary_dict(rep, created)
     save_bundle(bundle)

@@ -116,6 +116,9 @@ def table_rows(report: dict[str, Any], reference: tuple[str, int] | None) -> lis
             "status",
         ]
     ]
+    timed = any(a.get("latency_ms") is not None for a in report["artifacts"])
+    if timed:
+        rows[0].insert(3, "ms/image")
     for a in report["artifacts"]:
         size = a["size_bytes"]
         ratio = f"{reference[1] / size:.1f}" if reference and size else "-"
@@ -135,8 +138,11 @@ def table_rows(report: dict[str, Any], reference: tuple[str, int] | None) -> lis
                 a["status"],
             ]
         )
+        if timed:
+            ms = a.get("latency_ms")
+            rows[-1].insert(3, f"{ms:.2f}" if ms is not None else "-")
     for key, why in report["conversion_failures"].items():
-        rows.append([key, "-", "-", "-", "-", "-", "-", "-", "-", "-", why])
+        rows.append([key, *["-"] * (len(rows[0]) - 2), why])
     return rows
 
 
@@ -161,14 +167,15 @@ def _kib(n: int) -> str:
 
 
 def write_reports(
-    out_dir: Path, report: dict[str, Any], reference: tuple[str, int] | None
+    out_dir: Path, report: dict[str, Any], reference: tuple[str, int] | None, spec: Any = None
 ) -> list[Path]:
-    """parity.json, parity.md, parity.html and parity.png in `out_dir`."""
+    """parity.json, parity.md, parity.html and parity.png in `out_dir` (`spec`: the bundle's
+    preprocessing, for thumbnails of the crops the model saw)."""
     paths = [out_dir / n for n in ("parity.json", "parity.md", "parity.html", "parity.png")]
     paths[0].write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     rows = table_rows(report, reference)
     paths[1].write_text(markdown_report(report, rows), encoding="utf-8")
-    paths[2].write_text(html_report(report, rows), encoding="utf-8")
+    paths[2].write_text(html_report(report, rows, spec), encoding="utf-8")
     paths[3].write_bytes(parity_plot(report))
     return paths
 
@@ -197,12 +204,24 @@ def markdown_report(report: dict[str, Any], rows: list[list[str]]) -> str:
                 f"| {c} | {fs['recall'][i]:.3f} | {as_['recall'][i]:.3f} | "
                 f"{fs['f1'][i]:.3f} | {as_['f1'][i]:.3f} |"
             )
-        lines += ["", f"Flipped: {len(a['flipped'])} image(s)."]
         lines += [
-            f"- `{f['file']}` ({f['label']}): float {f['float']} → {f['artifact']}"
-            for f in a["flipped"][:20]
+            "",
+            f"Flipped between the float model and {a['key']}: {len(a['flipped'])} image(s).",
         ]
+        lines += [f"- `{f['file']}`: {flip_caption(f, a['key'])}" for f in a["flipped"][:20]]
     return "\n".join(lines) + "\n"
+
+
+def flip_caption(f: dict[str, Any], key: str) -> str:
+    """`true NEUTROPHIL: float NEUTROPHIL 0.62 → tflite-int8 EOSINOPHIL 0.55`."""
+
+    def side(label: str, confidence: float | None) -> str:
+        return label if confidence is None else f"{label} {confidence:.2f}"
+
+    return (
+        f"true {f['label']}: float {side(f['float'], f.get('float_confidence'))} → "
+        f"{key} {side(f['artifact'], f.get('artifact_confidence'))}"
+    )
 
 
 def _gate_line(report: dict[str, Any]) -> str:
@@ -227,15 +246,18 @@ def _calib_line(report: dict[str, Any]) -> str:
     return f"Calibration: {cal['n']} images, {cal['source']} (listed in parity.json)."
 
 
-def html_report(report: dict[str, Any], rows: list[list[str]]) -> str:
+def html_report(report: dict[str, Any], rows: list[list[str]], spec: Any = None) -> str:
+    """The page; with the bundle's preprocessing `spec` the thumbnails are the crops the model
+    saw (else the images as stored)."""
     classes = report["classes"]
     esc = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Parity report</title><style>",
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}"
-        ".ok{color:#070}.failed{color:#b00}figure{display:inline-block;margin:4px;"
-        "font-size:11px;width:110px}</style></head><body>",
+        ".ok{color:#070}.failed{color:#b00}.flips{display:flex;flex-wrap:wrap;gap:8px}"
+        "figure{margin:0;font-size:11px;width:120px}figure img{width:96px;height:96px}"
+        "figcaption{overflow-wrap:anywhere}figcaption b{font-weight:600}</style></head><body>",
         "<h1>Parity report</h1>",
         f"<p>{esc(_set_line(report))}</p>",
         f"<p>{esc(_calib_line(report))}</p>",
@@ -264,13 +286,19 @@ def html_report(report: dict[str, Any], rows: list[list[str]]) -> str:
             for i, c in enumerate(classes)
         ]
         parts.append(_html_table(per_class))
-        parts.append(f"<p>{len(a['flipped'])} image(s) flipped class.</p>")
+        seen = " (the crops the model saw)" if spec is not None else ""
+        parts.append(
+            f"<p>{len(a['flipped'])} image(s) flipped class between the float model and "
+            f"{esc(a['key'])}{seen if a['flipped'] else ''}{':' if a['flipped'] else '.'}</p>"
+        )
+        parts.append("<div class=flips>")
         for f in a["flipped"][:MAX_THUMBNAILS]:
-            caption = esc(f"{f['file']} ({f['label']}): {f['float']} → {f['artifact']}")
             parts.append(
                 f"<figure><img alt='' src='data:image/png;base64,"
-                f"{_thumbnail(root / f['file'])}'><figcaption>{caption}</figcaption></figure>"
+                f"{_thumbnail(root / f['file'], spec)}'><figcaption>{_html_caption(f, a['key'])}"
+                "</figcaption></figure>"
             )
+        parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -287,18 +315,43 @@ def _b64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def _thumbnail(path: Path) -> str:
+def _html_caption(f: dict[str, Any], key: str) -> str:
+    esc = html.escape
+
+    def conf(name: str) -> str:
+        value = f.get(f"{name}_confidence")
+        return f" {value:.2f}" if value is not None else ""
+
+    return (
+        f"{esc(Path(f['file']).name)}<br>true: {esc(f['label'])}<br>"
+        f"<b>float</b>: {esc(f['float'])}{conf('float')}<br>"
+        f"<b>{esc(key)}</b>: {esc(f['artifact'])}{conf('artifact')}"
+    )
+
+
+def _thumbnail(path: Path, spec: Any = None) -> str:
+    """PNG base64 of the image: the model's crop with `spec`, else the stored image."""
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            buf = io.BytesIO()
-            im.save(buf, "PNG")
-    except OSError:
+        if spec is not None:
+            im = Image.fromarray(_model_crop(path, spec))
+        else:
+            im = Image.open(path).convert("RGB")
+        im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+    except Exception:  # a thumbnail never stops the report
         return ""
     return _b64(buf.getvalue())
+
+
+def _model_crop(path: Path, spec: Any) -> np.ndarray:
+    from edge_app.decode import decode_image
+    from edge_app.gallery import to_rgb
+    from edge_app.preprocess import prepare
+
+    return to_rgb(prepare(decode_image(path), spec), spec)
 
 
 # --------------------------------------------------------------------------- pictures

@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_app.bundle import Bundle
 from edge_app.errors import BundleError
+from edge_app.quiet import load_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class SourceModel:
 
     @cached_property
     def keras_model(self) -> Any:
+        load_tensorflow()  # TensorFlow's start-up notices hidden unless --verbose
         import keras
 
         for name in _LAYER_MODULES:

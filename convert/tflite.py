@@ -25,6 +25,7 @@ import numpy as np
 
 from convert.formats import ConvertError, Job
 from convert.source import ConvertContext
+from edge_app.quiet import native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
             converter, float_layers.split(","), per_tensor
         )
     else:
-        model = converter.convert()
+        with native_stderr():  # pages of MLIR/absl notes ("fully_quantize: 0, ...")
+            model = converter.convert()
     (ctx.out_dir / job.file).write_bytes(model)
     if job.precision == "int8":
         info.update(_io_quantization(ctx.out_dir / job.file))
@@ -75,17 +77,19 @@ def _int8_with_float_layers(
 
     dtype = converter.inference_input_type
     converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
+    with native_stderr():
+        calibrated = converter.convert()
     nodes = float_nodes(calibrated, which)
-    model = tfl_convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=False,
-        input_data_type=dtype,
-        output_data_type=tf.float32,
-        denylisted_nodes=nodes,
-        denylisted_ops=["SOFTMAX"],
-        disable_per_channel_for_dense_layers=per_tensor,
-    )
+    with native_stderr():
+        model = tfl_convert.mlir_quantize(
+            calibrated,
+            disable_per_channel=False,
+            input_data_type=dtype,
+            output_data_type=tf.float32,
+            denylisted_nodes=nodes,
+            denylisted_ops=["SOFTMAX"],
+            disable_per_channel_for_dense_layers=per_tensor,
+        )
     return model, nodes
 
 

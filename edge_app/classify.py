@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from edge_app.bundle import Bundle
 from edge_app.colour import correct_colour
 from edge_app.errors import WbcError
 from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
+from edge_app.gallery import model_crop
 from edge_app.jsonl import JsonlWriter
 from edge_app.limits import check_scale
 from edge_app.nucleus import locate_cell
@@ -42,7 +43,7 @@ from edge_app.quality import FrameQuality, assess_frame
 from edge_app.runtime import Runtime
 from edge_app.scale import RunScale
 from edge_app.sources.files import MediaFrame
-from edge_app.summary import DifferentialCount, FolderTruth, StageTimes
+from edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
 
 MODES = ("field", "cell")
 DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "uncertain"
@@ -68,6 +69,9 @@ class FrameResult:
     """The cells of one frame, the time each stage took, its quality and the scale used.
 
     `failed`: (box, why) of cells that gave no result (a non-finite model output).
+    `crops` (uint8, model colour order) when the classifier keeps them (`keep_crops`, for
+    reports), one per cell, with the nucleus centre (x, y) each was cut around (None: the
+    whole image is the cell).
     """
 
     cells: list[CellResult]
@@ -75,6 +79,8 @@ class FrameResult:
     quality: FrameQuality = field(default_factory=FrameQuality)
     scale: float = 1.0
     failed: list[tuple[Box | None, str]] = field(default_factory=list)
+    crops: list[np.ndarray] | None = None
+    centres: list[tuple[float, float] | None] | None = None
 
     @property
     def counted(self) -> bool:
@@ -134,6 +140,8 @@ class Classifier:
         """The scale in use now (the field default until red cells have been seen)."""
         value = self.run_scale.value
         return DEFAULT_SCALE[self.mode] if value is None else value
+        self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
+        self._nuclei: list = []  # the last frame's nuclei (None: the whole image)
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
@@ -165,11 +173,15 @@ class Classifier:
             "infer": t5 - t4,
         }
         result = FrameResult([], timings, quality, scale)
-        for box, p in zip(boxes, probs, strict=True):
+        kept = []
+        for i, (box, p) in enumerate(zip(boxes, probs, strict=True)):
             if np.isfinite(p).all():
                 result.cells.append(self._result(box, p))
+                kept.append(i)
             else:
                 result.failed.append((box, NOT_FINITE))
+        if self.keep_crops:
+            self._keep(result, corrected, [self._nuclei[i] for i in kept])
         return result
 
     def drift_warnings(self) -> list[str]:
@@ -192,13 +204,23 @@ class Classifier:
         spec = self.spec.after_colour()
         if self.mode == "field":
             cells = find_cells(rgb, spec, scale)
+            self._nuclei = [c.nucleus for c in cells]
             return [c.box for c in cells], lambda: cell_inputs(rgb, cells, spec, scale)
+        self._nuclei = [None]
         if spec.crop.method != "nucleus":
             return [None], lambda: preprocess(rgb, spec, scale)[None]
         nucleus = locate_cell(rgb, spec.nucleus, scale)
         if nucleus is None:
+            self._nuclei = []
             return [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
+        self._nuclei = [nucleus]
         return [None], lambda: preprocess(rgb, spec, scale, nucleus)[None]
+
+    def _keep(self, result: FrameResult, corrected: np.ndarray, nuclei: list) -> None:
+        """Attach the crop each model input was made from (not timed), for reports."""
+        spec, field_mode = self.spec.after_colour(), self.mode == "field"
+        result.crops = [model_crop(corrected, spec, result.scale, n, field_mode) for n in nuclei]
+        result.centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
 
     def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
         k = int(np.argmax(p))
@@ -247,11 +269,13 @@ def classify_media(
     stop: threading.Event | None = None,
     times: StageTimes | None = None,
     truth: FolderTruth | None = None,
+    on_frame: Callable[[MediaFrame, FrameResult], None] | None = None,
 ) -> DifferentialCount:
     """Classify every frame, write its records and return the differential count.
 
     Unreadable inputs become error records; `stop` (set by a signal) ends the run early with
     everything so far written and counted. `truth` tallies agreement with folder labels.
+    `on_frame` sees each classified frame after it is counted (saved pictures, reports).
     """
     count = DifferentialCount(classifier.classes, classifier.threshold)
     it = iter(frames)
@@ -279,6 +303,8 @@ def classify_media(
         write_frame(writer, count, item.source, item.frame, result)
         if truth is not None:
             truth.add(item.source, (c.label for c in result.cells))
+        if on_frame is not None:
+            on_frame(item, result)
     return count
 
 
@@ -297,6 +323,10 @@ def write_frame(
     extra = {**frame_fields(result), **extra}
     if result.counted:
         count.add_frame((c.label, c.confidence) for c in result.cells)
+        for cell in result.cells:
+            if cell.uncertain:
+                note = CellNote(source, frame, cell.box, cell.label, cell.confidence)
+                count.note_uncertain(note)
     else:
         count.add_flagged_frame(len(result.cells))
     count.add_flags(result.quality.flags)

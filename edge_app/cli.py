@@ -2,9 +2,10 @@
 
     wbc-edge classify --model BUNDLE_DIR --source SRC [--mode cell|field] [--runtime R]
                       [--precision P] [--jsonl OUT] [--threshold P] [--scale S] [--threads N]
-                      [--stats]
+                      [--stats] [--save DIR] [--report DIR] [--verbose]
+    wbc-edge review REPORT_DIR [--host H] [--port N]
     wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
-                 [--display] [--jsonl OUT] [--snapshots DIR] [--stats] [...]
+                 [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -35,6 +36,7 @@ from edge_app.errors import WbcError
 from edge_app.exit_codes import HELP as EXIT_HELP
 from edge_app.exit_codes import exit_code
 from edge_app.jsonl import JsonlWriter
+from edge_app.quiet import native_stderr
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
 from edge_app.summary import FolderTruth, StageTimes
 
@@ -43,7 +45,7 @@ PROG = "wbc-edge"
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: args.func(args))
+    return run_cli(PROG, lambda: args.func(args), verbose=getattr(args, "verbose", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         "of the first frames in field mode, or the --profile's; "
         f"{DEFAULT_SCALE['cell']:g} in cell mode)",
     )
+    c.add_argument("--save", type=Path, help="write each frame with its cells drawn into DIR")
+    _report_option(c)
     c.set_defaults(func=cmd_classify)
+
+    v = sub.add_parser("review", help="reclassify the cells of a --report folder in a browser")
+    v.add_argument("report_dir", type=Path, help="a folder written by --report")
+    v.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
+    v.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: any)")
+    v.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    v.add_argument("--verbose", action="store_true", help="show every log line")
+    v.set_defaults(func=cmd_review)
 
     r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
@@ -94,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
     )
+    _report_option(r)
     r.set_defaults(func=cmd_run)
 
     k = sub.add_parser(
@@ -117,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--size", type=_size, help="camera frame WxH (default 640x480)")
     k.set_defaults(func=cmd_calibrate)
     return ap
+
+
+def _report_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write a printable HTML report (count, 95%% intervals, every cell) and CSV to DIR",
+    )
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -157,9 +179,11 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="inference threads (default: the runtime's)",
     )
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
+    p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from edge_app.run_outputs import ClassifyOutputs
     from edge_app.sources.expand import expand_inputs
     from edge_app.sources.files import iter_inputs
 
@@ -172,12 +196,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         paths = [i.path for i in inputs]
+        outputs = ClassifyOutputs(classifier, rt, args.source, args.save, args.report)
         with JsonlWriter(args.jsonl, paths) as writer, stop_on_signals() as stop:
-            count = classify_media(frames, classifier, writer, stop, times, truth)
+            count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
         count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
-        text = count.format(title)
+        text = "\n".join([*outputs.finish(count), count.format(title)])
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
         _report(out, text, times, stop, writer)
@@ -205,6 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 max_frames=args.max_frames,
             )
             live = LiveRun(classifier, writer, options, camera)
+            report = _live_report(args, live, rt)
             count = live.run(stream, stop)
             if stream.replay_error:
                 count.add_error(args.camera, stream.replay_error)
@@ -214,8 +240,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
         count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
-        _report(out, count.format(title), live.times if args.stats else None, stop, writer)
+        text = count.format(title)
+        if report is not None:
+            page = report.write(count)
+            text = f"report: {page} (count: {page.parent / 'count.csv'})\n" + text
+        _report(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
+
+
+def _live_report(args: argparse.Namespace, live, rt):
+    """The RunReport of `run --report DIR`, fed by the live loop; None without --report."""
+    if args.report is None:
+        return None
+    from edge_app.report import LiveReportCells, RunReport, run_meta
+
+    report = RunReport(
+        args.report,
+        run_meta(live.classifier.bundle, rt, live.classifier, args.camera),
+        live.classifier.classes,
+    )
+    live.classifier.keep_crops = True
+    live.report_cells = LiveReportCells(report)
+    return report
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from edge_app.review import serve_review
+
+    serve_review(args.report_dir, args.host, args.port, open_browser=not args.no_browser)
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -275,7 +328,8 @@ def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
 
 
 def _runtime(args: argparse.Namespace, bundle):
-    return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
+    with native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" and the like
+        return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
 
 
 def _report(

@@ -7,10 +7,15 @@ import sys
 from collections.abc import Callable
 
 from edge_app.errors import WbcError
+from edge_app.quiet import quiet_env
 
 
-def run_cli(prog: str, main: Callable[[], int]) -> int:
-    """Run a command's body: user errors print `prog: message` and return 2, no traceback."""
+def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
+    """Run a command's body: user errors print `prog: message` and return 2, no traceback.
+
+    TensorFlow/absl/LiteRT log lines are hidden unless `verbose` (edge_app.quiet).
+    """
+    quiet_env(verbose)
     logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s")
     try:
         return main()

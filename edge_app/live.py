@@ -40,7 +40,7 @@ from edge_app.classify import (
 )
 from edge_app.errors import WbcError
 from edge_app.sources.base import Camera
-from edge_app.summary import DifferentialCount, StageTimes
+from edge_app.summary import CellNote, DifferentialCount, StageTimes
 
 log = logging.getLogger("edge_app.live")
 
@@ -148,6 +148,7 @@ class LiveRun:
         self.tracker = CellTracker(classifier.classes)
         self.times = StageTimes()
         self.frames = 0
+        self.report_cells = None  # an edge_app.report.LiveReportCells for --report
         if options.snapshots is not None:
             try:
                 options.snapshots.mkdir(parents=True, exist_ok=True)
@@ -204,6 +205,12 @@ class LiveRun:
             ids = [(None, True) for _ in cells]
             for cell in cells:
                 self.count.add_cell(cell.label, cell.confidence)
+                if cell.uncertain:
+                    self.count.note_uncertain(
+                        CellNote(source, frame, cell.box, cell.label, cell.confidence)
+                    )
+        if self.report_cells is not None and result.counted:
+            self.report_cells.frame(source, frame, rgb, result, [t for t, _ in ids])
         if result.counted:
             self.count.count_frame(bool(cells))
         else:
@@ -237,7 +244,8 @@ class LiveRun:
         """The short running count drawn on the frame: `5 cells  EOS 1  LYM 2 ...  9.8 fps`."""
         counts = self.running_counts()
         parts = "  ".join(f"{c[:3]} {n}" for c, n in counts.items())
-        return f"{sum(counts.values())} cells  {parts}  {self.times.fps():.1f} fps"
+        total = sum(counts.values())
+        return f"{total} {'cell' if total == 1 else 'cells'}  {parts}  {self.times.fps():.1f} fps"
 
     def running_counts(self) -> dict[str, int]:
         """Counted cells plus the cells in view now."""
@@ -260,6 +268,13 @@ class LiveRun:
             k = int(np.argmax(p))
             label, confidence = self.classifier.classes[k], float(p[k])
             self.count.add_cell(label, confidence)
+            uncertain = confidence < self.classifier.threshold
+            frames = f"{track.first_frame}-{track.last_frame}"
+            if uncertain:
+                note = CellNote(self.options.source_name, frames, track.box, label, confidence)
+                self.count.note_uncertain(note)
+            if self.report_cells is not None:
+                self.report_cells.counted(self.options.source_name, track, self.classifier)
             self.writer.write(
                 {
                     "source": self.options.source_name,

@@ -13,6 +13,27 @@ import numpy as np
 STAGES = ("capture", "colour", "quality", "find", "preprocess", "infer")
 TIMING_WINDOW = 10_000  # frames whose stage times are kept: a run of hours stays flat in memory
 FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
+LIST_UNCERTAIN = 20  # uncertain cells named in the printed summary
+
+
+@dataclass(frozen=True)
+class CellNote:
+    """Where one cell was seen and what it was called, for lines a person reads."""
+
+    source: str
+    frame: int | str  # a frame index, or "first-last" for a tracked cell
+    box: tuple[int, int, int, int] | None
+    label: str
+    confidence: float
+
+    def format(self, with_source: bool = True) -> str:
+        where = [self.source] if with_source else []
+        if self.frame not in (0, "0"):
+            where.append(f"frame {self.frame}")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            where.append(f"box {x0},{y0}-{x1},{y1}")
+        return f"{' '.join(where)}: {self.label} {self.confidence:.2f}"
 
 
 @dataclass
@@ -31,9 +52,15 @@ class DifferentialCount:
     flags: dict[str, int] = field(default_factory=dict)  # frames per quality flag
     notes: list[str] = field(default_factory=list)  # lines for the summary (scale, drift)
     failed: list[tuple[str, str]] = field(default_factory=list)  # first FAILED_SHOWN (source, why)
+    uncertain_cells: list[CellNote] = field(default_factory=list)  # the first LIST_UNCERTAIN
 
     def __post_init__(self) -> None:
         self.counts = {c: self.counts.get(c, 0) for c in self.classes}
+
+    def note_uncertain(self, note: CellNote) -> None:
+        """Remember an uncertain cell (already counted) so the summary can name it."""
+        if len(self.uncertain_cells) < LIST_UNCERTAIN:
+            self.uncertain_cells.append(note)
 
     @property
     def cells(self) -> int:
@@ -97,7 +124,8 @@ class DifferentialCount:
         """The table printed at the end of a run."""
         width = max(10, *(len(c) for c in self.classes))
         lines = [
-            f"{title}: {self.cells} white cells in {self.frames} frames",
+            f"{title}: {self.cells} white {_cells(self.cells)} in {self.frames} "
+            f"{'frame' if self.frames == 1 else 'frames'}",
             f"  {'class':<{width}} {'cells':>6} {'%':>6}",
         ]
         for cls, pct in self.percentages().items():
@@ -105,8 +133,12 @@ class DifferentialCount:
         lines.append(f"  {'total':<{width}} {self.cells:>6} {100.0 if self.cells else 0.0:>6.1f}")
         lines.append(
             f"  uncertain (confidence < {self.threshold:.2f}): {self.uncertain} of {self.cells} "
-            "cells (counted above; check them by eye)"
+            f"{_cells(self.cells)} (counted above; check them by eye)"
         )
+        lines += [f"    {note.format()}" for note in self.uncertain_cells]
+        if self.uncertain > len(self.uncertain_cells) and self.uncertain_cells:
+            rest = self.uncertain - len(self.uncertain_cells)
+            lines.append(f"    ... and {rest} more (all in --jsonl or --report)")
         lines.append(f"  frames with no white cell: {self.empty_frames}")
         if self.flags:
             named = ", ".join(f"{k} {v}" for k, v in sorted(self.flags.items()))
@@ -122,6 +154,21 @@ class DifferentialCount:
             lines.append(f"    ... and {self.errors - len(self.failed)} more")
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def format_cells(source: str, notes: list[CellNote], threshold: float) -> str:
+    """One line per cell of a single image, largest nucleus first."""
+    if not notes:
+        return f"{source}: no white cell found"
+    lines = [f"{source}: {len(notes)} white {_cells(len(notes))}"]
+    for i, n in enumerate(notes, 1):
+        flag = "  uncertain: check by eye" if n.confidence < threshold else ""
+        lines.append(f"  {i}. {n.format(with_source=False).lstrip(': ')}{flag}")
+    return "\n".join(lines)
+
+
+def _cells(n: int) -> str:
+    return "cell" if n == 1 else "cells"
 
 
 @dataclass

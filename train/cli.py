@@ -10,12 +10,12 @@ wbc-train card BUNDLE [--cv KFOLD_RUN] [--speed TABLE.txt]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from edge_app.cli_support import run_cli
 from edge_app.errors import DataError
+from edge_app.quiet import load_tensorflow
 from train import splits
 from train.cell_groups import resolve_groups
 from train.data import list_images
@@ -45,9 +45,12 @@ MODEL_PARAMS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"groups": groups_command, "split": split_command, "card": card_command}
+    verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
+    argv = [a for a in argv if a != "--tf-logs"]
     if argv and argv[0] in commands:
-        return run_cli(f"{PROG} {argv[0]}", lambda: commands[argv[0]](argv[1:]))
-    return run_cli(PROG, lambda: train_command(argv))
+        cmd = commands[argv[0]]
+        return run_cli(f"{PROG} {argv[0]}", lambda: cmd(argv[1:]), verbose)
+    return run_cli(PROG, lambda: train_command(argv), verbose)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -60,6 +63,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
     p.add_argument("--list-models", action="store_true", help="print the model zoo and exit")
+    p.add_argument("--tf-logs", action="store_true", help="show TensorFlow's and absl's log lines")
     p.add_argument("--out", type=Path, help="bundle folder, e.g. models/custom-cnn-grouped")
     p.add_argument("--name", help="bundle name (default: the --out folder's name)")
     p.add_argument("--model", default="custom-cnn", help="see --list-models")
@@ -136,7 +140,6 @@ def train_command(argv: list[str]) -> int:
     """Parse the training flags, train, print where the bundle and its report are."""
     p = train_parser()
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.list_models:
         return list_models()
     if args.data_root is None or args.out is None:
@@ -144,6 +147,7 @@ def train_command(argv: list[str]) -> int:
     from train.checks import check_classes
 
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
+    load_tensorflow()  # its start-up notices hidden unless --tf-logs
     from train.trainer import train_bundle
 
     config = config_from_args(args)

@@ -56,6 +56,8 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "") ->
     """Loss and accuracy per epoch, train vs validation; a head-only first phase (keys
     `head_*`) is drawn before the main phase, dashed, with a line where it ends."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     n_head = len(history.get("head_loss", []))
     for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
@@ -71,6 +73,7 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str = "") ->
         if n_head:
             ax.axvline(n_head + 0.5, color="grey", lw=0.8)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

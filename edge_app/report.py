@@ -1,0 +1,323 @@
+"""The run report (`--report DIR`): one offline HTML page a lab can print, and the count as CSV.
+
+DIR holds:
+
+    report.html      the differential count (table + bar chart with 95 % intervals), the gallery
+                     of every counted cell as the model saw it, flagged frames, model and run
+    count.csv        class, cells, percent, ci95_low, ci95_high, uncertain (+ a total row)
+    cells.csv        one row per counted cell: where it was, what it was called
+    report.json      all of the above, read back by `wbc-edge review`
+    cells/N.png      the crop the model saw (96x96 for the default model)
+    cells/N-context.jpg  the cell at training-image scale and size (what `wbc-train` learns from)
+
+The page embeds its images (data URIs) and loads nothing from the network, so report.html alone
+can be mailed or filed. The interval is the Wilson score interval for a proportion of n cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_app.annotated import frame_flags, save_rgb
+from edge_app.classify import CellResult, FrameResult
+from edge_app.errors import WbcError
+from edge_app.field import TRAINING_IMAGE, training_window
+from edge_app.gallery import to_rgb
+from edge_app.report_html import render_html
+from edge_app.sources.files import MediaFrame
+from edge_app.summary import DifferentialCount
+
+Z95 = 1.959963984540054
+INTERVAL = "Wilson score interval, 95 %"
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k/n (0..1); (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bundle_hash(bundle_dir: Path) -> str:
+    """sha256 of the bundle's bundle.json (names the exact model a count came from)."""
+    return hashlib.sha256((Path(bundle_dir) / "bundle.json").read_bytes()).hexdigest()
+
+
+@dataclasses.dataclass
+class ReportCell:
+    """One counted cell of the report."""
+
+    id: int
+    source: str
+    frame: int | str
+    box: list[int] | None
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    uncertain: bool
+    crop: str  # file under DIR, the crop the model saw
+    context: str  # file under DIR, the cell at training-image scale
+
+
+class RunReport:
+    """Collects the cells of a run (their crops go to DIR/cells/ as they come) and writes it.
+
+    Use as `classify_media(..., on_frame=report)`; a live run with tracking calls `add_cell`
+    for each counted cell instead.
+    """
+
+    def __init__(self, folder: Path, meta: dict[str, Any], classes: list[str]) -> None:
+        self.folder = Path(folder)
+        self.meta = dict(meta)
+        self.classes = list(classes)
+        self.cells: list[ReportCell] = []
+        self.flagged: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        try:
+            (self.folder / "cells").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WbcError(f"cannot create ({exc.strerror})", self.folder) from None
+        for old in (self.folder / "cells").glob("[0-9][0-9][0-9][0-9][0-9]*"):
+            old.unlink()  # a previous report's crops
+        for name in ("review.json", "count_reviewed.csv"):
+            (self.folder / name).unlink(missing_ok=True)
+
+    def __call__(self, item: MediaFrame, result: FrameResult) -> None:
+        """One classified frame of `classify`: every cell counted, with its crop."""
+        flags = frame_flags(result)
+        if flags:
+            self.flagged.append({"source": item.source, "frame": item.frame, "flags": flags})
+        if result.cells and (result.crops is None or result.centres is None):
+            raise ValueError("the report needs the crops: set Classifier.keep_crops")
+        for cell, crop, centre in zip(
+            result.cells, result.crops or [], result.centres or [], strict=True
+        ):
+            context = self.context_of(item.rgb, centre)
+            self.add_cell(item.source, item.frame, cell, crop, context)
+
+    def add_cell(
+        self,
+        source: str,
+        frame: int | str,
+        cell: CellResult,
+        crop: np.ndarray,
+        context: np.ndarray | None = None,
+    ) -> None:
+        """One counted cell; `crop` is the model's crop (model colour order)."""
+        n = len(self.cells) + 1
+        crop_name, context_name = f"cells/{n:05d}.png", f"cells/{n:05d}-context.jpg"
+        save_rgb(self.folder / crop_name, to_rgb(crop, self.meta["spec"]))
+        if context is not None:
+            save_rgb(self.folder / context_name, context)
+        box = list(cell.box) if cell.box is not None else None
+        self.cells.append(
+            ReportCell(
+                n,
+                source,
+                frame,
+                box,
+                cell.label,
+                cell.confidence,
+                dict(cell.probs),
+                cell.uncertain,
+                crop_name,
+                context_name if context is not None else "",
+            )
+        )
+
+    def context_of(self, rgb: np.ndarray | None, centre: tuple[float, float] | None):
+        """The cell as a training image: TRAINING_IMAGE training px around it (cell mode: all)."""
+        if rgb is None:
+            return None
+        if centre is None:
+            return rgb
+        scale = float(self.meta.get("scale", 1.0))
+        window = training_window(rgb, centre[0], centre[1], scale)
+        if window.shape[1::-1] != TRAINING_IMAGE:
+            window = cv2.resize(window, TRAINING_IMAGE, interpolation=cv2.INTER_AREA)
+        return window
+
+    def write(self, count: DifferentialCount) -> Path:
+        """Write report.json, count.csv, cells.csv and report.html; returns the page's path."""
+        data = {
+            "meta": {k: v for k, v in self.meta.items() if k != "spec"},
+            "count": count_table(count.counts, count.threshold, self.cells)
+            | {
+                "frames": count.frames,
+                "frames_without_white_cell": count.empty_frames,
+                "errors": count.errors,
+            },
+            "cells": [dataclasses.asdict(c) for c in self.cells],
+            "flagged_frames": self.flagged,
+            "notes": self.notes,
+        }
+        (self.folder / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+        write_count_csv(self.folder / "count.csv", data["count"])
+        write_cells_csv(self.folder / "cells.csv", self.cells, self.classes)
+        return render_report(self.folder)
+
+
+def count_table(
+    counts: dict[str, int], threshold: float, cells: list[ReportCell] | None = None
+) -> dict[str, Any]:
+    """Counts, percentages and Wilson 95 % intervals per class (percent, 0..100)."""
+    n = sum(counts.values())
+    rows = []
+    for cls, k in counts.items():
+        lo, hi = wilson_interval(k, n)
+        uncertain = sum(c.uncertain for c in cells or [] if c.label == cls)
+        rows.append(
+            {
+                "class": cls,
+                "cells": k,
+                "percent": round(100 * k / n, 2) if n else 0.0,
+                "ci95_low": round(100 * lo, 2),
+                "ci95_high": round(100 * hi, 2),
+                "uncertain": uncertain,
+            }
+        )
+    uncertain = sum(c.uncertain for c in cells or [])
+    return {
+        "cells": n,
+        "rows": rows,
+        "uncertain": uncertain,
+        "threshold": threshold,
+        "interval": INTERVAL,
+    }
+
+
+def write_count_csv(path: Path, table: dict[str, Any]) -> None:
+    fields = ["class", "cells", "percent", "ci95_low", "ci95_high", "uncertain"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(table["rows"])
+        total = table["cells"]
+        w.writerow(
+            {
+                "class": "total",
+                "cells": total,
+                "percent": 100.0 if total else 0.0,
+                "ci95_low": "",
+                "ci95_high": "",
+                "uncertain": table["uncertain"],
+            }
+        )
+
+
+def write_cells_csv(path: Path, cells: list[ReportCell], classes: list[str]) -> None:
+    head = ["id", "source", "frame", "x0", "y0", "x1", "y1", "label", "confidence", "uncertain"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*head, *(f"p_{c}" for c in classes), "crop"])
+        for c in cells:
+            box = c.box or ["", "", "", ""]
+            probs = [c.probs.get(k, "") for k in classes]
+            w.writerow(
+                [
+                    c.id,
+                    c.source,
+                    c.frame,
+                    *box,
+                    c.label,
+                    c.confidence,
+                    int(c.uncertain),
+                    *probs,
+                    c.crop,
+                ]
+            )
+
+
+def render_report(folder: Path, form: bool = False) -> Path:
+    """(Re)write DIR/report.html from report.json (and review.json once reviewed)."""
+    folder = Path(folder)
+    data = load_report(folder)
+    html = render_html(data, folder, form=form)
+    out = folder / "report.html"
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def load_report(folder: Path) -> dict[str, Any]:
+    """report.json of a report folder, with review.json's corrections merged in if present."""
+    path = Path(folder) / "report.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WbcError("no report here (expected a folder written by --report)", path) from None
+    except (OSError, ValueError) as exc:
+        raise WbcError(f"cannot read the report ({exc})", path) from None
+    review = Path(folder) / "review.json"
+    if review.exists():
+        data["review"] = json.loads(review.read_text(encoding="utf-8"))
+    return data
+
+
+def run_meta(bundle, runtime, classifier, source: str) -> dict[str, Any]:
+    """What the report says about the run: model, bundle hash, runtime, scale, date."""
+    return {
+        "model": bundle.name,
+        "bundle": str(bundle.root),
+        "bundle_sha256": bundle_hash(bundle.root),
+        "classes": list(bundle.classes),
+        "runtime": runtime.describe(),
+        "mode": classifier.mode,
+        "scale": classifier.scale,
+        "threshold": classifier.threshold,
+        "source": source,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "spec": classifier.spec,
+    }
+
+
+class LiveReportCells:
+    """Feeds a RunReport from `wbc-edge run`: per counted cell, once per tracked cell.
+
+    A tracked cell is shown by its most confident frame's crop and counted with its averaged
+    class (as the live count does); untracked cells are added per frame.
+    """
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+        self._best: dict[int, tuple[float, int, Any, np.ndarray, np.ndarray | None]] = {}
+
+    def frame(
+        self, source: str, frame: int, rgb: np.ndarray, result: FrameResult, tracks: list
+    ) -> None:
+        crops = result.crops or []
+        centres = result.centres or [None] * len(crops)
+        for cell, crop, centre, track in zip(result.cells, crops, centres, tracks, strict=False):
+            context = self.report.context_of(rgb, centre)
+            if track is None:
+                self.report.add_cell(source, frame, cell, crop, context)
+            elif track not in self._best or cell.confidence > self._best[track][0]:
+                self._best[track] = (cell.confidence, frame, cell.box, crop, context)
+
+    def counted(self, source: str, track, classifier) -> None:
+        """A tracked cell (`edge_app.live.Track`) counted with its averaged probabilities."""
+        best = self._best.pop(track.id, None)
+        if best is None:
+            return
+        _, _, box, crop, context = best
+        p = track.mean_probs()
+        k = int(np.argmax(p))
+        probs = {c: round(float(v), 6) for c, v in zip(classifier.classes, p, strict=True)}
+        label, confidence = classifier.classes[k], float(p[k])
+        cell = CellResult(
+            box, label, round(confidence, 6), probs, confidence < classifier.threshold
+        )
+        self.report.add_cell(source, f"{track.first_frame}-{track.last_frame}", cell, crop, context)

@@ -1,0 +1,78 @@
+"""What `wbc-edge classify` writes besides JSONL: saved pictures, the report, input warnings.
+
+`ClassifyOutputs` is the `on_frame` hook of `classify_media`; `finish()` writes the report and
+gives the lines to print with the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge_app.classify import Classifier, FrameResult
+from edge_app.input_check import CropLikeInput
+from edge_app.sources.files import MediaFrame
+from edge_app.summary import CellNote, DifferentialCount, format_cells
+
+log = logging.getLogger("edge_app.run_outputs")
+
+
+class ClassifyOutputs:
+    """Saved frames (`save`), the run report (`report`), the crop-like check, per-cell lines."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        runtime,
+        source: str,
+        save: Path | None = None,
+        report: Path | None = None,
+    ) -> None:
+        from edge_app.annotated import AnnotatedFrames
+
+        self.classifier = classifier
+        self.saver = AnnotatedFrames(save) if save is not None else None
+        self.report = None
+        if report is not None:
+            from edge_app.report import RunReport, run_meta
+
+            meta = run_meta(classifier.bundle, runtime, classifier, source)
+            self.report = RunReport(report, meta, classifier.classes)
+            classifier.keep_crops = True
+        self.crop_like = CropLikeInput(classifier.scale) if classifier.mode == "field" else None
+        self.frames: list[tuple[str, list[CellNote]]] = []  # the first two, for per-cell lines
+
+    def __call__(self, item: MediaFrame, result: FrameResult) -> None:
+        if self.saver is not None:
+            self.saver(item, result)
+        if self.report is not None:
+            self.report(item, result)
+        if self.crop_like is not None:
+            self.crop_like(item, result)
+        if len(self.frames) < 2:
+            notes = [
+                CellNote(item.source, item.frame, c.box, c.label, c.confidence)
+                for c in result.cells
+            ]
+            self.frames.append((item.source, notes))
+
+    def warning(self) -> str | None:
+        return self.crop_like.message() if self.crop_like is not None else None
+
+    def finish(self, count: DifferentialCount) -> list[str]:
+        """Write the report; the lines to print before the summary (per-cell for one image)."""
+        lines = []
+        warning = self.warning()
+        if warning:
+            log.warning("%s", warning)
+        if len(self.frames) == 1 and count.frames == 1:
+            source, notes = self.frames[0]
+            lines.append(format_cells(source, notes, self.classifier.threshold))
+        if self.saver is not None and self.saver.saved:
+            lines.append(f"annotated frames: {len(self.saver.saved)} in {self.saver.folder}")
+        if self.report is not None:
+            if warning:
+                self.report.notes.append(warning)
+            page = self.report.write(count)
+            lines.append(f"report: {page} (count: {page.parent / 'count.csv'})")
+        return lines

@@ -1,0 +1,79 @@
+"""The parity report's pages: which side is float, both confidences, the crop the model saw."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from convert.report import html_report, markdown_report, table_rows
+from edge_app.bundle import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "default"
+SAMPLE = next((ROOT / "samples" / "cells" / "EOSINOPHIL").iterdir())
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture
+def report(tmp_path) -> dict:
+    """The default model's parity.json, its flipped images replaced by a committed sample."""
+    rep = json.loads((MODEL / "parity.json").read_text())
+    rep["artifacts"] = [a for a in rep["artifacts"] if a["flipped"]][:1]
+    art = rep["artifacts"][0]
+    art["flipped"] = art["flipped"][:2]
+    art["latency_ms"] = 0.91
+    for f in art["flipped"]:
+        (tmp_path / f["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SAMPLE, tmp_path / f["file"])
+    rep["parity_set"]["root"] = str(tmp_path)
+    return rep
+
+
+def test_captions_name_both_sides_with_confidences(report) -> None:
+    art = report["artifacts"][0]
+    rows = table_rows(report, None)
+    assert rows[0][3] == "ms/image" and rows[1][3] == "0.91"
+    md = markdown_report(report, rows)
+    page = html_report(report, rows, load_bundle(MODEL).preprocessing)
+    for f in art["flipped"]:
+        line = (
+            f"true {f['label']}: float {f['float']} {f['float_confidence']:.2f} → "
+            f"{art['key']} {f['artifact']} {f['artifact_confidence']:.2f}"
+        )
+        assert line in md
+        assert f"<b>float</b>: {f['float']} {f['float_confidence']:.2f}" in page
+        assert f"<b>{art['key']}</b>: {f['artifact']} {f['artifact_confidence']:.2f}" in page
+
+
+def test_thumbnails_are_the_crops_the_model_saw(report) -> None:
+    from PIL import Image
+
+    rows = table_rows(report, None)
+    spec = load_bundle(MODEL).preprocessing
+    for page, size in (
+        (html_report(report, rows, spec), (96, 96)),
+        (html_report(report, rows), (96, 72)),
+    ):
+        found = re.findall(r"<figure><img alt='' src='data:image/png;base64,([^']+)'", page)
+        assert len(found) == len(report["artifacts"][0]["flipped"])
+        with Image.open(io.BytesIO(base64.b64decode(found[0]))) as im:
+            assert im.size == size  # the 96x96 model crop, not the 320x240 image shrunk
+
+
+def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from train import report as train_report
+
+    ticks = []
+    monkeypatch.setattr(plt, "close", lambda fig: ticks.extend(ax.get_xticks() for ax in fig.axes))
+    history = {"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.8], "accuracy": [0.5, 0.6, 0.7]}
+    train_report.plot_curves(history, tmp_path / "curves.png")
+    assert ticks and all(float(t).is_integer() for axis in ticks for t in axis)
