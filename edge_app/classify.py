@@ -134,14 +134,14 @@ class Classifier:
             scale, origin = 1.0, "cell mode: the images are at training scale"
         self.run_scale = RunScale(None if scale is None else float(scale), origin)
         self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
+        self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
+        self._nuclei: list = []  # the last frame's nuclei (None: the whole image)
 
     @property
     def scale(self) -> float:
         """The scale in use now (the field default until red cells have been seen)."""
         value = self.run_scale.value
         return DEFAULT_SCALE[self.mode] if value is None else value
-        self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
-        self._nuclei: list = []  # the last frame's nuclei (None: the whole image)
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""

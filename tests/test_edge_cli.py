@@ -15,13 +15,15 @@ from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 from edge_app import exit_codes
 from edge_app.cli import main
+from edge_app.quality import ALL_FLAGS
 from edge_app.runtime import runtime_available
 from train.synthetic import CLASSES, render_cell, render_field
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field
 INSTALLED = [r for r in ("litert", "onnxruntime", "openvino") if runtime_available(r)]
-CELL_KEYS = {"source", "frame", "box", "label", "confidence", "probs", "uncertain"}
+CELL_KEYS = {"source", "frame", "box", "label", "confidence", "probs", "uncertain", "scale"}
+QUALITY_KEYS = {"flags", "counted"}  # only on frames with a quality flag
 
 
 def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
@@ -38,9 +40,11 @@ def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
         return "counted"
     assert isinstance(rec["frame"], int) and rec["frame"] >= 0
     if "cells" in rec:
-        assert rec["cells"] == 0 and set(rec) - {"time"} == {"source", "frame", "cells"}
+        assert rec["cells"] == 0
+        assert set(rec) - {"time"} - QUALITY_KEYS == {"source", "frame", "cells", "scale"}
         return "empty"
-    assert set(rec) - {"track", "time"} == CELL_KEYS
+    assert set(rec) - {"track", "time"} - QUALITY_KEYS == CELL_KEYS
+    assert rec["scale"] > 0 and set(rec.get("flags", [])) <= set(ALL_FLAGS)
     box = rec["box"]
     assert box is None or (
         len(box) == 4
