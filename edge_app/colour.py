@@ -26,12 +26,11 @@ from edge_app.preprocess_spec import ColourSpec
 MIN_FRACTION = 0.03  # a reference needs at least this share of the image's usable pixels
 NUCLEUS_SHARE = 0.15  # a darker side smaller than this is taken for nuclei, not red cells
 MIN_CONTRAST = 1.08  # glass must be this much brighter in green than the cells
-CLIPPED_GLASS = 0.05  # with this share of the image clipped, the glass is not measured
 RED_MARGIN = 1.03  # red cells' red/green ratio over the glass's, at least
-GAMMA_RANGE = (0.33, 3.0)  # a fitted exponent outside this range is not a camera curve
+GAMMA_RANGE = (0.5, 2.0)  # a fitted exponent outside this range is not a camera curve
 GAIN_RANGE = (0.25, 4.0)
 DARK = 12  # pixels darker than this in every channel are rotation corners or vignette
-SATURATED = 255  # pixels with a channel at 255 are clipped: their colour is unknown
+SATURATED = 255  # a channel at 255 is clipped (a median stays right while under half are)
 ITERATIONS = 2  # rounds of split-on-corrected-image refinement (see measure_illumination)
 STATS_PIXELS = 6_000  # the references are measured on a thumbnail of about this many pixels
 _MAX_PIXELS = 160_000
@@ -79,13 +78,13 @@ class Regions:
 
 
 def split_regions(rgb: np.ndarray) -> Regions:
-    """Glass vs cells: Otsu's threshold on green, over pixels neither black nor clipped.
+    """Glass vs cells: Otsu's threshold on green, over the pixels that are not black.
 
     Where the darker side is small (the threshold fell between stained nuclei and the rest,
     as after a brightening gamma), the brighter side is split again.
     """
     brightest = rgb.max(axis=2)
-    usable = (brightest > DARK) & (brightest < SATURATED)
+    usable = brightest > DARK
     clipped = float((brightest >= SATURATED).mean())
     green = rgb[:, :, 1]
     values = _subsample(green[usable])
@@ -108,23 +107,30 @@ def _otsu(values: np.ndarray) -> float:
     return float(t)
 
 
-def estimate_illumination(rgb: np.ndarray, regions: Regions | None = None) -> Illumination:
-    """Measure the glass and red-cell colours of an RGB uint8 image (either may be None)."""
+def estimate_illumination(
+    rgb: np.ndarray, regions: Regions | None = None, spec: ColourSpec | None = None
+) -> Illumination:
+    """Measure the glass and red-cell colours of an RGB uint8 image (either may be None).
+
+    An image of one material only is taken for glass or for red cells by its colour: the
+    nearer of the spec's two references in chromaticity (neutral grey without a spec).
+    """
     regions = split_regions(rgb) if regions is None else regions
     n = max(1, int(regions.usable.sum()))
     glass_px = _subsample(rgb[regions.glass])
     cell_px = _red_cell_pixels(rgb, regions)
     glass_frac = len(rgb[regions.glass]) / n if regions.glass.any() else 0.0
     red_frac = int(regions.cells.sum()) / n
-    blown = regions.clipped > CLIPPED_GLASS  # the glass is blown out: its colour is unknown
-    background = _median(glass_px) if glass_frac >= MIN_FRACTION and not blown else None
+    background = _median(glass_px) if glass_frac >= MIN_FRACTION else None
+    if background is not None and max(background) >= SATURATED - 1:
+        background = None  # over half the glass is clipped: its colour is unknown
     red = _median(cell_px) if red_frac >= MIN_FRACTION and len(cell_px) else None
     if background is not None and red is not None and background[1] < MIN_CONTRAST * red[1]:
-        # no two classes: one material only (all glass, or all cells)
-        if red_frac > glass_frac:
-            background = None
-        else:
+        # no two classes: one material only (all glass, or all cells), told apart by colour
+        if _looks_like_glass(_median(_subsample(rgb[regions.usable])), spec):
             red = None
+        else:
+            background = None
     if red is not None and not _is_red(red, background):
         red = None  # the "cells" are not red: no red cells in this image
     return Illumination(background, red, glass_frac, red_frac)
@@ -133,7 +139,9 @@ def estimate_illumination(rgb: np.ndarray, regions: Regions | None = None) -> Il
 def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
     """Per-channel lookup table (3, 256) uint8 mapping the image onto the spec's references.
 
-    Two references: out = ref_bg * (in / bg)^g per channel, g through both points. One: a gain.
+    Two references: out = ref_bg * (in / bg)^g per channel, one g for all channels
+    (`shared_gamma`), so the glass is mapped exactly and the red cells as closely as one
+    camera curve allows. One reference: a gain per channel.
     None when the image has neither reference (nothing to correct from).
     """
     ref_bg = np.asarray(spec.background, np.float64)
@@ -141,11 +149,10 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
     x = np.arange(256, dtype=np.float64)
     if ill.background is not None and ill.red_cell is not None:
         bg, red = np.asarray(ill.background), np.asarray(ill.red_cell)
-        seen = np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0))
-        flat = np.abs(seen) < 1e-3  # a channel where glass and red cells look alike
-        g = np.where(flat, 1.0, np.log(ref_bg / ref_red) / np.where(flat, 1.0, seen))
-        g = np.clip(g, *GAMMA_RANGE)
-        lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g[:, None]
+        g = shared_gamma(
+            np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0)), np.log(ref_bg / ref_red)
+        )
+        lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g
     elif ill.background is not None or ill.red_cell is not None:
         seen, ref = (
             (np.asarray(ill.background), ref_bg)
@@ -157,6 +164,19 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
     else:
         return None
     return np.clip(lut + 0.5, 0, 255).astype(np.uint8)
+
+
+def shared_gamma(seen: np.ndarray, ref: np.ndarray) -> float:
+    """One exponent for all channels from the glass/red-cell log contrasts, least squares.
+
+    A camera's curve is one gamma for every channel and a gain per channel (white balance);
+    the red channel's contrast is small (glass and red cells are both red-bright), so a
+    gamma of its own would amplify the references' noise into the nucleus colours.
+    """
+    denom = float(np.dot(seen, seen))
+    if denom < 1e-6:
+        return 1.0
+    return float(np.clip(np.dot(seen, ref) / denom, *GAMMA_RANGE))
 
 
 def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -205,12 +225,12 @@ def measure_illumination(
     measures the references again on the original pixels of that split.
     """
     rgb = thumbnail(rgb)
-    ill = estimate_illumination(rgb)
+    ill = estimate_illumination(rgb, spec=spec)
     for _ in range(rounds):
         lut = colour_lut(ill, spec)
-        if lut is None:
+        if lut is None or not (ill.background and ill.red_cell):
             break
-        ill = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)))
+        ill = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)), spec)
     return ill
 
 
@@ -232,6 +252,19 @@ def reference_colours(images: list[np.ndarray]) -> tuple[list[float], list[float
         raise ValueError("no image shows both empty glass and red cells")
     med = lambda v: [round(float(x), 2) for x in np.median(np.asarray(v), axis=0)]  # noqa: E731
     return med(bgs), med(reds)
+
+
+def _looks_like_glass(colour: tuple[float, float, float], spec: ColourSpec | None) -> bool:
+    """Nearer the glass reference than the red-cell one in log chromaticity (R/G, B/G)."""
+
+    def chroma(c: tuple[float, ...]) -> np.ndarray:
+        r, g, b = (max(v, 1.0) for v in c)
+        return np.log([r / g, b / g])
+
+    glass = (1.0, 1.0, 1.0) if spec is None or spec.method == "none" else spec.background
+    red = (1.12, 1.0, 1.04) if spec is None or spec.method == "none" else spec.red_cell
+    seen = chroma(colour)
+    return bool(np.linalg.norm(seen - chroma(glass)) <= np.linalg.norm(seen - chroma(red)))
 
 
 def _is_red(red: tuple[float, ...], glass: tuple[float, ...] | None) -> bool:

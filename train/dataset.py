@@ -177,8 +177,14 @@ def load_cached(
     return loaded
 
 
+# Raise when `edge_app.preprocess.prepare` changes what it makes from the same spec, so that a
+# cache of prepared images from older code is never read as current.
+PREPARE_VERSION = 2
+
+
 def _cache_key(image_set: ImageSet, spec: PreprocessSpec, records: list[ImageRecord]) -> str:
     h = hashlib.sha256()
+    h.update(f"prepare v{PREPARE_VERSION}\n".encode())
     h.update(str(Path(image_set.root).resolve()).encode())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for r in records:
