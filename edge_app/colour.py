@@ -26,6 +26,7 @@ from edge_app.preprocess_spec import ColourSpec
 MIN_FRACTION = 0.03  # a reference needs at least this share of the image's usable pixels
 NUCLEUS_SHARE = 0.15  # a darker side smaller than this is taken for nuclei, not red cells
 MIN_CONTRAST = 1.08  # glass must be this much brighter in green than the cells
+CLEAR_CONTRAST = 1.15  # below this, the brighter side must also look like glass
 RED_MARGIN = 1.03  # red cells' red/green ratio over the glass's, at least
 GAMMA_RANGE = (0.5, 2.0)  # a fitted exponent outside this range is not a camera curve
 GAIN_RANGE = (0.25, 4.0)
@@ -131,6 +132,13 @@ def estimate_illumination(
             red = None
         else:
             background = None
+    elif (
+        background is not None
+        and red is not None
+        and background[1] < CLEAR_CONTRAST * red[1]
+        and not _looks_like_glass(background, spec)
+    ):
+        background = None  # two shades of red cells (bodies and rims), no glass
     if red is not None and not _is_red(red, background):
         red = None  # the "cells" are not red: no red cells in this image
     return Illumination(background, red, glass_frac, red_frac)

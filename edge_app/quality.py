@@ -10,7 +10,7 @@ Measured on every frame before its cells are counted:
   (`edge_app.colour`); with no red cells there is no scale and no colour check either.
 
 Cells found in a frame with a *blocking* flag (under-exposed, out of focus, no red cells, or
-over half the frame clipped) are reported with the flag and left out of the differential
+nearly all of the frame clipped) are reported with the flag and left out of the differential
 count; `no_background` and a little clipping only say the colour came from the red cells.
 """
 
@@ -30,7 +30,7 @@ BLOCKING = frozenset({UNDER_EXPOSED, OUT_OF_FOCUS, NO_RED_CELLS})
 ALL_FLAGS = (OVER_EXPOSED, UNDER_EXPOSED, OUT_OF_FOCUS, NO_BACKGROUND, NO_RED_CELLS)
 
 CLIPPED_MAX = 0.05  # share of pixels with a channel at 255 that makes a frame over-exposed
-CLIPPED_BLOCK = 0.5  # and this share makes it unfit to count from
+CLIPPED_BLOCK = 0.85  # and this share (cells clipped too, not only the glass) unfit to count
 DARK_P99 = 60  # the frame's 99th-percentile brightness below which it is too dark
 FOCUS_MIN = 40.0  # Laplacian variance at training scale (BCCD frames: 5th percentile ~190)
 FOCUS_FRACTION = 0.4  # of a camera profile's focus baseline
