@@ -225,7 +225,8 @@ class LiveRun:
         if not result.counted:
             for cell in result.cells:
                 self.writer.write(cell_record(source, frame, cell, **quality, time=ts))
-        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame)
+        flags = [*result.quality.flags, *([] if result.counted else ["not counted"])]
+        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, flags)
 
     @property
     def tracking(self) -> bool:
@@ -294,7 +295,7 @@ class LiveRun:
                 }
             )
 
-    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int) -> None:
+    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, flags=()) -> None:
         self._last_view = None
         if not (self.options.display or (self.options.snapshots and new_cell)):
             return
@@ -303,7 +304,10 @@ class LiveRun:
         big = self.camera.display_frame() if self.camera is not None else None
         canvas = big if big is not None else rgb
         size = (rgb.shape[1], rgb.shape[0])
-        view = draw_cells(canvas, cells, size, tracks, [self.overlay_line()])
+        status = [self.overlay_line()]
+        if flags:
+            status.append("quality: " + ", ".join(flags))
+        view = draw_cells(canvas, cells, size, tracks, status)
         self._last_view = view
         if self.options.snapshots and new_cell:
             name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
