@@ -115,8 +115,9 @@ def picture(cal: Calibration, spec: PreprocessSpec) -> np.ndarray:
     panel = np.repeat((mask * 200 + 30).astype(np.uint8)[:, :, None], 3, axis=2)
     d = cal.profile.scale * TRAINING_RBC_DIAMETER
     h, w = rgb.shape[:2]
+    centre = (min(w - 1, round(0.6 * d)), min(h - 1, round(0.6 * d)))  # top left, off the cell
     for p in (corrected, panel):
-        cv2.circle(p, (w // 2, h // 2), round(d / 2), (255, 40, 40), max(1, round(d / 40)))
+        cv2.circle(p, centre, round(d / 2), (255, 40, 40), max(2, round(d / 30)))
     row = np.concatenate([rgb, corrected, panel], axis=1)
     k = min(1.0, 1800 / row.shape[1])
     if k < 1.0:

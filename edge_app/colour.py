@@ -32,6 +32,7 @@ GAMMA_RANGE = (0.5, 2.0)  # a fitted exponent outside this range is not a camera
 GAIN_RANGE = (0.25, 4.0)
 DARK = 12  # pixels darker than this in every channel are rotation corners or vignette
 SATURATED = 255  # a channel at 255 is clipped (a median stays right while under half are)
+CLIPPED = 254  # a glass median this high in a channel: over half of the glass is clipped there
 ITERATIONS = 2  # rounds of split-on-corrected-image refinement (see measure_illumination)
 STATS_PIXELS = 6_000  # the references are measured on a thumbnail of about this many pixels
 _MAX_PIXELS = 160_000
@@ -123,8 +124,8 @@ def estimate_illumination(
     glass_frac = len(rgb[regions.glass]) / n if regions.glass.any() else 0.0
     red_frac = int(regions.cells.sum()) / n
     background = _median(glass_px) if glass_frac >= MIN_FRACTION else None
-    if background is not None and max(background) >= SATURATED - 1:
-        background = None  # over half the glass is clipped: its colour is unknown
+    if background is not None and min(background) >= CLIPPED:
+        background = None  # the glass is clipped in every channel: its colour is unknown
     red = _median(cell_px) if red_frac >= MIN_FRACTION and len(cell_px) else None
     if background is not None and red is not None and background[1] < MIN_CONTRAST * red[1]:
         # no two classes: one material only (all glass, or all cells), told apart by colour
@@ -149,17 +150,20 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
 
     Two references: out = ref_bg * (in / bg)^g per channel, one g for all channels
     (`shared_gamma`), so the glass is mapped exactly and the red cells as closely as one
-    camera curve allows. One reference: a gain per channel.
+    camera curve allows; a channel where the glass is clipped takes its glass value from the
+    red cells and the reference contrast. One reference: a gain per channel.
     None when the image has neither reference (nothing to correct from).
     """
     ref_bg = np.asarray(spec.background, np.float64)
     ref_red = np.asarray(spec.red_cell, np.float64)
     x = np.arange(256, dtype=np.float64)
     if ill.background is not None and ill.red_cell is not None:
-        bg, red = np.asarray(ill.background), np.asarray(ill.red_cell)
-        g = shared_gamma(
-            np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0)), np.log(ref_bg / ref_red)
-        )
+        bg, red = np.asarray(ill.background, np.float64), np.asarray(ill.red_cell, np.float64)
+        seen = np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0))
+        ref = np.log(ref_bg / ref_red)
+        clipped = bg >= CLIPPED  # over half the glass at 255 in this channel: its median is lost
+        g = shared_gamma(seen[~clipped], ref[~clipped]) if (~clipped).any() else 1.0
+        bg = np.where(clipped, red * np.exp(ref / g), bg)  # where the glass would lie
         lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g
     elif ill.background is not None or ill.red_cell is not None:
         seen, ref = (
