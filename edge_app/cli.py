@@ -114,7 +114,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_THRESHOLD,
         help="cells below this confidence are flagged uncertain (default %(default)g)",
     )
-    p.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    p.add_argument(
+        "--threads", type=int, help="inference threads (default: the cores this process may use)"
+    )
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -115,7 +116,8 @@ class Runtime(ABC):
         """One line for logs: backend, artifact, precisions, device."""
         return (
             f"{self.name} on {self.device}: {self.artifact.file} ({self.precision}, "
-            f"input {self.input_precision}, runs {self.inference_precision})"
+            f"input {self.input_precision}, runs {self.inference_precision}, "
+            f"{self.threads or 'default'} threads)"
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -433,6 +435,9 @@ def open_runtime(
         raise WbcError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
     if threads is not None and threads < 1:
         raise WbcError(f"threads must be at least 1, got {threads}")
+    if threads is None:
+        threads, why = usable_cores()
+        log.info("inference threads: %d (%s; --threads overrides)", threads, why)
     if artifact is None:
         artifact, name = choose_artifact(bundle, runtime, precision)
     else:
@@ -440,6 +445,49 @@ def open_runtime(
     rt = _BACKENDS[name](bundle, artifact, threads)
     log.info("runtime: %s", rt.describe())
     return rt
+
+
+def usable_cores() -> tuple[int, str]:
+    """The cores this process may run on (CPU affinity, then a cgroup CPU quota), and why."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+        why = f"{_cores(cores)} in this process's CPU affinity"
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+        why = _cores(cores)
+    quota = cgroup_cpu_quota()
+    if quota is not None and quota < cores:
+        cores = max(1, math.ceil(quota))
+        why += f", cgroup CPU quota {quota:g}"
+    return cores, why
+
+
+def cgroup_cpu_quota(
+    root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")
+) -> float | None:
+    """This process's cgroup CPU limit in cores (v2 cpu.max, v1 CFS quota); None: unlimited."""
+    paths = {"": "/", "cpu": "/"}  # controller -> this process's cgroup (v2 has no name)
+    try:
+        for line in own.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(","):
+                paths[name] = path
+    except (OSError, ValueError):
+        pass
+    for base in (root / paths[""].lstrip("/"), root):
+        try:
+            limit, period = (base / "cpu.max").read_text().split()[:2]
+            return None if limit == "max" else int(limit) / int(period)
+        except (OSError, ValueError):
+            continue
+    for base in (root / "cpu" / paths["cpu"].lstrip("/"), root / "cpu"):
+        try:
+            quota = int((base / "cpu.cfs_quota_us").read_text())
+            period = int((base / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
 
 
 def choose_artifact(
@@ -553,6 +601,10 @@ def _import(runtime: str) -> Any:
         raise WbcError(
             f"runtime {runtime} is not installed ({_first_line(exc)}): {install}"
         ) from None
+
+
+def _cores(n: int) -> str:
+    return f"{n} core" if n == 1 else f"{n} cores"
 
 
 def _dims(shape: tuple) -> str:
