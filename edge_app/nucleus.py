@@ -50,15 +50,19 @@ def find_nuclei(rgb: np.ndarray, params: NucleusParams, scale: float = 1.0) -> l
     per_training = scale / shrink  # working px per training px
     mask = stain_mask(small, params)
     mask = _morph(mask, cv2.MORPH_CLOSE, params.close_radius * per_training)
-    _, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, labels, stats, centres = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask, 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
+    stats, centres = stats[1:], centres[1:]  # label 0 is the background
     merge_r = round(params.merge_radius * per_training)
-    groups = _merge(labels, stats[1:], 2 * merge_r + 1 if merge_r >= 1 else 0)
-    min_area = params.min_area * scale * scale
-    found = []
-    for members in groups:
-        nuc = _nucleus(stats, centres, np.asarray(members) + 1, (sx, sy), (w, h))
-        if nuc.area >= min_area:
-            found.append(nuc)
+    min_area = params.min_area * scale * scale  # frame px
+    group = _merge(labels, stats, 2 * merge_r + 1 if merge_r >= 1 else 0, min_area / (sx * sy))
+    areas = stats[:, cv2.CC_STAT_AREA]
+    group_area = np.bincount(group, weights=areas, minlength=1) * (sx * sy)
+    found = [
+        _nucleus(stats, centres, np.flatnonzero(group == g), (sx, sy), (w, h))
+        for g in np.flatnonzero(group_area >= min_area)
+    ]
     return sorted(found, key=lambda nuc: -nuc.area)
 
 
@@ -112,52 +116,92 @@ def _shrink(rgb: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def _merge(labels: np.ndarray, stats: np.ndarray, max_gap: int) -> list[list[int]]:
-    """Components (0-based, label - 1) grouped where two lie within `max_gap` px of each other.
+def _merge(labels: np.ndarray, stats: np.ndarray, max_gap: int, min_area: float) -> np.ndarray:
+    """A group number per component: components within `max_gap` px of each other share one.
 
-    Pairs whose boxes are that close are checked on the pixels: a distance transform of one
-    component's neighbourhood gives its distance to the other's nearest pixel.
+    Pairs whose boxes lie that close are candidates; only candidates that could add up to a
+    nucleus of `min_area` (working px) are checked on the pixels (`_within`), so specks cost
+    next to nothing.
     """
     n = len(stats)
-    parent = list(range(n))
+    groups = _UnionFind(n)
+    if n < 2 or max_gap <= 0:
+        return groups.labels()
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    x1 = x0 + stats[:, cv2.CC_STAT_WIDTH] - 1
+    y1 = y0 + stats[:, cv2.CC_STAT_HEIGHT] - 1
+    gx = np.maximum(0, np.maximum(x0[None, :] - x1[:, None], x0[:, None] - x1[None, :]))
+    gy = np.maximum(0, np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :]))
+    pairs = np.argwhere(np.triu(gx * gx + gy * gy <= max_gap * max_gap, k=1))
+    coarse = _UnionFind(n)
+    for i, j in pairs:
+        coarse.join(i, j)
+    rough = coarse.labels()
+    could_count = np.bincount(rough, weights=stats[:, cv2.CC_STAT_AREA]) >= min_area
+    for i in np.unique(pairs[:, 0]) if len(pairs) else ():
+        others = [int(j) for j in pairs[pairs[:, 0] == i, 1] if could_count[rough[j]]]
+        others = [j for j in others if groups.root(j) != groups.root(int(i))]
+        if not others:
+            continue
+        for j in _within(labels, stats[i], int(i) + 1, [j + 1 for j in others], max_gap):
+            groups.join(int(i), j - 1)
+    return groups.labels()
 
-    def root(i: int) -> int:
+
+class _UnionFind:
+    """Disjoint sets over 0..n-1."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def root(self, i: int) -> int:
+        parent = self.parent
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    if n > 1 and max_gap > 0:
-        x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-        x1 = x0 + stats[:, cv2.CC_STAT_WIDTH] - 1
-        y1 = y0 + stats[:, cv2.CC_STAT_HEIGHT] - 1
-        gx = np.maximum(0, np.maximum(x0[None, :] - x1[:, None], x0[:, None] - x1[None, :]))
-        gy = np.maximum(0, np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :]))
-        near = np.triu(gx * gx + gy * gy <= max_gap * max_gap, k=1)
-        for i in np.flatnonzero(near.any(axis=1)):
-            others = [j for j in np.flatnonzero(near[i]) if root(i) != root(j)]
-            if others:
-                for j in _within(labels, stats[i], i + 1, [j + 1 for j in others], max_gap):
-                    parent[root(j - 1)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
+    def join(self, i: int, j: int) -> None:
+        self.parent[self.root(j)] = self.root(i)
+
+    def labels(self) -> np.ndarray:
+        """Dense group numbers 0..k-1, one per element."""
+        roots = np.fromiter((self.root(i) for i in range(len(self.parent))), np.int64)
+        return np.unique(roots, return_inverse=True)[1].reshape(-1) if len(roots) else roots
 
 
 def _within(
     labels: np.ndarray, stat: np.ndarray, label: int, others: list[int], max_gap: int
 ) -> list[int]:
-    """The labels of `others` with a pixel within `max_gap` px of a pixel of `label`."""
+    """The labels of `others` with a pixel within `max_gap` px of a pixel of `label`.
+
+    The nearest pixels of two components lie on their edges, so only edge pixels are compared.
+    """
     h, w = labels.shape
     x, y, bw, bh = (int(v) for v in stat[:4])
     m = max_gap + 1
-    x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(w, x + bw + m), min(h, y + bh + m)
-    roi = labels[y0:y1, x0:x1]
-    dist = cv2.distanceTransform(
-        (roi != label).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
-    )
-    return [j for j in others if (hits := dist[roi == j]).size and hits.min() <= max_gap]
+    roi = labels[max(0, y - m) : min(h, y + bh + m), max(0, x - m) : min(w, x + bw + m)]
+    mine = _edge_points(roi == label)
+    near = []
+    for j in others:
+        theirs = _edge_points(roi == j)
+        if len(theirs) and _min_sq_distance(mine, theirs) <= max_gap * max_gap:
+            near.append(j)
+    return near
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def _edge_points(member: np.ndarray) -> np.ndarray:
+    """(k, 2) int32 coordinates of the pixels of a mask with a 4-neighbour outside it."""
+    m = member.view(np.uint8)
+    return np.argwhere(m > cv2.erode(m, _CROSS)).astype(np.int32)
+
+
+def _min_sq_distance(a: np.ndarray, b: np.ndarray) -> int:
+    d = a[:, None, :] - b[None, :, :]
+    return int((d * d).sum(axis=2).min())
 
 
 def _morph(mask: np.ndarray, op: int, radius: float) -> np.ndarray:
