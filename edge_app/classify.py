@@ -104,7 +104,8 @@ class Classifier:
         probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
         t3 = clock()
         cells = [self._result(box, p) for box, p in zip(boxes, probs, strict=True)]
-        return FrameResult(cells, {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2})
+        timings = {"find": t1 - t0, "preprocess": t2 - t1, "infer": t3 - t2}
+        return FrameResult(cells, {**timings, "records": clock() - t3})
 
     def _find(self, rgb: np.ndarray):
         """Boxes of the cells, and a function making their model inputs (timed separately)."""
@@ -226,14 +227,17 @@ def classify_media(
             writer.write(error_record(item.source, item.error, item.frame))
             continue
         result = classifier.classify(item.rgb)
-        if times is not None:
-            times.add("capture", captured)
-            for stage, seconds in result.timings.items():
-                times.add(stage, seconds)
-            times.frame_done()
+        t1 = time.perf_counter()
         write_frame(writer, count, item.source, item.frame, result)
         if truth is not None:
             truth.add(item.source, (c.label for c in result.cells))
+        if times is not None:
+            t2 = time.perf_counter()
+            times.add("capture", captured)
+            for stage, seconds in result.timings.items():
+                times.add(stage, seconds)
+            times.add("records", t2 - t1)
+            times.frame_done(total=t2 - t0)
     return count
 
 

@@ -150,17 +150,26 @@ class LiveRun:
     def run(
         self, stream: Iterable[tuple[float, np.ndarray]], stop: threading.Event
     ) -> DifferentialCount:
-        """Consume frames until the stream ends, `stop` is set or max_frames is reached."""
-        it = iter(stream)
+        """Consume frames until the stream ends, `stop` is set or max_frames is reached.
+
+        Frames are read by a capture thread (`FrameGrabber`) while this one classifies, so the
+        frame rate is set by the slower of the two; a live camera's stale frames are skipped.
+        """
+        drop = self.camera is not None and self.camera.live
+        want_display = self.camera if (self.options.display or self.options.snapshots) else None
+        grabber = FrameGrabber(stream, drop, want_display)
         last_status = time.monotonic()
         try:
             while not stop.is_set():
                 t0 = time.perf_counter()
-                item = next(it, None)
-                if item is None:
+                grabbed = grabber.get(stop)
+                if grabbed is None:
                     break
                 self.times.add("capture", time.perf_counter() - t0)
-                self.step(*item)
+                self.step(grabbed.timestamp, grabbed.rgb, grabbed.display)
+                now = time.perf_counter()
+                self.times.dropped = grabber.dropped
+                self.times.frame_done(total=now - t0, latency=now - grabbed.at)
                 if self.options.display and _show(self._last_view):
                     stop.set()
                 if self.options.max_frames and self.frames >= self.options.max_frames:
@@ -169,19 +178,18 @@ class LiveRun:
                     log.info("%s", self.status_line())
                     last_status = time.monotonic()
         finally:
+            grabber.close()
             self._count_tracks(self.tracker.finish(), time.time())
             if self.options.display:
                 _close_display()
         return self.count
 
-    def step(self, timestamp: float, rgb: np.ndarray) -> None:
+    def step(self, timestamp: float, rgb: np.ndarray, display: np.ndarray | None = None) -> None:
         """Classify one frame, log it, update the count, the view and the snapshots."""
         frame = self.frames
         self.frames += 1
         result = self.classifier.classify(rgb)
-        for stage, seconds in result.timings.items():
-            self.times.add(stage, seconds)
-        self.times.frame_done()
+        t0 = time.perf_counter()
         source, ts = self.options.source_name, round(timestamp, 3)
         cells = result.cells
         if self.tracking:
@@ -197,7 +205,10 @@ class LiveRun:
         for cell, (track, _) in zip(cells, ids, strict=True):
             extra = {"track": track} if track is not None else {}
             self.writer.write(cell_record(source, frame, cell, **extra, time=ts))
-        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame)
+        for stage, seconds in result.timings.items():
+            self.times.add(stage, seconds)
+        self.times.add("records", time.perf_counter() - t0)
+        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, display)
 
     @property
     def tracking(self) -> bool:
@@ -250,13 +261,12 @@ class LiveRun:
                 }
             )
 
-    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int) -> None:
+    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, big=None) -> None:
         self._last_view = None
         if not (self.options.display or (self.options.snapshots and new_cell)):
             return
         from edge_app.overlay import draw_cells
 
-        big = self.camera.display_frame() if self.camera is not None else None
         canvas = big if big is not None else rgb
         size = (rgb.shape[1], rgb.shape[0])
         view = draw_cells(canvas, cells, size, tracks, [self.overlay_line()])
@@ -266,6 +276,87 @@ class LiveRun:
             _save(self.options.snapshots / name, view)
 
     _last_view: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Grabbed:
+    """One frame from the capture thread: camera timestamp, RGB, when it was read (perf_counter)
+    and the camera's display frame of the same read (picamera2 main stream), if asked for."""
+
+    timestamp: float
+    rgb: np.ndarray
+    at: float
+    display: np.ndarray | None = None
+
+
+class FrameGrabber:
+    """A capture thread over a frame stream with a one-frame buffer.
+
+    With `drop` (a live camera) a new frame replaces one the loop has not taken yet: the loop
+    always gets the freshest frame instead of lagging behind. Without it (a replay) the thread
+    waits for the loop, so every frame is classified, in order. An exception in the stream
+    (a camera that cannot be opened) is raised again by `get`.
+    """
+
+    def __init__(
+        self, stream: Iterable[tuple[float, np.ndarray]], drop: bool, camera: Camera | None = None
+    ) -> None:
+        self.drop = drop
+        self.dropped = 0
+        self._stream, self._camera = stream, camera
+        self._cond = threading.Condition()
+        self._item: Grabbed | None = None
+        self._done = self._closing = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wbc-capture", daemon=True)
+        self._thread.start()
+
+    def get(self, stop: threading.Event) -> Grabbed | None:
+        """The next frame; None when the stream ended or `stop` was set."""
+        with self._cond:
+            while self._item is None and not self._done and not stop.is_set():
+                self._cond.wait(0.05)
+            item, self._item = self._item, None
+            self._cond.notify_all()
+            if item is None and self._error is not None:
+                raise self._error
+            return item
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop reading and wait for the thread (it closes the stream and so the camera)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        it = iter(self._stream)
+        try:
+            for timestamp, rgb in it:
+                display = self._camera.display_frame() if self._camera is not None else None
+                if not self._put(Grabbed(timestamp, rgb, time.perf_counter(), display)):
+                    break
+        except BaseException as exc:  # handed to the loop by get()
+            self._error = exc
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _put(self, item: Grabbed) -> bool:
+        with self._cond:
+            while not self.drop and self._item is not None and not self._closing:
+                self._cond.wait()
+            if self._closing:
+                return False
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+            return True
 
 
 def _iou(a, b) -> float:

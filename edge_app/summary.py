@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("capture", "find", "preprocess", "infer")
+STAGES = ("capture", "find", "preprocess", "infer", "records")
 
 
 @dataclass
@@ -125,18 +125,37 @@ class FolderTruth:
 
 
 class StageTimes:
-    """Seconds per stage per frame; `format()` gives p50/p95 in ms and frames per second."""
+    """Seconds per stage per frame; `format()` gives p50/p95 in ms and frames per second.
+
+    Stages add up within a frame (`add` may be called twice for one stage); `frame_done(total)`
+    closes the frame. With a total (everything the loop did for that frame), the part no stage
+    accounts for is shown as `unaccounted`, so no cost hides between the stages. `latency` is
+    capture-to-result (the frame grabbed -> its records written), kept apart from the stages.
+    """
 
     def __init__(self, clock=time.perf_counter) -> None:
         self.clock = clock
         self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
+        self.totals: list[float] = []
+        self.unaccounted: list[float] = []
+        self.latencies: list[float] = []
         self.frames = 0
+        self.dropped = 0  # frames a live camera delivered while the loop was busy (skipped)
+        self._frame: dict[str, float] = {}
         self._start = clock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.samples.setdefault(stage, []).append(seconds)
+        self._frame[stage] = self._frame.get(stage, 0.0) + seconds
 
-    def frame_done(self) -> None:
+    def frame_done(self, total: float | None = None, latency: float | None = None) -> None:
+        for stage, seconds in self._frame.items():
+            self.samples.setdefault(stage, []).append(seconds)
+        if total is not None:
+            self.totals.append(total)
+            self.unaccounted.append(max(0.0, total - sum(self._frame.values())))
+        if latency is not None:
+            self.latencies.append(latency)
+        self._frame = {}
         self.frames += 1
 
     def fps(self) -> float:
@@ -144,11 +163,14 @@ class StageTimes:
         return self.frames / elapsed if elapsed > 0 else 0.0
 
     def format(self) -> str:
+        dropped = f", {self.dropped} stale camera frames skipped" if self.dropped else ""
         lines = [
-            f"timing: {self.frames} frames, {self.fps():.1f} frames/s",
+            f"timing: {self.frames} frames, {self.fps():.1f} frames/s{dropped}",
             "  stage        p50 ms  p95 ms",
         ]
-        for stage, values in self.samples.items():
+        rows = [*self.samples.items(), ("unaccounted", self.unaccounted), ("frame", self.totals)]
+        rows.append(("latency", self.latencies))
+        for stage, values in rows:
             if not values:
                 continue
             p50, p95 = np.percentile(np.asarray(values) * 1000.0, [50, 95])
