@@ -5,6 +5,7 @@
                       [--stats]
     wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
                  [--display] [--jsonl OUT] [--snapshots DIR] [--stats] [...]
+    wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -84,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
     r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("bench", help="time every stage and artifact on this machine")
+    b.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+    b.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
+    b.add_argument("--mode", choices=MODES, default="field", help="as for classify")
+    b.add_argument("--scale", type=_positive, help="as for classify")
+    b.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="only this one")
+    b.add_argument("--precision", choices=PRECISION_ORDER, help="only this precision")
+    b.add_argument(
+        "--threads", type=int, help="inference threads (default: the cores this process may use)"
+    )
+    b.add_argument("--passes", type=int, default=5, help="passes over the frames (default 5)")
+    b.add_argument("--frames", type=int, help="use at most this many frames")
+    b.set_defaults(func=cmd_bench)
     return ap
 
 
@@ -167,6 +182,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
         _report(out, count.format(title), live.times if args.stats else None, stop)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_app.bench import format_report, load_frames, run_bench
+
+    if args.passes < 1:
+        raise WbcError("--passes must be at least 1")
+    bundle = load_bundle(args.model)
+    frames = load_frames(args.source, args.frames)
+    results = run_bench(
+        bundle,
+        frames,
+        args.mode,
+        args.scale,
+        args.threads,
+        args.passes,
+        args.runtime,
+        args.precision,
+    )
+    print(format_report(bundle, args.source, frames, results, args.mode))
     return 0
 
 
