@@ -147,6 +147,18 @@ def bench_artifact(
     return result
 
 
+def per_image_ms(predict, images: np.ndarray, repeat: int = 3, warmup: int = 3) -> float:
+    """p50 milliseconds of `predict` on one image at a time (each image `repeat` times)."""
+    for x in images[:warmup]:
+        predict(x[None])
+    times = []
+    for x in np.repeat(images, repeat, axis=0):
+        t0 = time.perf_counter()
+        predict(x[None])
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times))
+
+
 def _batch(classifier: Classifier, rgb: np.ndarray) -> np.ndarray:
     """The model inputs the classifier makes for one frame (its cells' crops)."""
     _, make = classifier._find(rgb)
