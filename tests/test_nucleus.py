@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.nucleus import find_nuclei, locate_cell
+from edge_app.nucleus import find_nuclei, locate_cell, stain_mask
 from edge_app.preprocess_spec import NucleusParams
 
 PARAMS = NucleusParams()  # merge_radius 10: lobes up to 21 training px apart are one nucleus
@@ -67,3 +67,14 @@ def test_locate_cell_prefers_the_large_central_nucleus() -> None:
     nuc = locate_cell(rgb, PARAMS)
     assert nuc is not None and abs(nuc.cx - 160) < 0.5 and abs(nuc.cy - 120) < 0.5
     assert locate_cell(slide(), PARAMS) is None
+
+
+@pytest.mark.parametrize(
+    ("threshold", "max_green"), [(45.0, 200.0), (45.5, 200.5), (0.0, 255.0), (-20.0, 90.0)]
+)
+def test_stain_mask_is_b_minus_g_above_threshold_and_g_not_pale(threshold, max_green) -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    g, b = rgb[:, :, 1].astype(int), rgb[:, :, 2].astype(int)
+    expected = ((b - g > threshold) & (g <= max_green)).astype(np.uint8)
+    params = NucleusParams(stain_threshold=threshold, max_green=max_green)
+    np.testing.assert_array_equal(stain_mask(rgb, params), expected)
