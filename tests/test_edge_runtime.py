@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +80,10 @@ def test_openvino_reports_the_precision_it_ran(bundle) -> None:
     rt = open_runtime(bundle, bundle.find("openvino", "fp32"))
     assert rt.inference_precision == "f32"  # compiled with INFERENCE_PRECISION_HINT f32
     assert "openvino" in rt.describe() and "f32" in rt.describe()
+    if platform.machine() == "x86_64":  # never bf16 by default, AVX512-FP16 CPUs included
+        for precision in ("fp16", "int8"):
+            if (art := bundle.find("openvino", precision)) is not None:
+                assert open_runtime(bundle, art).inference_precision == "f32", precision
 
 
 def test_auto_prefers_int8_then_fp16_then_fp32(bundle, tmp_path) -> None:
