@@ -116,7 +116,9 @@ def main() -> int:
     p.add_argument("bundle", type=Path)
     p.add_argument("--images", type=int, default=64, help="held-out images to time and compare")
     p.add_argument("--data", type=Path, help="class-folder tree instead of the held-out side")
-    p.add_argument("--threads", type=int, help="runtime threads (default: the cores this process may use)")
+    p.add_argument(
+        "--threads", type=int, help="runtime threads (default: the cores this process may use)"
+    )
     p.add_argument("--out", type=Path, help="also write the table to this text file")
     args = p.parse_args()
     rows = bench(args.bundle, args.images, args.data, args.threads)
