@@ -19,6 +19,7 @@ view, flushes the log and returns the count.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -156,6 +157,7 @@ class LiveRun:
         frame rate is set by the slower of the two; a live camera's stale frames are skipped.
         """
         drop = self.camera is not None and self.camera.live
+        gc.collect()  # leftovers (a closed runtime's native objects) go here, not in that thread
         want_display = self.camera if (self.options.display or self.options.snapshots) else None
         grabber = FrameGrabber(stream, drop, want_display)
         last_status = time.monotonic()

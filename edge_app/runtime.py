@@ -393,6 +393,11 @@ class OpenVinoRuntime(Runtime):
         result = self._request.infer({0: x})
         return np.asarray(next(iter(result.values()))).copy()
 
+    def close(self) -> None:
+        """Free the compiled model now, in this thread: OpenVINO objects finalised later by the
+        garbage collector in another thread (a capture thread) can crash the process."""
+        self._request = self._compiled = None
+
 
 def _make_batch_dynamic(model: Any) -> None:
     """Let one compiled model take any batch size, where the graph allows it."""
