@@ -241,7 +241,7 @@ def _frames(n: int, delay: float = 0.0):
 
 
 def test_a_replay_is_never_dropped_and_stays_in_order() -> None:
-    from edge_app.live import FrameGrabber
+    from edge_app.capture import FrameGrabber
 
     grabber = FrameGrabber(_frames(30), drop=False)
     stop, got = threading.Event(), []
@@ -254,7 +254,7 @@ def test_a_replay_is_never_dropped_and_stays_in_order() -> None:
 
 
 def test_a_live_camera_hands_over_the_freshest_frame_and_counts_the_stale_ones() -> None:
-    from edge_app.live import FrameGrabber
+    from edge_app.capture import FrameGrabber
 
     grabber = FrameGrabber(_frames(40, delay=0.001), drop=True)
     stop, got = threading.Event(), []
@@ -268,7 +268,7 @@ def test_a_live_camera_hands_over_the_freshest_frame_and_counts_the_stale_ones()
 
 
 def test_a_camera_error_in_the_capture_thread_reaches_the_loop() -> None:
-    from edge_app.live import FrameGrabber
+    from edge_app.capture import FrameGrabber
 
     def failing():
         raise CameraError("cannot open camera fake")
