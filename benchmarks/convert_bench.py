@@ -5,17 +5,17 @@
 Every artifact the bundle lists (in the order of `convert.formats.FORMATS`) runs through the
 device's runtime interface (`edge_app.runtime.open_runtime`) on the same real preprocessed
 images (the bundle's held-out side, or --data DIR), one image per call as the device does.
-Printed as one table: size, p50 ms/image, top-1 agreement with the float Keras model measured
-here, and the ratios against the same format's fp32 artifact measured in this same run.
+Printed as one table: size, MACs per image (from each artifact's graph), p50 ms/image, top-1
+agreement with the float Keras model measured here, and the ratios against the same format's
+fp32 artifact measured in this same run. The timing, the MACs and the CPU line come from
+`edge_app.bench` (`wbc-edge bench`), so the two benchmarks measure the same way; this one adds
+what needs TensorFlow (the Keras reference and agreement), `wbc-edge bench` the whole pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +27,10 @@ from convert.formats import FORMATS
 from convert.parity import open_runtime, predict_all
 from convert.report import format_table
 from convert.source import SourceModel
+from edge_app.bench import cpu_description, per_image_ms
 from edge_app.bundle import load_bundle
-
-
-def time_per_image(predict, images: np.ndarray, repeat: int = 3, warmup: int = 3) -> float:
-    """p50 milliseconds of predict() on one image at a time (each image `repeat` times)."""
-    for x in images[:warmup]:
-        predict(x[None])
-    times = []
-    for x in np.repeat(images, repeat, axis=0):
-        t0 = time.perf_counter()
-        predict(x[None])
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+from edge_app.macs import artifact_macs
+from edge_app.runtime import usable_cores
 
 
 def bench(
@@ -51,17 +42,27 @@ def bench(
     source = SourceModel(bundle)
     try:
         float_pred = source.predict(images).argmax(1)
-        keras_ms = time_per_image(lambda x: source.keras_model(x, training=False), images)
+        keras_ms = per_image_ms(lambda x: source.keras_model(x, training=False), images)
     finally:
         source.cleanup()
     keras_art = bundle.find("keras")
     rows = [
-        ["artifact", "size", "ms/image p50", "agreement", "size vs fp32", "speed vs fp32", "ran as"]
+        [
+            "artifact",
+            "size",
+            "MMAC/image",
+            "ms/image p50",
+            "agreement",
+            "size vs fp32",
+            "speed vs fp32",
+            "ran as",
+        ]
     ]
     rows.append(
         [
             "keras-fp32 (float ref.)",
             _kib(keras_art.size_bytes) if keras_art else "-",
+            "-",
             f"{keras_ms:.2f}",
             "1.0000",
             "-",
@@ -76,7 +77,8 @@ def bench(
             if art is None:
                 continue
             runtime = open_runtime(bundle, art, threads)
-            ms = time_per_image(runtime.predict, images)
+            ms = per_image_ms(runtime.predict, images)
+            macs = artifact_macs(runtime.path, art.format)
             agreement = float(np.mean(predict_all(runtime, images).argmax(1) == float_pred))
             size = art.disk_bytes
             is_base = precision == "fp32"
@@ -87,6 +89,7 @@ def bench(
                 [
                     f"{row.name}-{precision}",
                     _kib(size),
+                    f"{macs / 1e6:.1f}" if macs else "-",
                     f"{ms:.2f}",
                     f"{agreement:.4f}",
                     _ratio(base and base[0], size, is_base, "smaller"),
@@ -113,7 +116,9 @@ def main() -> int:
     p.add_argument("bundle", type=Path)
     p.add_argument("--images", type=int, default=64, help="held-out images to time and compare")
     p.add_argument("--data", type=Path, help="class-folder tree instead of the held-out side")
-    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's)")
+    p.add_argument(
+        "--threads", type=int, help="runtime threads (default: the cores this process may use)"
+    )
     p.add_argument("--out", type=Path, help="also write the table to this text file")
     args = p.parse_args()
     rows = bench(args.bundle, args.images, args.data, args.threads)
@@ -129,18 +134,8 @@ def main() -> int:
 
 
 def _cpu() -> str:
-    """The CPU model and core count, for the record."""
-    import os
-
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+    """The CPU, its SIMD level and the cores this process may use, for the record."""
+    return f"{cpu_description()}, {usable_cores()[1]}"
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ class Classifier:
                 result.failed.append((box, NOT_FINITE))
         if self.keep_crops:
             self._keep(result, corrected, [self._nuclei[i] for i in kept])
+        timings["records"] = clock() - t5
         return result
 
     def drift_warnings(self) -> list[str]:
@@ -295,16 +296,19 @@ def classify_media(
             count.add_error(_where(item.source, item.frame), exc.message)
             writer.write(error_record(item.source, exc.message, item.frame))
             continue
-        if times is not None:
-            times.add("capture", captured)
-            for stage, seconds in result.timings.items():
-                times.add(stage, seconds)
-            times.frame_done()
+        t1 = time.perf_counter()
         write_frame(writer, count, item.source, item.frame, result)
         if truth is not None:
             truth.add(item.source, (c.label for c in result.cells))
         if on_frame is not None:
             on_frame(item, result)
+        if times is not None:
+            t2 = time.perf_counter()
+            times.add("capture", captured)
+            for stage, seconds in result.timings.items():
+                times.add(stage, seconds)
+            times.add("records", t2 - t1)
+            times.frame_done(total=t2 - t0)
     return count
 
 

@@ -6,6 +6,8 @@
     wbc-edge review REPORT_DIR [--host H] [--port N]
     wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
                  [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
+    wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
+    wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -129,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--size", type=_size, help="camera frame WxH (default 640x480)")
     k.set_defaults(func=cmd_calibrate)
+    b = sub.add_parser("bench", help="time every stage and artifact on this machine")
+    b.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+    b.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
+    b.add_argument("--mode", choices=MODES, default="field", help="as for classify")
+    b.add_argument("--scale", type=limits.float_in(*limits.SCALE_RANGE), help="as for classify")
+    b.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="only this one")
+    b.add_argument("--precision", choices=PRECISION_ORDER, help="only this precision")
+    b.add_argument(
+        "--threads",
+        type=limits.int_in(*limits.THREADS_RANGE),
+        help="inference threads (default: the cores this process may use)",
+    )
+    b.add_argument(
+        "--passes",
+        type=limits.int_in(1, 1000),
+        default=5,
+        help="passes over the frames (default 5)",
+    )
+    b.add_argument(
+        "--frames", type=limits.int_in(*limits.FRAMES_RANGE), help="use at most this many frames"
+    )
+    b.set_defaults(func=cmd_bench)
     return ap
 
 
@@ -176,7 +200,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         type=limits.int_in(*limits.THREADS_RANGE),
-        help="inference threads (default: the runtime's)",
+        help="inference threads (default: the cores this process may use)",
     )
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
     p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
@@ -325,6 +349,25 @@ def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
         profile,
         str(args.profile) if args.profile is not None else None,
     )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_app.bench import format_report, load_frames, run_bench
+
+    bundle = load_bundle(args.model)
+    frames = load_frames(args.source, args.frames)
+    results = run_bench(
+        bundle,
+        frames,
+        args.mode,
+        args.scale,
+        args.threads,
+        args.passes,
+        args.runtime,
+        args.precision,
+    )
+    print(format_report(bundle, args.source, frames, results, args.mode))
+    return 0
 
 
 def _runtime(args: argparse.Namespace, bundle):

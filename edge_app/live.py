@@ -19,6 +19,7 @@ view, flushes the log and returns the count.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_app.capture import FrameGrabber
 from edge_app.classify import (
     CellResult,
     Classifier,
@@ -160,18 +162,28 @@ class LiveRun:
     def run(
         self, stream: Iterable[tuple[float, np.ndarray]], stop: threading.Event
     ) -> DifferentialCount:
-        """Consume frames until the stream ends, `stop` is set or max_frames is reached."""
-        it = iter(stream)
+        """Consume frames until the stream ends, `stop` is set or max_frames is reached.
+
+        Frames are read by a capture thread (`FrameGrabber`) while this one classifies, so the
+        frame rate is set by the slower of the two; a live camera's stale frames are skipped.
+        """
+        drop = self.camera is not None and self.camera.live
+        gc.collect()  # leftovers (a closed runtime's native objects) go here, not in that thread
+        want_display = self.camera if (self.options.display or self.options.snapshots) else None
+        grabber = FrameGrabber(stream, drop, want_display)
         last_status = time.monotonic()
         try:
             while not stop.is_set() and not self.writer.failed:
                 t0 = time.perf_counter()
-                item = next(it, None)
+                grabbed = grabber.get(stop)
                 self._record_skipped()
-                if item is None:
+                if grabbed is None:
                     break
                 self.times.add("capture", time.perf_counter() - t0)
-                self.step(*item)
+                self.step(grabbed.timestamp, grabbed.rgb, grabbed.display)
+                now = time.perf_counter()
+                self.times.dropped = grabber.dropped
+                self.times.frame_done(total=now - t0, latency=now - grabbed.at)
                 if self.options.display and _show(self._last_view):
                     stop.set()
                 if self.options.max_frames and self.frames >= self.options.max_frames:
@@ -182,19 +194,18 @@ class LiveRun:
                         log.warning("%s", warning)
                     last_status = time.monotonic()
         finally:
+            grabber.close()
             self._count_tracks(self.tracker.finish(), time.time())
             if self.options.display:
                 _close_display()
         return self.count
 
-    def step(self, timestamp: float, rgb: np.ndarray) -> None:
+    def step(self, timestamp: float, rgb: np.ndarray, display: np.ndarray | None = None) -> None:
         """Classify one frame, log it, update the count, the view and the snapshots."""
         frame = self.frames
         self.frames += 1
         result = self.classifier.classify(rgb)
-        for stage, seconds in result.timings.items():
-            self.times.add(stage, seconds)
-        self.times.frame_done()
+        t0 = time.perf_counter()
         source, ts = self.options.source_name, round(timestamp, 3)
         cells = result.cells if result.counted else []
         write_failed(self.writer, self.count, source, frame, result)
@@ -225,8 +236,13 @@ class LiveRun:
         if not result.counted:
             for cell in result.cells:
                 self.writer.write(cell_record(source, frame, cell, **quality, time=ts))
+        for stage, seconds in result.timings.items():
+            self.times.add(stage, seconds)
+        self.times.add("records", time.perf_counter() - t0)
         flags = [*result.quality.flags, *([] if result.counted else ["not counted"])]
-        self._view(rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, flags)
+        self._view(
+            rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, display, flags
+        )
 
     @property
     def tracking(self) -> bool:
@@ -295,13 +311,12 @@ class LiveRun:
                 }
             )
 
-    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, flags=()) -> None:
+    def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, big=None, flags=()) -> None:
         self._last_view = None
         if not (self.options.display or (self.options.snapshots and new_cell)):
             return
         from edge_app.overlay import draw_cells
 
-        big = self.camera.display_frame() if self.camera is not None else None
         canvas = big if big is not None else rgb
         size = (rgb.shape[1], rgb.shape[0])
         status = [self.overlay_line()]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("capture", "colour", "quality", "find", "preprocess", "infer")
+STAGES = ("capture", "colour", "quality", "find", "preprocess", "infer", "records")
 TIMING_WINDOW = 10_000  # frames whose stage times are kept: a run of hours stays flat in memory
 FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
 LIST_UNCERTAIN = 20  # uncertain cells named in the printed summary
@@ -208,18 +208,38 @@ class FolderTruth:
 
 
 class StageTimes:
-    """Seconds per stage per frame (the last TIMING_WINDOW); `format()` gives p50/p95 in ms, fps."""
+    """Seconds per stage per frame (the last TIMING_WINDOW frames); `format()` gives p50/p95 in ms
+    and frames per second.
+
+    Stages add up within a frame (`add` may be called twice for one stage); `frame_done(total)`
+    closes the frame. With a total (everything the loop did for that frame), the part no stage
+    accounts for is shown as `unaccounted`, so no cost hides between the stages. `latency` is
+    capture-to-result (the frame grabbed -> its records written), kept apart from the stages.
+    """
 
     def __init__(self, clock=time.perf_counter) -> None:
         self.clock = clock
-        self.samples: dict[str, deque[float]] = {s: deque(maxlen=TIMING_WINDOW) for s in STAGES}
+        self.samples: dict[str, deque[float]] = {s: _window() for s in STAGES}
+        self.totals: deque[float] = _window()
+        self.unaccounted: deque[float] = _window()
+        self.latencies: deque[float] = _window()
         self.frames = 0
+        self.dropped = 0  # frames a live camera delivered while the loop was busy (skipped)
+        self._frame: dict[str, float] = {}
         self._start = clock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.samples.setdefault(stage, deque(maxlen=TIMING_WINDOW)).append(seconds)
+        self._frame[stage] = self._frame.get(stage, 0.0) + seconds
 
-    def frame_done(self) -> None:
+    def frame_done(self, total: float | None = None, latency: float | None = None) -> None:
+        for stage, seconds in self._frame.items():
+            self.samples.setdefault(stage, _window()).append(seconds)
+        if total is not None:
+            self.totals.append(total)
+            self.unaccounted.append(max(0.0, total - sum(self._frame.values())))
+        if latency is not None:
+            self.latencies.append(latency)
+        self._frame = {}
         self.frames += 1
 
     def fps(self) -> float:
@@ -227,13 +247,20 @@ class StageTimes:
         return self.frames / elapsed if elapsed > 0 else 0.0
 
     def format(self) -> str:
+        dropped = f", {self.dropped} stale camera frames skipped" if self.dropped else ""
         lines = [
-            f"timing: {self.frames} frames, {self.fps():.1f} frames/s",
+            f"timing: {self.frames} frames, {self.fps():.1f} frames/s{dropped}",
             "  stage        p50 ms  p95 ms",
         ]
-        for stage, values in self.samples.items():
+        rows = [*self.samples.items(), ("unaccounted", self.unaccounted), ("frame", self.totals)]
+        rows.append(("latency", self.latencies))
+        for stage, values in rows:
             if not values:
                 continue
             p50, p95 = np.percentile(np.asarray(values) * 1000.0, [50, 95])
             lines.append(f"  {stage:<11} {p50:>7.1f} {p95:>7.1f}")
         return "\n".join(lines)
+
+
+def _window() -> deque[float]:
+    return deque(maxlen=TIMING_WINDOW)

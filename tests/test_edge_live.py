@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -231,3 +232,58 @@ def test_sigterm_to_a_running_process(tiny_bundle, tmp_path):  # noqa: F811
     ] + summary_counts(stdout)["MONOCYTE"] + summary_counts(stdout)["NEUTROPHIL"] == sum(
         r["_kind"] == "cell" for r in records
     )
+
+
+def _frames(n: int, delay: float = 0.0):
+    for i in range(n):
+        time.sleep(delay)
+        yield float(i), np.full((4, 4, 3), i, np.uint8)
+
+
+def test_a_replay_is_never_dropped_and_stays_in_order() -> None:
+    from edge_app.capture import FrameGrabber
+
+    grabber = FrameGrabber(_frames(30), drop=False)
+    stop, got = threading.Event(), []
+    time.sleep(0.05)  # the capture thread is ahead; it must wait, not overwrite
+    while (item := grabber.get(stop)) is not None:
+        got.append(item.timestamp)
+        time.sleep(0.002)
+    grabber.close()
+    assert got == [float(i) for i in range(30)] and grabber.dropped == 0
+
+
+def test_a_live_camera_hands_over_the_freshest_frame_and_counts_the_stale_ones() -> None:
+    from edge_app.capture import FrameGrabber
+
+    grabber = FrameGrabber(_frames(40, delay=0.001), drop=True)
+    stop, got = threading.Event(), []
+    while (item := grabber.get(stop)) is not None:
+        got.append(item.timestamp)
+        assert time.perf_counter() >= item.at
+        time.sleep(0.01)  # a loop slower than the camera
+    grabber.close()
+    assert got == sorted(got) and got[-1] == 39.0
+    assert grabber.dropped > 0 and len(got) + grabber.dropped == 40
+
+
+def test_a_camera_error_in_the_capture_thread_reaches_the_loop() -> None:
+    from edge_app.capture import FrameGrabber
+
+    def failing():
+        raise CameraError("cannot open camera fake")
+        yield
+
+    grabber = FrameGrabber(failing(), drop=True)
+    with pytest.raises(CameraError, match="cannot open"):
+        grabber.get(threading.Event())
+    grabber.close()
+
+
+def test_live_stats_report_latency_and_the_whole_frame(classifier, tmp_path) -> None:
+    live, _ = live_run(classifier, tmp_path, FieldCamera(1, frames=4))
+    text = live.times.format()
+    for row in ("capture", "find", "records", "unaccounted", "frame", "latency"):
+        assert re.search(rf"^\s+{row}\s+[\d.]+\s+[\d.]+$", text, re.M), row
+    assert len(live.times.latencies) == 4 and live.times.dropped == 0
+    assert all(0 < lat < 10 for lat in live.times.latencies)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +80,10 @@ def test_openvino_reports_the_precision_it_ran(bundle) -> None:
     rt = open_runtime(bundle, bundle.find("openvino", "fp32"))
     assert rt.inference_precision == "f32"  # compiled with INFERENCE_PRECISION_HINT f32
     assert "openvino" in rt.describe() and "f32" in rt.describe()
+    if platform.machine() == "x86_64":  # never bf16 by default, AVX512-FP16 CPUs included
+        for precision in ("fp16", "int8"):
+            if (art := bundle.find("openvino", precision)) is not None:
+                assert open_runtime(bundle, art).inference_precision == "f32", precision
 
 
 def test_auto_prefers_int8_then_fp16_then_fp32(bundle, tmp_path) -> None:
@@ -207,3 +212,28 @@ def test_jetson_gpu_providers_come_first_and_onnx_is_preferred(bundle, monkeypat
     assert Path(options["trt_engine_cache_path"]).is_relative_to(tmp_path)
     assert providers[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert rt.device == "CPU"  # what the session really got (the fake falls back to the CPU)
+
+
+def test_default_threads_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch) -> None:
+    from edge_app import runtime
+
+    quota = runtime.cgroup_cpu_quota
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(runtime, "cgroup_cpu_quota", lambda: None)
+    assert runtime.usable_cores() == (4, "4 cores in this process's CPU affinity")
+    monkeypatch.setattr(runtime, "cgroup_cpu_quota", lambda: 1.5)
+    cores, why = runtime.usable_cores()
+    assert cores == 2 and "cgroup CPU quota 1.5" in why
+    own = tmp_path / "cgroup"
+    own.write_text("0::/box\n")
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "cpu.max").write_text("250000 100000\n")
+    assert quota(tmp_path, own) == 2.5
+    (tmp_path / "box" / "cpu.max").write_text("max 100000\n")
+    assert quota(tmp_path, own) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    own.write_text("4:cpu,cpuacct:/\n")
+    assert quota(v1, own) == 3.0

@@ -1,0 +1,69 @@
+"""`wbc-edge bench` on the tiny bundle: every artifact timed against its bare interpreter."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from test_edge_cli import _field, write_rgb
+from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+
+from edge_app.bench import cpu_description, load_frames, run_bench, simd_level
+from edge_app.bundle import load_bundle
+from edge_app.cli import main
+from edge_app.macs import artifact_macs
+
+# The tiny CNN (tests/tiny_bundle.py) on 32x32x3: conv 3x3 -> 16, pool, conv 3x3 -> 32, pool,
+# dense 2048 -> 32, dense 32 -> 4.
+TINY_MACS = 32 * 32 * 16 * 27 + 16 * 16 * 32 * 144 + 2048 * 32 + 32 * 4
+
+
+def _fields(tmp_path: Path) -> Path:
+    for i in range(3):
+        write_rgb(tmp_path / "fields" / f"{i}.png", _field(30 + i, 1 + i % 2))
+    return tmp_path / "fields"
+
+
+def test_bench_times_every_artifact_against_its_bare_interpreter(tiny_bundle, tmp_path) -> None:  # noqa: F811
+    bundle = load_bundle(tiny_bundle)
+    frames = load_frames(str(_fields(tmp_path)))
+    results = run_bench(bundle, frames, "field", 2.0, threads=1, passes=2)
+    runnable = {(a.format, a.precision) for a in bundle.artifacts if a.format != "keras"}
+    assert {(r.artifact.format, r.artifact.precision) for r in results} == runnable
+    for r in results:
+        assert len(r.pipeline) == len(r.bare) == 2 * len(frames)
+        assert r.cells[:3] == [1, 2, 1]  # the frames' white cells, found in every pass
+        assert r.ratio() > 1.0  # the pipeline holds the same inference and more
+        assert all(lat >= p for lat, p in zip(r.latency, r.pipeline, strict=True))
+        if r.artifact.format != "onnx" or importlib.util.find_spec("onnx"):
+            assert r.macs == TINY_MACS, r.label
+
+
+def test_bench_command_prints_the_table(tiny_bundle, tmp_path, capsys) -> None:  # noqa: F811
+    src = str(_fields(tmp_path))
+    args = ["bench", "--model", str(tiny_bundle), "--source", src, "--threads", "1"]
+    assert main([*args, "--passes", "1", "--runtime", "litert", "--precision", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^CPU: .+ SIMD \S+", out, re.M)
+    row = next(line for line in out.splitlines() if line.startswith("tflite int8"))
+    assert f"{TINY_MACS / 1e6:.1f}" in row and re.search(r"\d\.\d\dx", row)
+    assert "bare interp." in out and "latency" in out
+
+
+def test_macs_of_an_unknown_format_are_not_guessed(tmp_path) -> None:
+    assert artifact_macs(tmp_path / "model.keras", "keras") is None
+    assert artifact_macs(tmp_path / "missing.tflite", "tflite") is None
+
+
+def test_simd_level_and_cpu_name(tmp_path) -> None:
+    assert simd_level({"avx2", "avx512f", "avx512_vnni"}) == "AVX-512 (VNNI)"
+    assert simd_level({"sse4_2", "avx", "avx2", "fma"}) == "AVX2"
+    assert simd_level({"fp", "asimd", "asimddp"}) == "NEON (dot product)"
+    pi = tmp_path / "cpuinfo"
+    pi.write_text(
+        "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU part\t: 0xd08\n\n"
+        "Model\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+    )
+    text = cpu_description(pi)
+    assert text.startswith("Cortex-A72, Raspberry Pi 4 Model B Rev 1.4") and "SIMD NEON" in text
