@@ -35,7 +35,7 @@ from edge_app.runtime import (
 )
 from edge_app.summary import DifferentialCount
 
-STAGES = ("find", "preprocess", "infer", "records")
+STAGES = ("colour", "quality", "find", "preprocess", "infer", "records")
 WARMUP_FRAMES = 2
 
 
@@ -137,7 +137,7 @@ def bench_artifact(
                 for chunk in x:
                     rt.run_model(chunk)
                 t3 = clock()
-                for stage in ("find", "preprocess", "infer"):
+                for stage in STAGES[:-1]:
                     result.stages[stage].append(frame.timings[stage])
                 result.stages["records"].append(frame.timings["records"] + t2 - t1)
                 result.pipeline.append(t2 - t0)
@@ -161,8 +161,7 @@ def per_image_ms(predict, images: np.ndarray, repeat: int = 3, warmup: int = 3) 
 
 def _batch(classifier: Classifier, rgb: np.ndarray) -> np.ndarray:
     """The model inputs the classifier makes for one frame (its cells' crops)."""
-    _, make = classifier._find(rgb)
-    return make()
+    return classifier.model_inputs(rgb)
 
 
 def run_bench(

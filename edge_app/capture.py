@@ -27,6 +27,7 @@ class Grabbed:
     rgb: np.ndarray
     at: float
     display: np.ndarray | None = None
+    skipped: tuple = ()  # inputs a replay skipped before this frame (`Camera.take_errors`)
 
 
 class FrameGrabber:
@@ -39,11 +40,18 @@ class FrameGrabber:
     """
 
     def __init__(
-        self, stream: Iterable[tuple[float, np.ndarray]], drop: bool, camera: Camera | None = None
+        self,
+        stream: Iterable[tuple[float, np.ndarray]],
+        drop: bool,
+        camera: Camera | None = None,
+        errors_from: Camera | None = None,
     ) -> None:
+        """`camera`: read its display frame with each frame; `errors_from`: hand on the inputs
+        it skipped with the frame that followed them (and at the end, `skipped_at_end`)."""
         self.drop = drop
         self.dropped = 0
-        self._stream, self._camera = stream, camera
+        self.skipped_at_end: list = []
+        self._stream, self._camera, self._errors_from = stream, camera, errors_from
         self._cond = threading.Condition()
         self._item: Grabbed | None = None
         self._done = self._closing = False
@@ -74,8 +82,10 @@ class FrameGrabber:
         try:
             for timestamp, rgb in it:
                 display = self._camera.display_frame() if self._camera is not None else None
-                if not self._put(Grabbed(timestamp, rgb, time.perf_counter(), display)):
+                item = Grabbed(timestamp, rgb, time.perf_counter(), display, self._skipped())
+                if not self._put(item):
                     break
+            self.skipped_at_end = list(self._skipped())
         except BaseException as exc:  # handed to the loop by get()
             self._error = exc
         finally:
@@ -85,6 +95,9 @@ class FrameGrabber:
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+    def _skipped(self) -> tuple:
+        return tuple(self._errors_from.take_errors()) if self._errors_from is not None else ()
 
     def _put(self, item: Grabbed) -> bool:
         with self._cond:

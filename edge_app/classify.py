@@ -185,6 +185,13 @@ class Classifier:
         timings["records"] = clock() - t5
         return result
 
+    def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
+        """The model inputs (N, H, W, 3) one frame gives, as `classify` makes them (no state)."""
+        fallback = self.profile.illumination if self.profile is not None else None
+        corrected, _ = correct_colour(rgb, self.spec.colour, fallback=fallback)
+        _, batch_of = self._find(corrected, self.scale)
+        return batch_of()
+
     def drift_warnings(self) -> list[str]:
         """What has drifted away from the run's scale or the camera profile, one line each."""
         out = []

@@ -170,15 +170,16 @@ class LiveRun:
         drop = self.camera is not None and self.camera.live
         gc.collect()  # leftovers (a closed runtime's native objects) go here, not in that thread
         want_display = self.camera if (self.options.display or self.options.snapshots) else None
-        grabber = FrameGrabber(stream, drop, want_display)
+        grabber = FrameGrabber(stream, drop, want_display, self.camera)
         last_status = time.monotonic()
         try:
             while not stop.is_set() and not self.writer.failed:
                 t0 = time.perf_counter()
                 grabbed = grabber.get(stop)
-                self._record_skipped()
                 if grabbed is None:
+                    self._record_skipped(grabber.skipped_at_end)
                     break
+                self._record_skipped(grabbed.skipped)
                 self.times.add("capture", time.perf_counter() - t0)
                 self.step(grabbed.timestamp, grabbed.rgb, grabbed.display)
                 now = time.perf_counter()
@@ -271,11 +272,9 @@ class LiveRun:
             counts[self.classifier.classes[int(np.argmax(track.mean_probs()))]] += 1
         return counts
 
-    def _record_skipped(self) -> None:
+    def _record_skipped(self, skipped) -> None:
         """Error records for the inputs a replay skipped (a bad file is not a lost camera)."""
-        if self.camera is None:
-            return
-        for item in self.camera.take_errors():
+        for item in skipped:
             self.count.add_error(item.source, item.error)
             self.writer.write(error_record(item.source, item.error, item.frame))
 
