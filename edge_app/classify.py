@@ -120,7 +120,9 @@ class Classifier:
         self.bundle: Bundle = runtime.bundle
         self.spec = self.bundle.preprocessing
         if min_area is not None:
-            nucleus = dataclasses.replace(self.spec.nucleus, min_area=int(min_area))
+            nucleus = dataclasses.replace(
+                self.spec.nucleus, min_area=int(min_area), field_min_area=int(min_area)
+            )
             self.spec = dataclasses.replace(self.spec, nucleus=nucleus)
         self.classes = list(self.bundle.classes)
         self.mode = mode

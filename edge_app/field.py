@@ -45,7 +45,8 @@ def find_cells(
 ) -> list[Cell]:
     """Every white cell in an RGB frame, largest nucleus first (lobes already merged)."""
     h, w = rgb.shape[:2]
-    return [Cell(cell_box(n.box, scale, (w, h)), n) for n in find_nuclei(rgb, spec.nucleus, scale)]
+    nuclei = find_nuclei(rgb, spec.nucleus.for_field(), scale)
+    return [Cell(cell_box(n.box, scale, (w, h)), n) for n in nuclei]
 
 
 def cell_box(nucleus_box: Box, scale: float, size: tuple[int, int]) -> Box:

@@ -25,6 +25,26 @@ class NucleusParams:
     close_radius: int = 2  # morphological closing that fills the nucleus
     merge_radius: int = 10  # lobes closer than this belong to one nucleus
     centre_weight: float = 1.0  # 0: largest component wins; higher favours the image centre
+    # Field mode looks for white cells among everything a field shows (platelet clumps, stain
+    # debris): a stricter stain threshold and a larger smallest nucleus; None: as above.
+    field_stain_threshold: float | None = None
+    field_min_area: int | None = None
+
+    @classmethod
+    def colour_normalised(cls) -> NucleusParams:
+        """Defaults for frames after the colour step: field mode's threshold and smallest
+        nucleus as measured on BCCD's 364 frames (benchmarks/detect_bccd.py, docs/edge.md)."""
+        return cls(field_stain_threshold=70.0, field_min_area=600)
+
+    def for_field(self) -> NucleusParams:
+        """The parameters field mode uses (its own threshold and smallest nucleus, if set)."""
+        return replace(
+            self,
+            stain_threshold=self.stain_threshold
+            if self.field_stain_threshold is None
+            else self.field_stain_threshold,
+            min_area=self.min_area if self.field_min_area is None else self.field_min_area,
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from edge_app.bundle import new_bundle, save_bundle
 from edge_app.colour import reference_colours
 from edge_app.decode import decode_image
 from edge_app.errors import DataError, ImageError, WbcError
-from edge_app.preprocess_spec import ColourSpec, CropSpec, PreprocessSpec
+from edge_app.preprocess_spec import ColourSpec, CropSpec, NucleusParams, PreprocessSpec
 from train import checks, splits
 from train.augment import Augment
 from train.data import ImageSet, list_images
@@ -186,6 +186,7 @@ def model_spec(info: ModelInfo, cfg: TrainConfig, images: ImageSet | None = None
         colour=measure_colour_spec(images)
         if cfg.colour == "reference" and images
         else ColourSpec(),
+        nucleus=NucleusParams.colour_normalised() if cfg.colour == "reference" else NucleusParams(),
     )
     spec.check()
     return spec
