@@ -1,12 +1,15 @@
 """How well field mode finds white cells: recall/precision at IoU >= 0.5 on the BCCD frames.
 
-    python benchmarks/detect_bccd.py [--data /work/shared/data/bccd] [--scale 2]
-                                     [--min-area 250 600] [--list]
+    python benchmarks/detect_bccd.py [--data /path/to/bccd] [--model models/default]
+                                     [--scale 2] [--min-area 250 600] [--list]
 
 Runs `edge_app.field.find_cells` (the nucleus detector the device uses) on every frame of
 BCCD (JPEGImages + Pascal VOC Annotations) and matches its boxes to the annotated `WBC`
 boxes greedily by IoU. One row per detector setting, measured side by side in this run: the
 first row uses NucleusParams as shipped, the others override `min_area` (training pixels).
+With `--model`, the bundle's preprocessing is used as the device uses it: each frame
+colour-normalised first, field mode's own detector parameters, and (unless `--scale`) the
+scale measured from the red cells of the first frames (`edge_app.scale.RunScale`).
 Frames where an annotated WBC was missed are listed, and with --list the unmatched detections
 too (BCCD leaves a few white cells unannotated; look before calling them false positives).
 """
@@ -22,9 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge_app.bundle import load_bundle
+from edge_app.colour import correct_colour
 from edge_app.decode import decode_image
 from edge_app.field import DEFAULT_FIELD_SCALE, find_cells
 from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.scale import RunScale
 
 Box = tuple[int, int, int, int]
 
@@ -67,21 +73,28 @@ def match(truth: list[Box], found: list[Box], threshold: float) -> tuple[list[fl
     return ious, used_f
 
 
-def evaluate(frames, spec: PreprocessSpec, scale: float, threshold: float) -> dict:
+def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float) -> dict:
     tp = fp = fn = 0
     ious: list[float] = []
     missed: list[str] = []
     unmatched: list[str] = []
     seconds = 0.0
+    run_scale = RunScale(scale)
+    one = [0, 0]  # frames with exactly one annotated WBC; of them, those with one found
     for name, rgb, truth in frames:
         t0 = time.perf_counter()
-        found = [c.box for c in find_cells(rgb, spec, scale)]
+        rgb, _ = correct_colour(rgb, spec.colour)
+        used_scale = run_scale.observe(rgb) or DEFAULT_FIELD_SCALE
+        found = [c.box for c in find_cells(rgb, spec.after_colour(), used_scale)]
         seconds += time.perf_counter() - t0
         got, used = match(truth, found, threshold)
         tp += len(got)
         fn += len(truth) - len(got)
         fp += len(found) - len(used)
         ious += got
+        if len(truth) == 1:
+            one[0] += 1
+            one[1] += len(found) == 1
         if len(got) < len(truth):
             missed.append(
                 f"{name} (annotated {len(truth)}, found {len(found)}, matched {len(got)})"
@@ -99,6 +112,9 @@ def evaluate(frames, spec: PreprocessSpec, scale: float, threshold: float) -> di
         "ms_per_frame": 1000 * seconds / max(1, n),
         "missed": missed,
         "unmatched": unmatched,
+        "scale": run_scale.value,
+        "exactly_one": one[1] / max(1, one[0]),
+        "one_frames": one[0],
     }
 
 
@@ -117,7 +133,8 @@ def load_frames(data: Path) -> list[tuple[str, object, list[Box]]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data/bccd"))
-    ap.add_argument("--scale", type=float, default=DEFAULT_FIELD_SCALE)
+    ap.add_argument("--model", type=Path, help="use this bundle's preprocessing (see above)")
+    ap.add_argument("--scale", type=float, help="default: 2, or measured with --model")
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument(
         "--min-area",
@@ -131,23 +148,28 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = load_frames(args.data)
     n_truth = sum(len(t) for _, _, t in frames)
+    base = load_bundle(args.model).preprocessing if args.model else PreprocessSpec()
+    if args.scale is None and not args.model:
+        args.scale = DEFAULT_FIELD_SCALE
     print(
         f"BCCD: {len(frames)} frames, {n_truth} annotated WBC boxes, "
-        f"{sum(1 for *_, t in frames if not t)} frames without one; scale {args.scale:g}, "
+        f"{sum(1 for *_, t in frames if not t)} frames without one; scale "
+        f"{'measured' if args.scale is None else format(args.scale, 'g')}, "
         f"IoU >= {args.iou:g}"
     )
-    base = PreprocessSpec()
     settings = [("shipped", base)] + [
         (
             f"min_area={m}",
-            dataclasses.replace(base, nucleus=dataclasses.replace(base.nucleus, min_area=m)),
+            dataclasses.replace(
+                base, nucleus=dataclasses.replace(base.nucleus, min_area=m, field_min_area=m)
+            ),
         )
         for m in args.min_area
         if m != base.nucleus.min_area
     ]
     print(
         f"{'nucleus params':<16}{'recall':>8}{'precision':>11}{'FP/frame':>10}"
-        f"{'TP':>6}{'FN':>5}{'FP':>5}{'mean IoU':>10}{'ms/frame':>10}"
+        f"{'TP':>6}{'FN':>5}{'FP':>5}{'mean IoU':>10}{'one':>7}{'scale':>7}{'ms/frame':>10}"
     )
     results = []
     for label, spec in settings:
@@ -156,9 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:<16}{r['recall']:>8.3f}{r['precision']:>11.3f}{r['fp_per_frame']:>10.3f}"
             f"{r['tp']:>6}{r['fn']:>5}{r['fp']:>5}{r['mean_iou']:>10.3f}"
-            f"{r['ms_per_frame']:>10.1f}"
+            f"{r['exactly_one']:>7.3f}{r['scale']:>7.2f}{r['ms_per_frame']:>10.1f}"
         )
     label, first = results[0]
+    print(
+        f"one: of the {first['one_frames']} frames with exactly one annotated WBC, the share in "
+        "which exactly one is found; scale: the run's (camera px per training px)"
+    )
     print(f"\nframes with a missed WBC ({label}): {len(first['missed'])}")
     for line in first["missed"]:
         print(f"  {line}")
