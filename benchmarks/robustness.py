@@ -118,23 +118,28 @@ SHIFTS = [
     Shift("blur sigma 1.5 px", blur(1.5)),
     Shift("JPEG quality 25", jpeg(25)),
     Shift("sensor noise sigma 8", noise(8.0)),
-    Shift("magnification 0.7x", resize(0.7), 0.7, field_only=True),
-    Shift("magnification 1.5x", resize(1.5), 1.5, field_only=True),
+    Shift("magnification 0.7x", resize(0.7), 0.7),
+    Shift("magnification 1.5x", resize(1.5), 1.5),
+    Shift("magnification 2x", resize(2.0), 2.0),
     Shift("1280x960 sensor (2x)", resize(2.0), 2.0, field_only=True),
     Shift("1920x1080 sensor (3x, 16:9)", sensor_16_9(3.0), 3.0, 9 / 16 * 4 / 3, True),
 ]
 
 
 def held_out(bundle_dir: Path, data: Path, limit: int) -> list[tuple[Path, str]]:
-    """Up to `limit` images of the bundle's test side, evenly over its source cells."""
-    rows = []
+    """Up to `limit` images of the bundle's test side, evenly over its source cells, in
+    turn (one copy of every cell, then a second of each, ...), as a run over new cells."""
+    by_cell: dict[str, list[tuple[Path, str]]] = {}
     with open(bundle_dir / "split.csv", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row["side"] == "test":
-                rows.append((row["group"], data / row["path"], row["class"]))
-    rows.sort()
-    step = max(1, len(rows) // limit)
-    return [(path, cls) for _, path, cls in rows[::step][:limit]]
+                by_cell.setdefault(row["group"], []).append((data / row["path"], row["class"]))
+    cells = [sorted(v) for _, v in sorted(by_cell.items())]
+    out: list[tuple[Path, str]] = []
+    for k in range(max(map(len, cells), default=0)):
+        out += [c[k] for c in cells if k < len(c)]
+    step = max(1, len(out) // limit)
+    return out[::step][:limit]
 
 
 def cell_mode(rt, images: list[tuple[np.ndarray, str]], shift: Shift) -> dict:

@@ -93,8 +93,8 @@ class Classifier:
 
     Every frame is colour-normalised first (the bundle's colour step, a camera profile
     filling in a reference the frame lacks), its quality assessed, then its cells are found
-    at the run's scale: `scale` if given, else the profile's, else (field mode) measured
-    from the red cells of the first frames and then kept (`edge_app.scale.RunScale`).
+    at the run's scale: `scale` if given, else the profile's, else measured from the red
+    cells of the first frames and then kept (`edge_app.scale.RunScale`), in both modes.
     """
 
     def __init__(
@@ -132,8 +132,6 @@ class Classifier:
         origin = "given" if scale is not None else None
         if scale is None and profile is not None:
             scale, origin = profile.scale, "the camera profile's"
-        if scale is None and mode == "cell":
-            scale, origin = 1.0, "cell mode: the images are at training scale"
         self.run_scale = RunScale(None if scale is None else float(scale), origin)
         self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
         self.keep_crops = False  # set to get FrameResult.crops (what the model saw)

@@ -26,7 +26,6 @@ from edge_app import limits
 from edge_app.bundle import load_bundle
 from edge_app.calibrate import DEFAULT_FRAMES
 from edge_app.classify import (
-    DEFAULT_SCALE,
     DEFAULT_THRESHOLD,
     MODES,
     Classifier,
@@ -72,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         type=limits.float_in(*limits.SCALE_RANGE),
         help="camera pixels per training-image pixel (default: measured from the red cells "
-        "of the first frames in field mode, or the --profile's; "
-        f"{DEFAULT_SCALE['cell']:g} in cell mode)",
+        "of the first frames, or the --profile's)",
     )
     c.add_argument("--save", type=Path, help="write each frame with its cells drawn into DIR")
     _report_option(c)
