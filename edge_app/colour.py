@@ -192,11 +192,8 @@ def shared_gamma(seen: np.ndarray, ref: np.ndarray) -> float:
 
 
 def apply_lut(rgb: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Apply a (3, 256) per-channel table to an RGB uint8 image."""
-    out = np.empty_like(rgb)
-    for c in range(3):
-        out[:, :, c] = cv2.LUT(rgb[:, :, c], lut[c])
-    return out
+    """Apply a (3, 256) per-channel table to an RGB uint8 image (one OpenCV call)."""
+    return cv2.LUT(np.ascontiguousarray(rgb), np.ascontiguousarray(lut.T.reshape(256, 1, 3)))
 
 
 def correct_colour(
