@@ -44,7 +44,12 @@ MODEL_PARAMS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"groups": groups_command, "split": split_command, "card": card_command}
+    commands = {
+        "groups": groups_command,
+        "split": split_command,
+        "card": card_command,
+        "colour-step": colour_step_command,
+    }
     verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
     argv = [a for a in argv if a != "--tf-logs"]
     if argv and argv[0] in commands:
@@ -58,7 +63,8 @@ def train_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Train a model into a bundle (model.keras, report, split manifest). "
         "Subcommands: `groups` (recover source cells), `split` (write a manifest), "
-        "`card` (write a bundle's MODEL_CARD.md).",
+        "`card` (write a bundle's MODEL_CARD.md), `colour-step` (add the colour step to a "
+        "bundle trained without it).",
         epilog="Every preset value can be overridden by its flag. See docs/training.md.",
     )
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
@@ -297,6 +303,18 @@ def card_command(argv: list[str]) -> int:
     p.add_argument("--speed", type=Path, help="a speed table to include (convert_bench --out)")
     args = p.parse_args(argv)
     print(write_card(args.bundle, args.cv, args.speed))
+    return 0
+
+
+def colour_step_command(argv: list[str]) -> int:
+    """Add the colour step to BUNDLE, its references measured on DATA_ROOT (its training data)."""
+    from train.colour_step import add_colour_step
+
+    p = argparse.ArgumentParser(prog=f"{PROG} colour-step", description=colour_step_command.__doc__)
+    p.add_argument("bundle", type=Path)
+    p.add_argument("data_root", type=Path)
+    args = p.parse_args(argv)
+    print(f"wrote {add_colour_step(args.bundle, args.data_root)}; run wbc-convert for parity")
     return 0
 
 
