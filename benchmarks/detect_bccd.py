@@ -132,7 +132,7 @@ def load_frames(data: Path) -> list[tuple[str, object, list[Box]]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/bccd"))
+    ap.add_argument("--data", type=Path, required=True, help="the BCCD folder")
     ap.add_argument("--model", type=Path, help="use this bundle's preprocessing (see above)")
     ap.add_argument("--scale", type=float, help="default: 2, or measured with --model")
     ap.add_argument("--iou", type=float, default=0.5)
