@@ -28,10 +28,10 @@ from robustness import gains, gamma
 
 from edge_app.bundle import load_bundle
 from edge_app.decode import decode_image
+from edge_app.errors import NoCellFound
 from edge_app.preprocess import prepare
 from train.data import list_images
 from train.dataset import predict_probabilities
-from train.metrics import classification_metrics
 from train.trainer import measure_colour_spec
 
 SHIFTS = {
@@ -44,11 +44,24 @@ SHIFTS = {
 }
 
 
+def prepared(decoded: list[np.ndarray], shift, spec) -> tuple[np.ndarray, np.ndarray]:
+    """The crops of the images whose nucleus is found, and which those are."""
+    crops, found = [], np.zeros(len(decoded), bool)
+    for i, rgb in enumerate(decoded):
+        try:
+            crops.append(prepare(shift(rgb), spec))
+            found[i] = True
+        except NoCellFound:
+            continue
+    return np.stack(crops) if crops else np.zeros((0,)), found
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_root", type=Path)
     ap.add_argument("run", type=Path)
     ap.add_argument("--shifts", default="none,warm,cool,gamma1.5")
+    ap.add_argument("--folds", help="only these folds, e.g. 0,1 (default: all)")
     ap.add_argument("--out", type=Path, help="write the numbers as JSON")
     args = ap.parse_args()
     import keras
@@ -58,6 +71,8 @@ def main() -> int:
     colour = measure_colour_spec(everything)
     print(f"colour references: glass {colour.background}, red cells {colour.red_cell}")
     folds = sorted((args.run / "folds").glob("fold*"))
+    if args.folds:
+        folds = [args.run / "folds" / f"fold{k}" for k in args.folds.split(",")]
     rows: dict[str, list[float]] = {}
     recalls: dict[str, list[list[float]]] = {"as trained": [], "colour step": []}
     for fold in folds:
@@ -73,18 +88,23 @@ def main() -> int:
         line = f"{fold.name}: n={len(decoded)}"
         for way, spec in specs.items():
             for shift in shifts:
-                crops = np.stack([prepare(SHIFTS[shift](rgb), spec) for rgb in decoded])
-                probs = predict_probabilities(model, crops, spec)
-                m = classification_metrics(labels, probs.argmax(1), bundle.classes)
-                rows.setdefault(f"{way} / {shift}", []).append(m["accuracy"])
-                line += f"  {way}/{shift} {m['accuracy']:.3f}"
-                if shift == "none":
-                    recalls[way].append([m["per_class"][c]["recall"] for c in bundle.classes])
+                crops, found = prepared(decoded, SHIFTS[shift], spec)
+                pred = np.full(len(decoded), -1)  # no nucleus found: a miss, never a guess
+                if found.any():
+                    pred[found] = predict_probabilities(model, crops, spec).argmax(1)
+                accuracy = float(np.mean(pred == labels))
+                rows.setdefault(f"{way} / {shift}", []).append(accuracy)
+                line += f"  {way}/{shift} {accuracy:.3f}"
+                if shift == "none":  # a cell whose nucleus is not found counts as misread
+                    recalls[way].append(
+                        [float(np.mean(pred[labels == k] == k)) for k in range(len(bundle.classes))]
+                    )
         print(line, flush=True)
     classes = load_bundle(folds[0]).classes
     print(f"\n{'preprocessing / shift':<28}{'accuracy (mean ± sd over folds)':>34}")
     for key, values in rows.items():
-        print(f"{key:<28}{np.mean(values):>26.3f} ± {np.std(values, ddof=1):.3f}")
+        sd = np.std(values, ddof=1) if len(values) > 1 else float("nan")
+        print(f"{key:<28}{np.mean(values):>26.3f} ± {sd:.3f}")
     for way, per_fold in recalls.items():
         mean = np.mean(per_fold, axis=0)
         named = ", ".join(f"{c} {v:.3f}" for c, v in zip(classes, mean, strict=True))

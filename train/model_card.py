@@ -28,9 +28,9 @@ for a patient without review by a qualified person.
 
 Out of scope: any other cell type (basophils, blasts, atypical or reactive lymphocytes,
 nucleated red cells, smudge cells are forced into one of the four classes), other stains
-than the training images', another image scale than theirs (a white cell about 100 px
-across in a 320x240 crop; field mode assumes 640x480 frames like BCCD's, `--scale`
-otherwise), and diagnosis."""
+than the training images' (a camera's white balance, exposure and magnification are
+measured and undone from the frames: `docs/robustness.md`; a stain is not), and
+diagnosis."""
 
 FAILURE_MODES = """\
 - **Unseen cells are harder than the papers' figures suggest.** A random split of the
@@ -39,11 +39,13 @@ FAILURE_MODES = """\
 - **Few source cells, wide spread.** 277 source cells in all, 16 monocytes: one or two
   misread cells move a fold's accuracy by several points (see the per-fold table).
 - **Other labs' images.** Trained on one data source (BCCD-derived Kaggle crops, 320x240
-  JPEG, one camera and stain). Expect lower accuracy with other stains, cameras, white
-  balance or magnification; check with your own labelled cells first
+  JPEG, one camera and stain). The colour step and the measured scale undo another camera's
+  white balance, exposure and magnification (`docs/robustness.md`), and frames out of focus,
+  badly exposed or without red cells are flagged and not counted; another stain or smear
+  technique is not undone. Check with your own labelled cells first
   (`wbc-edge classify --mode cell --source YOUR_CLASS_FOLDERS` prints the accuracy).
-- **Field mode** depends on finding the cell first: on BCCD frames the finder's recall is
-  0.970 with 0.09 false detections per frame (`benchmarks/detect_bccd.py`); a false
+- **Field mode** depends on finding the cell first (`benchmarks/detect_bccd.py --model`
+  gives the finder's recall and false detections on BCCD, `docs/edge.md`); a false
   detection is classified like a cell. Cells whose nucleus is not found are reported,
   never guessed.
 - Low-confidence results are flagged `uncertain` (below 0.6 by default): check them by eye."""
@@ -112,11 +114,22 @@ def _model_section(bundle: Bundle) -> list[str]:
         f"- input: {spec.height}x{spec.width} {spec.color_order}, crop: {spec.crop.method} "
         f"window of {spec.crop.size} source px around the stained nucleus, normalisation "
         f"{_norm_text(spec.norm)}",
+        f"- colour step: {_colour_text(spec.colour)}",
+        *(f"- note: {note}" for note in t.get("notes", [])),
         f"- trained with Keras {t.get('keras')} ({t.get('backend')} backend), commit "
         f"`{p.get('git_commit', '?')}`, {p.get('created', '?')}; wall time "
         f"{p.get('timing', {}).get('wall_s', '?')} s",
         "",
     ]
+
+
+def _colour_text(colour) -> str:
+    if colour.method == "none":
+        return "none (frames are used as the camera gave them)"
+    return (
+        f"glass and red cells of each image mapped onto RGB {list(colour.background)} and "
+        f"{list(colour.red_cell)} (`edge_app/colour.py`)"
+    )
 
 
 def _norm_text(norm) -> str:
