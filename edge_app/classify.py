@@ -154,6 +154,7 @@ class Classifier:
             check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
         self.run_scale.observe(corrected)
         scale = self.scale
+        t_scale = clock()
         baseline = self.profile.focus if self.profile is not None else None
         quality = assess_frame(rgb, corrected, ill, scale, baseline)
         if self.profile is not None:
@@ -167,7 +168,8 @@ class Classifier:
         t5 = clock()
         timings = {
             "colour": t1 - t0,
-            "quality": t2 - t1,
+            "scale": t_scale - t1,
+            "quality": t2 - t_scale,
             "find": t3 - t2,
             "preprocess": t4 - t3,
             "infer": t5 - t4,

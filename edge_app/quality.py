@@ -67,10 +67,11 @@ def assess_frame(
 ) -> FrameQuality:
     """Flags for one frame: `raw` as captured, `corrected` after the colour step."""
     flags: list[str] = []
-    clipped = float((raw.max(axis=2) >= 255).mean())
+    brightest = cv2.max(cv2.max(raw[::2, ::2, 0], raw[::2, ::2, 1]), raw[::2, ::2, 2])
+    clipped = float(np.count_nonzero(brightest >= 255)) / brightest.size
     if clipped > CLIPPED_MAX:
         flags.append(OVER_EXPOSED)
-    if np.percentile(raw.max(axis=2)[::4, ::4], 99) < DARK_P99:
+    if np.percentile(brightest[::2, ::2], 99) < DARK_P99:
         flags.append(UNDER_EXPOSED)
     focus = focus_measure(corrected, scale)
     limit = FOCUS_MIN if focus_baseline is None else FOCUS_FRACTION * focus_baseline
