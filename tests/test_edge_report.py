@@ -322,7 +322,6 @@ def test_review_of_a_folder_without_a_report_is_one_line(tmp_path, capsys) -> No
 def test_kept_crops_are_what_the_model_was_fed() -> None:
     from edge_app.classify import Classifier
     from edge_app.decode import decode_image
-    from edge_app.field import cell_inputs, find_cells
     from edge_app.preprocess import normalise
     from edge_app.runtime import open_runtime
 
@@ -332,8 +331,7 @@ def test_kept_crops_are_what_the_model_was_fed() -> None:
         classifier.keep_crops = True
         rgb = decode_image(FRAMES / "BloodImage_00010.jpg")
         result = classifier.classify(rgb)
-    cells = find_cells(rgb, bundle.preprocessing, classifier.scale)
-    fed = cell_inputs(rgb, cells, bundle.preprocessing, classifier.scale)
+        fed = classifier.model_inputs(rgb)  # colour step, run scale, detector: as classify
     assert len(result.crops) == len(result.cells) == len(fed) == 2
     np.testing.assert_array_equal(normalise(np.stack(result.crops), bundle.preprocessing), fed)
 
