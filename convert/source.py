@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_app.bundle import Bundle
 from edge_app.errors import BundleError
-from edge_app.quiet import load_tensorflow
+from edge_app.quiet import native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class SourceModel:
 
     @cached_property
     def keras_model(self) -> Any:
-        load_tensorflow()  # TensorFlow's start-up notices hidden unless --verbose
+        with native_stderr():  # TensorFlow's start-up notices hidden unless --verbose
+            import tensorflow  # noqa: F401
         import keras
 
         for name in _LAYER_MODULES:

@@ -60,12 +60,6 @@ def native_stderr() -> Iterator[None]:
         _restore(saved)
 
 
-def load_tensorflow() -> None:
-    """Import TensorFlow with its start-up notices (absl, oneDNN) hidden; train/convert only."""
-    with native_stderr():
-        import tensorflow  # noqa: F401
-
-
 def _restore(saved: int) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_app.cli_support import run_cli
 from edge_app.errors import DataError
-from edge_app.quiet import load_tensorflow
+from edge_app.quiet import native_stderr
 from train import splits
 from train.cell_groups import resolve_groups
 from train.data import list_images
@@ -153,7 +153,8 @@ def train_command(argv: list[str]) -> int:
     from train.checks import check_classes
 
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
-    load_tensorflow()  # its start-up notices hidden unless --tf-logs
+    with native_stderr():  # its start-up notices hidden unless --tf-logs
+        import tensorflow  # noqa: F401
     from train.trainer import train_bundle
 
     config = config_from_args(args)
