@@ -57,20 +57,28 @@ def iou(a: Box, b: Box) -> float:
 
 def match(truth: list[Box], found: list[Box], threshold: float) -> tuple[list[float], set[int]]:
     """Greedy matching, best IoU first: IoUs of matched truths and the indices of used boxes."""
+    pairs = match_pairs(truth, found, threshold)
+    return [value for value, _, _ in pairs], {j for _, _, j in pairs}
+
+
+def match_pairs(
+    truth: list[Box], found: list[Box], threshold: float
+) -> list[tuple[float, int, int]]:
+    """Greedy matching, best IoU first: (IoU, truth index, found index) of each matched pair."""
     pairs = sorted(
         ((iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)), reverse=True
     )
     used_t: set[int] = set()
     used_f: set[int] = set()
-    ious = []
+    out = []
     for value, i, j in pairs:
         if value < threshold:
             break
         if i not in used_t and j not in used_f:
             used_t.add(i)
             used_f.add(j)
-            ious.append(value)
-    return ious, used_f
+            out.append((value, i, j))
+    return out
 
 
 def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float) -> dict:

@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from detect_bccd import Box, match, wbc_boxes
+from detect_bccd import Box, match_pairs, wbc_boxes
 
 from edge_app.bundle import load_bundle
 from edge_app.classify import Classifier
@@ -208,22 +208,9 @@ def field_mode(
 
 
 def _match_pairs(truth: list[Box], found: list[Box]) -> tuple[list[tuple[int, int]], set[int]]:
-    """Matched (truth index, found index) pairs, greedy by IoU >= 0.5 (as detect_bccd)."""
-    pairs = []
-    used_t: set[int] = set()
-    used_f: set[int] = set()
-    for i, t in enumerate(truth):
-        for j, f in enumerate(found):
-            ious, _ = match([t], [f], 0.5)
-            if ious:
-                pairs.append((ious[0], i, j))
-    out = []
-    for _, i, j in sorted(pairs, reverse=True):
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            out.append((i, j))
-    return out, used_f
+    """Matched (truth index, found index) pairs at IoU >= 0.5, and the found indices used."""
+    pairs = [(i, j) for _, i, j in match_pairs(truth, found, 0.5)]
+    return pairs, {j for _, j in pairs}
 
 
 def _moved(box: Box, shift: Shift, shape: tuple[int, ...]) -> tuple[Box, bool] | None:

@@ -135,7 +135,7 @@ class Classifier:
         self.run_scale = RunScale(None if scale is None else float(scale), origin)
         self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
         self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
-        self._nuclei: list = []  # the last frame's nuclei (None: the whole image)
+        self._crop_spec = self.spec.after_colour()  # frames are colour-corrected once, first
 
     @property
     def scale(self) -> float:
@@ -145,13 +145,12 @@ class Classifier:
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
-        clock = time.perf_counter
-        t0 = clock()
-        fallback = self.profile.illumination if self.profile is not None else None
-        corrected, ill = correct_colour(rgb, self.spec.colour, fallback=fallback)
-        t1 = clock()
         if self.profile is not None:
             check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
+        clock = time.perf_counter
+        t0 = clock()
+        corrected, ill = self._corrected(rgb)
+        t1 = clock()
         self.run_scale.observe(corrected)
         scale = self.scale
         t_scale = clock()
@@ -160,7 +159,7 @@ class Classifier:
         if self.profile is not None:
             self.lamp_drift = self.profile.lamp_drift(ill)
         t2 = clock()
-        boxes, batch_of = self._find(corrected, scale)
+        boxes, nuclei, batch_of = self._find(corrected, scale)
         t3 = clock()
         batch = batch_of()
         t4 = clock()
@@ -183,15 +182,14 @@ class Classifier:
             else:
                 result.failed.append((box, NOT_FINITE))
         if self.keep_crops:
-            self._keep(result, corrected, [self._nuclei[i] for i in kept])
+            self._keep(result, corrected, [nuclei[i] for i in kept])
         timings["records"] = clock() - t5
         return result
 
     def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
         """The model inputs (N, H, W, 3) one frame gives, as `classify` makes them (no state)."""
-        fallback = self.profile.illumination if self.profile is not None else None
-        corrected, _ = correct_colour(rgb, self.spec.colour, fallback=fallback)
-        _, batch_of = self._find(corrected, self.scale)
+        corrected, _ = self._corrected(rgb)
+        *_, batch_of = self._find(corrected, self.scale)
         return batch_of()
 
     def drift_warnings(self) -> list[str]:
@@ -209,26 +207,33 @@ class Classifier:
             )
         return out
 
+    def _corrected(self, rgb: np.ndarray):
+        """The frame after the colour step (a profile fills a missing reference), and what
+        the frame showed of its light."""
+        fallback = self.profile.illumination if self.profile is not None else None
+        return correct_colour(rgb, self.spec.colour, fallback=fallback)
+
     def _find(self, rgb: np.ndarray, scale: float):
-        """Boxes of the cells of a colour-corrected frame, and a function making their inputs."""
-        spec = self.spec.after_colour()
+        """Boxes and nuclei (None: the whole image) of the cells of a colour-corrected frame,
+        and a function making their model inputs (timed separately)."""
+        spec = self._crop_spec
         if self.mode == "field":
             cells = find_cells(rgb, spec, scale)
-            self._nuclei = [c.nucleus for c in cells]
-            return [c.box for c in cells], lambda: cell_inputs(rgb, cells, spec, scale)
-        self._nuclei = [None]
+            return (
+                [c.box for c in cells],
+                [c.nucleus for c in cells],
+                lambda: cell_inputs(rgb, cells, spec, scale),
+            )
         if spec.crop.method != "nucleus":
-            return [None], lambda: preprocess(rgb, spec, scale)[None]
+            return [None], [None], lambda: preprocess(rgb, spec, scale)[None]
         nucleus = locate_cell(rgb, spec.nucleus, scale)
         if nucleus is None:
-            self._nuclei = []
-            return [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
-        self._nuclei = [nucleus]
-        return [None], lambda: preprocess(rgb, spec, scale, nucleus)[None]
+            return [], [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
+        return [None], [nucleus], lambda: preprocess(rgb, spec, scale, nucleus)[None]
 
     def _keep(self, result: FrameResult, corrected: np.ndarray, nuclei: list) -> None:
         """Attach the crop each model input was made from (not timed), for reports."""
-        spec, field_mode = self.spec.after_colour(), self.mode == "field"
+        spec, field_mode = self._crop_spec, self.mode == "field"
         result.crops = [model_crop(corrected, spec, result.scale, n, field_mode) for n in nuclei]
         result.centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
 

@@ -31,7 +31,6 @@ RED_MARGIN = 1.03  # red cells' red/green ratio over the glass's, at least
 GAMMA_RANGE = (0.5, 2.0)  # a fitted exponent outside this range is not a camera curve
 GAIN_RANGE = (0.25, 4.0)
 DARK = 12  # pixels darker than this in every channel are rotation corners or vignette
-SATURATED = 255  # a channel at 255 is clipped (a median stays right while under half are)
 CLIPPED = 254  # a glass median this high in a channel: over half of the glass is clipped there
 ITERATIONS = 2  # rounds of split-on-corrected-image refinement (see measure_illumination)
 STATS_PIXELS = 6_000  # the references are measured on a thumbnail of about this many pixels
@@ -47,8 +46,6 @@ class Illumination:
 
     background: tuple[float, float, float] | None
     red_cell: tuple[float, float, float] | None
-    background_fraction: float
-    red_fraction: float
 
     @property
     def flags(self) -> list[str]:
@@ -60,14 +57,6 @@ class Illumination:
             out.append(NO_RED_CELLS)
         return out
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "background": _rounded(self.background),
-            "red_cell": _rounded(self.red_cell),
-            "background_fraction": round(self.background_fraction, 4),
-            "red_fraction": round(self.red_fraction, 4),
-        }
-
 
 @dataclass(frozen=True)
 class Regions:
@@ -76,7 +65,6 @@ class Regions:
     usable: np.ndarray
     glass: np.ndarray
     cells: np.ndarray
-    clipped: float = 0.0  # share of the image with a channel at 255
 
 
 def split_regions(rgb: np.ndarray) -> Regions:
@@ -87,12 +75,11 @@ def split_regions(rgb: np.ndarray) -> Regions:
     """
     brightest = rgb.max(axis=2)
     usable = brightest > DARK
-    clipped = float((brightest >= SATURATED).mean())
     green = rgb[:, :, 1]
     values = _subsample(green[usable])
     none = np.zeros_like(usable)
     if values.size < 64:
-        return Regions(usable, none, none, clipped)
+        return Regions(usable, none, none)
     t = _otsu(values)
     upper = values[values > t]
     if np.mean(values <= t) < NUCLEUS_SHARE and upper.size >= 64:
@@ -101,7 +88,7 @@ def split_regions(rgb: np.ndarray) -> Regions:
         if hi.size and lo.size and hi.mean() >= MIN_CONTRAST * lo.mean():
             t = t2
     glass = usable & (green > t)
-    return Regions(usable, glass, usable & ~glass, clipped)
+    return Regions(usable, glass, usable & ~glass)
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -121,7 +108,7 @@ def estimate_illumination(
     n = max(1, int(regions.usable.sum()))
     glass_px = _subsample(rgb[regions.glass])
     cell_px = _red_cell_pixels(rgb, regions)
-    glass_frac = len(rgb[regions.glass]) / n if regions.glass.any() else 0.0
+    glass_frac = int(regions.glass.sum()) / n
     red_frac = int(regions.cells.sum()) / n
     background = _median(glass_px) if glass_frac >= MIN_FRACTION else None
     if background is not None and min(background) >= CLIPPED:
@@ -142,7 +129,7 @@ def estimate_illumination(
         background = None  # two shades of red cells (bodies and rims), no glass
     if red is not None and not _is_red(red, background):
         red = None  # the "cells" are not red: no red cells in this image
-    return Illumination(background, red, glass_frac, red_frac)
+    return Illumination(background, red)
 
 
 def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
@@ -217,8 +204,6 @@ def correct_colour(
         used = Illumination(
             ill.background or fallback.background,
             ill.red_cell or fallback.red_cell,
-            ill.background_fraction,
-            ill.red_fraction,
         )
     lut = colour_lut(used, spec)
     return (rgb if lut is None else apply_lut(rgb, lut)), ill
@@ -304,7 +289,3 @@ def _subsample(px: np.ndarray) -> np.ndarray:
 def _median(px: np.ndarray) -> tuple[float, float, float]:
     m = np.median(px.reshape(-1, 3).astype(np.float64), axis=0)
     return (float(m[0]), float(m[1]), float(m[2]))
-
-
-def _rounded(v: tuple[float, float, float] | None) -> list[float] | None:
-    return None if v is None else [round(x, 1) for x in v]

@@ -46,7 +46,7 @@ class CameraProfile:
 
     @property
     def illumination(self) -> Illumination:
-        return Illumination(self.background, self.red_cell, 1.0, 1.0)
+        return Illumination(self.background, self.red_cell)
 
     def to_dict(self) -> dict[str, Any]:
         return {

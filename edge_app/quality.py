@@ -50,13 +50,6 @@ class FrameQuality:
         blown = OVER_EXPOSED in self.flags and self.clipped >= CLIPPED_BLOCK
         return blown or any(f in BLOCKING for f in self.flags)
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "flags": list(self.flags),
-            "focus": None if self.focus is None else round(self.focus, 1),
-            "clipped": round(self.clipped, 4),
-        }
-
 
 def assess_frame(
     raw: np.ndarray,

@@ -49,14 +49,6 @@ class ScaleEstimate:
     rbc_diameter_px: float
     scale: float
 
-    @property
-    def um_per_px(self) -> float:
-        """Micrometres per image pixel, the red cell as the ruler."""
-        return RBC_UM / self.rbc_diameter_px
-
-    def to_dict(self) -> dict[str, float]:
-        return {"rbc_diameter_px": round(self.rbc_diameter_px, 2), "scale": round(self.scale, 4)}
-
 
 def estimate_scale(rgb: np.ndarray, regions: Regions | None = None) -> ScaleEstimate | None:
     """The scale of a colour-normalised RGB image from its red cells; None if it shows none."""
