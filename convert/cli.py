@@ -14,6 +14,7 @@ from typing import Any
 from convert.calibration import DEFAULT_CALIB_IMAGES
 from convert.formats import ALL_PRECISIONS, FORMAT_NAMES, FORMATS, ConvertError, parse_option
 from convert.parity import Thresholds
+from convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
 from edge_app.cli_support import run_cli
 
 PROG = "wbc-convert"
@@ -63,6 +64,18 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--calib-data", type=Path, help="class-folder tree to calibrate on")
     data.add_argument("--parity-data", type=Path, help="class-folder tree to check parity on")
     data.add_argument("--parity-images", type=int, help="at most this many parity images")
+    data.add_argument(
+        "--selftest-images",
+        type=int,
+        default=DEFAULT_SELFTEST_IMAGES,
+        help="held-out crops stored as selftest.npz for `wbc-edge verify` (default "
+        f"{DEFAULT_SELFTEST_IMAGES}; 0: none)",
+    )
+    data.add_argument(
+        "--selftest-only",
+        action="store_true",
+        help="convert nothing: only (re)write the self-test sample of a converted bundle",
+    )
     gate = p.add_argument_group("parity gate")
     gate.add_argument(
         "--min-agreement",
@@ -115,6 +128,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     ):
         if value is not None and value < 1:
             raise ConvertError(f"{flag} must be at least 1, got {value}", where)
+    if not 0 <= args.selftest_images <= MAX_SELFTEST_IMAGES:
+        raise ConvertError(
+            f"--selftest-images must lie in 0..{MAX_SELFTEST_IMAGES}, got {args.selftest_images}",
+            where,
+        )
     max_drop = Thresholds.max_drop if args.max_drop is None else args.max_drop
     return ConvertConfig(
         formats=formats,
@@ -128,14 +146,18 @@ def config_from_args(args: argparse.Namespace) -> Any:
         thresholds=Thresholds(args.min_agreement, max_drop),
         accuracy_control=args.max_drop is not None,
         out=args.out,
+        selftest_images=args.selftest_images,
     )
 
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     config = config_from_args(args)
-    from convert.pipeline import convert_bundle
+    from convert.pipeline import add_selftest, convert_bundle
 
+    if args.selftest_only:
+        print(f"wrote {add_selftest(args.bundle, config)}")
+        return 0
     result = convert_bundle(args.bundle, config)
     print(result.table())
     for note in result.notes:

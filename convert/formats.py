@@ -53,6 +53,7 @@ class Format:
     options: tuple[Option, ...]
     module: str
     runtime: str  # what runs it on the device (for the docs and the benchmark table)
+    extra_suffixes: tuple[str, ...] = ()  # files written beside it, hashed with it
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
@@ -132,6 +133,7 @@ FORMATS: tuple[Format, ...] = (
         options=(),
         module="openvino",
         runtime="OpenVINO",
+        extra_suffixes=(".bin",),
     ),
 )
 
@@ -162,6 +164,12 @@ class Job:
     def file(self) -> str:
         """File name inside the bundle, e.g. model_int8.tflite."""
         return f"model_{self.precision}{self.format.suffix}"
+
+    @property
+    def extra_files(self) -> list[str]:
+        """The other files the artifact needs (an OpenVINO IR's .bin of weights)."""
+        stem = self.file.removesuffix(self.format.suffix)
+        return [stem + s for s in self.format.extra_suffixes]
 
 
 def plan(

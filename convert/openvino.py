@@ -3,7 +3,7 @@
 INT8 is `nncf.quantize` on the OpenVINO model with the calibration images; with an explicit
 `--max-drop`, `nncf.quantize_with_accuracy_control` validates on the parity set and keeps the
 layers that cost accuracy in float. The artifact is the `.xml`; its `.bin` of weights lies
-beside it and is recorded (name and sha256) in the artifact's options.
+beside it and is hashed with it (the table's `extra_suffixes`: the artifact's `extra_files`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 
 from convert.formats import Job
 from convert.source import ConvertContext, HeldOut
-from edge_app.bundle import sha256_file
 from edge_app.telemetry import disable_openvino_telemetry
 
 log = logging.getLogger(__name__)
@@ -42,10 +41,6 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
         model, info = _quantize(model, ctx)
     xml = ctx.out_dir / job.file
     ov.save_model(model, str(xml), compress_to_fp16=job.precision == "fp16")
-    weights = xml.with_suffix(".bin")
-    info["weights_file"] = weights.name
-    info["weights_sha256"] = sha256_file(weights)
-    info["weights_size_bytes"] = weights.stat().st_size
     return {**job.options, **info}
 
 

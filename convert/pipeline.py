@@ -2,7 +2,8 @@
 
 bundle → plan (checked against `convert.formats.FORMATS`) → calibration and parity images →
 one backend module per format writes each artifact → parity through the runtime interface →
-artifacts registered with status ok/failed, reports written, `bundle.parity` filled in.
+artifacts registered with status ok/failed (every file hashed, the float model's output kind
+declared), reports written, `bundle.parity` filled in, the self-test sample written.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convert import calibration, parity, report
+from convert import calibration, parity, report, selftest
 from convert.formats import ConvertError, Job, plan
 from convert.source import ConvertContext, SourceModel
 from edge_app.bundle import Bundle, load_bundle, save_bundle
@@ -39,6 +40,7 @@ class ConvertConfig:
     parity_images: int | None = None  # None: the whole held-out set
     thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
     accuracy_control: bool = False  # --max-drop given → NNCF accuracy-controlled INT8
+    selftest_images: int = selftest.DEFAULT_SELFTEST_IMAGES  # 0: write no self-test sample
     out: Path | None = None  # None: the bundle itself
 
 
@@ -80,6 +82,7 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
             calib = calibration.calibration_set(bundle, config.calib_images, config.calib_data)
         held_out = calibration.parity_set(bundle, config.parity_data, config.parity_images)
         float_probs = source.predict(held_out.images)
+        _declare_float_output(bundle, source)
         ctx = ConvertContext(
             source,
             calib,
@@ -88,6 +91,8 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
             config.thresholds.max_drop if config.accuracy_control else None,
         )
         results, failures = _run_jobs(bundle, jobs, ctx, held_out, float_probs, config.thresholds)
+        if config.selftest_images:
+            selftest.write_selftest(bundle, source, held_out, config.selftest_images)
     finally:
         source.cleanup()
     rep = report.report_dict(
@@ -121,7 +126,14 @@ def _run_jobs(
         t0 = time.perf_counter()
         try:
             options = job.format.converter()(job, ctx)
-            art = bundle.add_artifact(job.format.name, job.precision, job.file, **options)
+            art = bundle.add_artifact(
+                job.format.name,
+                job.precision,
+                job.file,
+                job.extra_files,
+                ctx.source.output_kind,
+                **options,
+            )
         except Exception as exc:  # one backend failing must not lose the others' results
             failures[job.key] = f"conversion failed: {_one_line(exc)}"
             log.error("%s: %s", job.key, failures[job.key])
@@ -144,6 +156,30 @@ def _run_jobs(
             100 * result.drop,
         )
     return results, failures
+
+
+def add_selftest(bundle_dir: Path | str, config: ConvertConfig) -> Path:
+    """`--selftest-only`: write the self-test sample into a bundle already converted, from
+    `selftest_images` held-out images (classes and source cells interleaved)."""
+    bundle = load_bundle(bundle_dir)
+    check_writable(bundle.root)
+    n = config.selftest_images or selftest.DEFAULT_SELFTEST_IMAGES
+    source = SourceModel(bundle)
+    try:
+        held_out = calibration.parity_set(bundle, config.parity_data, n)
+        _declare_float_output(bundle, source)
+        selftest.write_selftest(bundle, source, held_out, n)
+    finally:
+        source.cleanup()
+    save_bundle(bundle)
+    return bundle.root / bundle.selftest.file
+
+
+def _declare_float_output(bundle: Bundle, source: SourceModel) -> None:
+    """The Keras artifact declares its output kind too (an old bundle's is decided here)."""
+    art = bundle.find("keras")
+    if art is not None and art.output_kind is None:
+        art.output_kind = source.output_kind
 
 
 def copy_bundle(bundle: Bundle, out: Path) -> Bundle:

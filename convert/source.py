@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_app.bundle import Bundle
 from edge_app.errors import BundleError
+from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from edge_app.quiet import native_stderr
 
 log = logging.getLogger(__name__)
@@ -74,17 +75,25 @@ class SourceModel:
         spec = self.bundle.preprocessing
         return spec.height, spec.width, 3
 
-    def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Float reference probabilities (N, n_classes); logits get the runtime's softmax."""
-        from edge_app.runtime import to_probabilities
+    @cached_property
+    def output_kind(self) -> OutputKind:
+        """What the float model's rows are: as its artifact declares, else decided once from the
+        probe batch the runtime uses; every artifact converted from it declares the same."""
+        art = self.bundle.find("keras")
+        if art is not None and art.output_kind is not None:
+            return art.output_kind
+        raw = np.asarray(self.keras_model(probe_batch(self.bundle.preprocessing), training=False))
+        return infer_output_kind(raw)
 
+    def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Float reference probabilities (N, n_classes), per the model's output kind."""
         out = [
             np.asarray(self.keras_model(batch[i : i + batch_size], training=False))
             for i in range(0, len(batch), batch_size)
         ]
         if not out:
             return np.zeros((0, len(self.bundle.classes)), np.float32)
-        return to_probabilities(np.concatenate(out).astype(np.float32))
+        return apply_output_kind(np.concatenate(out).astype(np.float32), self.output_kind)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

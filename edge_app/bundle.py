@@ -1,7 +1,15 @@
-"""The model bundle: `models/<name>/bundle.json` plus its artifacts — the contract between stages.
+"""The model bundle: `models/<name>/bundle.json` plus its files — the contract between stages.
 
-Every stage reads and writes bundles through this module. A malformed bundle raises
-BundleError naming the file and the field.
+Every stage reads and writes bundles through this module. The whole file is decoded strictly
+(`edge_app.typed_json`): a wrong type, a NaN, a value out of its vocabulary or a missing field
+anywhere is one line `bundle.json: artifacts[2].file: expected a string, got 5`, every problem
+listed, never a traceback later. Unknown top-level keys are kept and warned about (a newer
+writer may add one); unknown keys inside a typed part are refused. Every file a bundle needs
+(each artifact's files, an OpenVINO IR's `.bin` included, and the self-test sample) is hashed
+when it is added and checked when the bundle is loaded. Each artifact also records the
+fingerprint of the classes and preprocessing it was made and checked with (`contract_sha256`):
+a class order swapped or a preprocessing step edited in bundle.json afterwards is refused.
+Format: docs/bundle.md.
 """
 
 from __future__ import annotations
@@ -9,40 +17,96 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
+import logging
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edge_app.errors import BundleError
-from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.output_kind import OutputKind
+from edge_app.preprocess_spec import ColorOrder, PreprocessSpec
+from edge_app.typed_json import decode
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before file lists, output kinds and contract fingerprints
 BUNDLE_FILE = "bundle.json"
-FORMATS = ("keras", "savedmodel", "tflite", "onnx", "openvino")
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-STATUSES = ("ok", "failed", "unchecked")
+Format = Literal["keras", "savedmodel", "tflite", "onnx", "openvino"]
+Precision = Literal["fp32", "fp16", "dynamic", "int8"]
+Status = Literal["ok", "failed", "unchecked"]  # set by the parity check
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class FileHash:
+    """One file inside the bundle folder, as recorded: relative path, sha256, size."""
+
+    file: str
+    sha256: str
+    size_bytes: int
 
 
 @dataclass
 class Artifact:
-    """One model file of the bundle. `file` is relative to the bundle folder."""
+    """One model of the bundle. `file` (relative to the bundle folder) is what a runtime opens;
+    `extra_files` are the other files it needs (an OpenVINO IR's `.bin`)."""
 
-    format: str
-    precision: str
+    format: Format
+    precision: Precision
     file: str
     sha256: str
     size_bytes: int
-    status: str = "unchecked"  # set by the parity check: ok | failed | unchecked
+    status: Status = "unchecked"
     options: dict[str, Any] = field(default_factory=dict)
+    extra_files: list[FileHash] = field(default_factory=list)
+    output_kind: OutputKind | None = None  # None: an old bundle; the runtime decides at load
+    contract_sha256: str | None = None  # classes + preprocessing it was made for (None: old)
+
+    @property
+    def files(self) -> list[FileHash]:
+        """Every file this artifact needs, `file` first."""
+        return [FileHash(self.file, self.sha256, self.size_bytes), *self.extra_files]
 
     @property
     def disk_bytes(self) -> int:
-        """Bytes on disk, an OpenVINO IR's weights file (`weights_size_bytes`) included."""
-        extra = self.options.get("weights_size_bytes", 0)
-        return int(self.size_bytes + (extra if isinstance(extra, int) else 0))
+        """Bytes on disk of all its files (an OpenVINO IR's weights included)."""
+        return sum(f.size_bytes for f in self.files)
+
+
+@dataclass
+class SelfTest:
+    """The on-device parity sample (`wbc-edge verify`): held-out crops already prepared to the
+    model's input (uint8) and the float model's probabilities on them, in one `.npz`."""
+
+    file: str
+    sha256: str
+    size_bytes: int
+    n: int
+    source: str  # where the crops came from, in words
+    contract_sha256: str
+
+
+@dataclass
+class InputSpec:
+    """`input` of bundle.json: the model's input tensor, derived from the preprocessing."""
+
+    height: int
+    width: int
+    channels: int
+    color_order: ColorOrder
+    dtype: Literal["float32"]
+
+
+@dataclass
+class Thresholds:
+    """`parity.thresholds`: what an artifact needed to pass (agreement, accuracy drop)."""
+
+    min_agreement: float
+    max_drop: float
 
 
 @dataclass
@@ -57,11 +121,19 @@ class Bundle:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     parity: dict[str, Any] = field(default_factory=dict)
+    selftest: SelfTest | None = None
+    quality: dict[str, Any] = field(default_factory=dict)  # numbers/flags/notes, loosely typed
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept
     schema_version: int = SCHEMA_VERSION
 
     @property
     def path(self) -> Path:
         return self.root / BUNDLE_FILE
+
+    @property
+    def contract_sha256(self) -> str:
+        """Fingerprint of what every artifact's parity depends on: classes and preprocessing."""
+        return contract_sha256(self.classes, self.preprocessing)
 
     def find(self, format: str, precision: str | None = None) -> Artifact | None:
         """The first artifact of a format (and precision, if given)."""
@@ -70,45 +142,66 @@ class Bundle:
                 return art
         return None
 
-    def artifact_path(self, art: Artifact) -> Path:
+    def artifact_path(self, art: Artifact | FileHash | SelfTest) -> Path:
         return self.root / art.file
 
     def add_artifact(
-        self, format: str, precision: str, file: str | Path, **options: Any
+        self,
+        format: str,
+        precision: str,
+        file: str | Path,
+        extra_files: tuple[str | Path, ...] | list[str | Path] = (),
+        output_kind: OutputKind | None = None,
+        **options: Any,
     ) -> Artifact:
-        """Register (or replace) a file already written inside the bundle folder."""
-        rel = Path(file).relative_to(self.root) if Path(file).is_absolute() else Path(file)
-        full = self.root / rel
-        art = Artifact(format, precision, rel.as_posix(), sha256_file(full), full.stat().st_size)
+        """Register (or replace) files already written inside the bundle folder: each is
+        hashed, and the artifact is stamped with the bundle's classes and preprocessing."""
+        main = self.file_hash(file)
+        art = Artifact(format, precision, main.file, main.sha256, main.size_bytes)  # type: ignore[arg-type]
         art.options = dict(options)
-        _check_artifact(art, self.path, len(self.artifacts))
+        art.extra_files = [self.file_hash(f) for f in extra_files]
+        art.output_kind = output_kind
+        art.contract_sha256 = self.contract_sha256
+        problems: list[str] = []
+        _check_artifact(art, f"artifacts[{len(self.artifacts)}]", problems)
+        _raise(problems, self.path)
         self.artifacts = [a for a in self.artifacts if a.file != art.file] + [art]
         return art
+
+    def file_hash(self, file: str | Path) -> FileHash:
+        """The record of a file inside the bundle folder (absolute or relative path)."""
+        rel = Path(file).relative_to(self.root) if Path(file).is_absolute() else Path(file)
+        full = self.root / rel
+        return FileHash(rel.as_posix(), sha256_file(full), full.stat().st_size)
 
     def add_metrics(self, split: str, values: dict[str, Any], **extra: Any) -> None:
         """Record metrics measured on a named split (replacing an entry of that split)."""
         entry = {"split": split, **extra, "values": values}
         self.metrics = [m for m in self.metrics if m["split"] != split] + [entry]
 
+    def thresholds(self) -> Thresholds | None:
+        """The parity thresholds recorded by wbc-convert (None: never converted)."""
+        t = self.parity.get("thresholds")
+        return Thresholds(**t) if isinstance(t, dict) else None
+
     def to_dict(self) -> dict[str, Any]:
         spec = self.preprocessing
-        return {
+        data: dict[str, Any] = {
             "schema_version": self.schema_version,
             "name": self.name,
             "classes": list(self.classes),
-            "input": {
-                "height": spec.height,
-                "width": spec.width,
-                "channels": 3,
-                "color_order": spec.color_order,
-                "dtype": "float32",
-            },
+            "input": asdict(_input_of(spec)),
             "preprocessing": spec.to_dict(),
             "provenance": self.provenance,
             "metrics": self.metrics,
             "artifacts": [asdict(a) for a in self.artifacts],
             "parity": self.parity,
         }
+        if self.selftest is not None:
+            data["selftest"] = asdict(self.selftest)
+        if self.quality:
+            data["quality"] = self.quality
+        return {**data, **{k: v for k, v in self.extra.items() if k not in data}}
 
 
 def new_bundle(
@@ -119,12 +212,14 @@ def new_bundle(
     provenance["git_commit"] = git_commit()
     provenance.update(prov)
     bundle = Bundle(Path(root), name, list(classes), spec, provenance)
-    _check_classes(bundle.classes, bundle.path)
+    problems: list[str] = []
+    _check_classes(bundle.classes, problems)
+    _raise(problems, bundle.path)
     return bundle
 
 
 def load_bundle(path: Path | str, verify: bool = True) -> Bundle:
-    """Read a bundle folder (or its bundle.json); with `verify`, check artifact files and hashes."""
+    """Read a bundle folder (or its bundle.json); with `verify`, check every file's hash."""
     path = Path(path)
     file = path / BUNDLE_FILE if path.is_dir() or path.suffix != ".json" else path
     if not file.exists():
@@ -135,58 +230,102 @@ def load_bundle(path: Path | str, verify: bool = True) -> Bundle:
         raise BundleError(f"not valid JSON ({exc})", file) from None
     bundle = bundle_from_dict(data, file)
     if verify:
-        verify_artifacts(bundle)
+        verify_files(bundle)
     return bundle
 
 
+# Top-level keys: type, and whether bundle.json must have it.
+_TOP: dict[str, tuple[Any, bool]] = {
+    "schema_version": (int, True),
+    "name": (str, True),
+    "classes": (list[str], True),
+    "input": (InputSpec, True),
+    "preprocessing": (None, True),  # PreprocessSpec.decode
+    "provenance": (dict[str, Any], False),
+    "metrics": (list[dict[str, Any]], False),
+    "artifacts": (list[Artifact], False),
+    "parity": (dict[str, Any], False),
+    "selftest": (SelfTest | None, False),
+    "quality": (dict[str, Any], False),
+}
+
+
 def bundle_from_dict(data: Any, file: Path) -> Bundle:
-    """Validate a parsed bundle.json; raise BundleError naming the first bad field."""
+    """Decode a parsed bundle.json; raise BundleError listing every problem, one per line."""
     if not isinstance(data, dict):
         raise BundleError("top level must be a JSON object", file)
-    _check_finite(data, file)
-    version = _need(data, "schema_version", int, file)
-    if version != SCHEMA_VERSION:
+    problems: list[str] = []
+    version = decode(int, data.get("schema_version"), "schema_version", problems)
+    _raise(problems, file)
+    if version not in READABLE_VERSIONS:
         raise BundleError(
-            f"schema_version {version} is not supported (this wbc-edge reads {SCHEMA_VERSION})",
+            f"schema_version {version} is not supported (this wbc-edge reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))})",
             file,
         )
-    classes = _need(data, "classes", list, file)
-    _check_classes(classes, file)
-    try:
-        spec = PreprocessSpec.from_dict(_need(data, "preprocessing", dict, file))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"preprocessing: {_one_line(exc)}", file) from None
-    _check_input(_need(data, "input", dict, file), spec, file)
-    metrics = _need(data, "metrics", list, file, default=[])
-    for i, m in enumerate(metrics):
-        if not isinstance(m, dict) or not isinstance(m.get("split"), str):
-            raise BundleError(f"metrics[{i}]: every entry must name its split", file)
-    artifacts = []
-    for i, a in enumerate(_need(data, "artifacts", list, file, default=[])):
-        try:
-            art = Artifact(**a)
-        except TypeError as exc:
-            raise BundleError(f"artifacts[{i}]: {_one_line(exc)}", file) from None
-        _check_artifact(art, file, i)
-        artifacts.append(art)
-    return Bundle(
+    if version == 1:
+        data = migrate_v1(data)
+    got: dict[str, Any] = {}
+    for key, (kind, required) in _TOP.items():
+        if key not in data:
+            if required:
+                problems.append(f"{key}: missing")
+            continue
+        if kind is None:
+            got[key] = PreprocessSpec.decode(data[key], key, problems)
+        else:
+            got[key] = decode(kind, data[key], key, problems)
+    _check_parts(got, problems)
+    _raise(problems, file)
+    extra = {k: v for k, v in data.items() if k not in _TOP}
+    for key in extra:
+        log.warning("%s: unknown top-level key %r kept as it is (a newer writer?)", file, key)
+    bundle = Bundle(
         root=file.parent,
-        name=_need(data, "name", str, file),
-        classes=classes,
-        preprocessing=spec,
-        provenance=_need(data, "provenance", dict, file, default={}),
-        metrics=metrics,
-        artifacts=artifacts,
-        parity=_need(data, "parity", dict, file, default={}),
+        name=got["name"],
+        classes=got["classes"],
+        preprocessing=got["preprocessing"],
+        provenance=got.get("provenance", {}),
+        metrics=got.get("metrics", []),
+        artifacts=got.get("artifacts", []),
+        parity=got.get("parity", {}),
+        selftest=got.get("selftest"),
+        quality=got.get("quality", {}),
+        extra=extra,
     )
+    _check_contract(bundle, problems)
+    _raise(problems, file)
+    return bundle
+
+
+def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 → 2 in memory: an OpenVINO artifact's `weights_file/sha256/size_bytes` options
+    become its `extra_files` (so the `.bin` is checked too). Output kind and contract stay
+    unknown (None): the runtime decides the kind once at load; a class swap cannot be seen."""
+    data = dict(data)
+    arts = data.get("artifacts")
+    if not isinstance(arts, list):
+        return data
+    out = []
+    for a in arts:
+        opts = a.get("options") if isinstance(a, dict) else None
+        keys = ("weights_file", "weights_sha256", "weights_size_bytes")
+        if isinstance(opts, dict) and all(k in opts for k in keys) and "extra_files" not in a:
+            a = dict(a, options={k: v for k, v in opts.items() if k not in keys})
+            names = ("file", "sha256", "size_bytes")
+            a["extra_files"] = [{n: opts[k] for n, k in zip(names, keys, strict=True)}]
+        out.append(a)
+    data["artifacts"] = out
+    return data
 
 
 def save_bundle(bundle: Bundle) -> Path:
-    """Write bundle.json atomically (a crash never leaves half a file)."""
+    """Write bundle.json atomically (a crash never leaves half a file), as schema 2."""
     bundle.root.mkdir(parents=True, exist_ok=True)
+    bundle.schema_version = SCHEMA_VERSION
     data = bundle.to_dict()
-    _check_finite(data, bundle.path)  # never write a bundle this module would refuse to read
-    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    bundle_from_dict(data, bundle.path)  # never write a bundle this module would refuse to read
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=bundle.root, prefix=".bundle-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -195,18 +334,40 @@ def save_bundle(bundle: Bundle) -> Path:
     return bundle.path
 
 
-def verify_artifacts(bundle: Bundle) -> None:
-    """Every listed artifact exists with its recorded size and sha256."""
+def verify_files(bundle: Bundle) -> None:
+    """Every file of every artifact, and the self-test sample, exists with its recorded size and
+    sha256; BundleError lists each one that does not."""
+    records: list[tuple[str, FileHash | SelfTest]] = []
     for i, art in enumerate(bundle.artifacts):
-        full = bundle.artifact_path(art)
-        if not full.exists():
-            raise BundleError(f"artifacts[{i}].file: {art.file} is missing", bundle.path)
-        if full.stat().st_size != art.size_bytes or sha256_file(full) != art.sha256:
-            raise BundleError(
-                f"artifacts[{i}]: {art.file} does not match its recorded sha256/size "
-                "(changed after the bundle was written?)",
-                bundle.path,
+        records.append((f"artifacts[{i}]", FileHash(art.file, art.sha256, art.size_bytes)))
+        records += [(f"artifacts[{i}].extra_files[{j}]", f) for j, f in enumerate(art.extra_files)]
+    if bundle.selftest is not None:
+        records.append(("selftest", bundle.selftest))
+    problems = []
+    for where, rec in records:
+        full = bundle.artifact_path(rec)
+        if not full.is_file() and not full.is_dir():
+            problems.append(f"{where}.file: {rec.file} is missing")
+        elif _size(full) != rec.size_bytes or sha256_file(full) != rec.sha256:
+            problems.append(
+                f"{where}: {rec.file} does not match its recorded sha256/size "
+                "(changed after the bundle was written?)"
             )
+    _raise(problems, bundle.path)
+
+
+verify_artifacts = verify_files  # the name stages used before the self-test file existed
+
+
+def contract_sha256(classes: list[str], spec: PreprocessSpec) -> str:
+    """sha256 of the classes (in order), the input and the preprocessing, as canonical JSON."""
+    what = {
+        "classes": list(classes),
+        "input": asdict(_input_of(spec)),
+        "preprocessing": spec.to_dict(),
+    }
+    text = json.dumps(what, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -239,60 +400,97 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _need(data: dict, key: str, kind: type, file: Path, default: Any = ...) -> Any:
-    if key not in data:
-        if default is ...:
-            raise BundleError(f"{key}: missing", file)
-        return default
-    value = data[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise BundleError(f"{key}: expected {kind.__name__}, got {type(value).__name__}", file)
-    return value
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
-def _check_finite(value: Any, file: Path, key: str = "") -> None:
-    """Refuse NaN and ±Infinity anywhere (json reads them): a NaN scale would make every cell
-    the first class."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BundleError(f"{key}: {value} is not a finite number", file)
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_finite(v, file, f"{key}.{k}" if key else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_finite(v, file, f"{key}[{i}]")
+def _input_of(spec: PreprocessSpec) -> InputSpec:
+    return InputSpec(spec.height, spec.width, 3, spec.color_order, "float32")
 
 
-def _check_classes(classes: list, file: Path) -> None:
+def _raise(problems: list[str], file: Path) -> None:
+    """BundleError with one line per problem, each naming the file."""
+    if problems:
+        text = problems[0] + "".join(f"\n{file}: {p}" for p in problems[1:])
+        err = BundleError(text, file)
+        err.problems = list(problems)
+        raise err
+
+
+def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
+    """What types alone cannot say: names unique, input = preprocessing, files inside."""
+    if got.get("classes") is not None:
+        _check_classes(got["classes"], problems)
+    inp, spec = got.get("input"), got.get("preprocessing")
+    if inp is not None and spec is not None:
+        for key, want in asdict(_input_of(spec)).items():
+            if getattr(inp, key) != want:
+                problems.append(
+                    f"input.{key}: {getattr(inp, key)!r} does not match the preprocessing "
+                    f"({want!r})"
+                )
+    for i, m in enumerate(got.get("metrics") or []):
+        if m is not None and not isinstance(m.get("split"), str):
+            problems.append(f"metrics[{i}].split: every entry must name its split")
+    for i, art in enumerate(got.get("artifacts") or []):
+        if art is not None:
+            _check_artifact(art, f"artifacts[{i}]", problems)
+    if got.get("selftest") is not None:
+        _check_record(got["selftest"], "selftest", problems)
+        if got["selftest"].n < 1:
+            problems.append("selftest.n: must be at least 1")
+    thresholds = (got.get("parity") or {}).get("thresholds")
+    if thresholds is not None:
+        t = decode(Thresholds, thresholds, "parity.thresholds", problems)
+        for key in ("min_agreement", "max_drop"):
+            if t is not None and not 0.0 <= getattr(t, key) <= 1.0:
+                problems.append(f"parity.thresholds.{key}: {getattr(t, key)} is not in [0, 1]")
+
+
+def _check_classes(classes: list, problems: list[str]) -> None:
     if not classes or not all(isinstance(c, str) and c for c in classes):
-        raise BundleError("classes: must be a non-empty list of names", file)
-    if len(set(classes)) != len(classes):
-        raise BundleError("classes: names must be unique", file)
+        problems.append("classes: must be a non-empty list of names")
+    elif len(set(classes)) != len(classes):
+        problems.append("classes: names must be unique")
 
 
-def _check_input(inp: dict, spec: PreprocessSpec, file: Path) -> None:
-    want = {"height": spec.height, "width": spec.width, "channels": 3}
-    want["color_order"] = spec.color_order
-    for key, value in want.items():
-        if inp.get(key) != value:
-            raise BundleError(
-                f"input.{key}: {inp.get(key)!r} does not match the preprocessing spec ({value!r})",
-                file,
+def _check_artifact(art: Artifact, where: str, problems: list[str]) -> None:
+    for i, rec in enumerate(art.files):
+        _check_record(rec, where if i == 0 else f"{where}.extra_files[{i - 1}]", problems)
+    value = art.contract_sha256
+    if value is not None and not _HEX64.fullmatch(value):
+        problems.append(f"{where}.contract_sha256: {value!r} is not a sha256 (64 hex digits)")
+
+
+def _check_record(rec: FileHash | SelfTest, where: str, problems: list[str]) -> None:
+    if Path(rec.file).is_absolute() or ".." in Path(rec.file).parts or not rec.file:
+        problems.append(f"{where}.file: {rec.file!r} must lie inside the bundle")
+    if not _HEX64.fullmatch(rec.sha256):
+        problems.append(f"{where}.sha256: {rec.sha256!r} is not a sha256 (64 hex digits)")
+    if rec.size_bytes < 0:
+        problems.append(f"{where}.size_bytes: {rec.size_bytes} is negative")
+
+
+def _check_contract(bundle: Bundle, problems: list[str]) -> None:
+    """Artifacts (and the self-test sample) made for other classes or preprocessing."""
+    now = bundle.contract_sha256
+    stamped = [
+        (f"artifacts[{i}]", a.file, a.contract_sha256) for i, a in enumerate(bundle.artifacts)
+    ]
+    if bundle.selftest is not None:
+        stamped.append(("selftest", bundle.selftest.file, bundle.selftest.contract_sha256))
+    for where, file, recorded in stamped:
+        if recorded is not None and recorded != now:
+            problems.append(
+                f"{where}.contract_sha256: {file} was made and checked for other classes or "
+                "preprocessing than bundle.json now gives (class order changed? a step "
+                "edited?); restore bundle.json, or re-run wbc-convert from a matching model"
             )
-
-
-def _check_artifact(art: Artifact, file: Path, i: int) -> None:
-    if art.format not in FORMATS:
-        raise BundleError(f"artifacts[{i}].format: {art.format!r} not one of {FORMATS}", file)
-    if art.precision not in PRECISIONS:
-        raise BundleError(
-            f"artifacts[{i}].precision: {art.precision!r} not one of {PRECISIONS}", file
+    if any(r is None for _, _, r in stamped):
+        log.info(
+            "%s: some artifacts record no contract fingerprint (schema 1): a changed class "
+            "order cannot be detected for them (tools/upgrade_bundle.py records it)",
+            bundle.path,
         )
-    if art.status not in STATUSES:
-        raise BundleError(f"artifacts[{i}].status: {art.status!r} not one of {STATUSES}", file)
-    if Path(art.file).is_absolute() or ".." in Path(art.file).parts:
-        raise BundleError(f"artifacts[{i}].file: {art.file!r} must lie inside the bundle", file)
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -8,6 +8,7 @@
                  [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
     wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
     wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
+    wbc-edge verify --model BUNDLE_DIR [--artifact KEY|FILE ...] [--threads N]
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -35,7 +36,7 @@ from edge_app.cli_support import run_cli
 from edge_app.decode import MAX_PIXELS
 from edge_app.errors import WbcError
 from edge_app.exit_codes import HELP as EXIT_HELP
-from edge_app.exit_codes import exit_code
+from edge_app.exit_codes import VERIFY_FAILED, exit_code
 from edge_app.jsonl import JsonlWriter
 from edge_app.quiet import native_stderr
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
@@ -151,6 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=limits.int_in(*limits.FRAMES_RANGE), help="use at most this many frames"
     )
     b.set_defaults(func=cmd_bench)
+    y = sub.add_parser(
+        "verify",
+        help="parity self-test: the bundle's held-out sample through this device's runtimes",
+        epilog="exit codes: 0 every artifact run agrees with the float model at the bundle's "
+        "parity threshold; 1 one does not, or none could run here; 2 user error (bad bundle)",
+    )
+    y.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+    y.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="KEY|FILE",
+        help="only this artifact: FORMAT-PRECISION (tflite-int8) or its file; repeatable "
+        "(default: every artifact not marked failed)",
+    )
+    y.add_argument(
+        "--threads",
+        type=limits.int_in(*limits.THREADS_RANGE),
+        help="inference threads (default: the cores this process may use)",
+    )
+    y.add_argument("--verbose", action="store_true", help="show runtime log lines")
+    y.set_defaults(func=cmd_verify)
     return ap
 
 
@@ -366,6 +389,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     print(format_report(bundle, args.source, frames, results, args.mode))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from edge_app import selftest
+
+    bundle = load_bundle(args.model)
+    sample = selftest.load_sample(bundle)
+    verdicts = []
+    for art in _verify_artifacts(bundle, args.artifact):
+        try:
+            verdicts.append(selftest.verify_artifact(bundle, art, sample, args.threads))
+        except WbcError as exc:  # no runtime for it here: a row that says so
+            if args.artifact:
+                raise
+            verdicts.append(selftest.not_run(bundle, art, exc.message.split(" (")[0]))
+    print(selftest.format_table(bundle, verdicts))
+    ran = [v for v in verdicts if v.passed is not None]
+    return 0 if ran and all(v.passed for v in ran) else VERIFY_FAILED
+
+
+def _verify_artifacts(bundle, wanted: list[str]) -> list:
+    """The artifacts `verify` runs: those named (key or file), else every runnable one."""
+    from edge_app.runtime import FORMAT_RUNTIMES
+
+    runnable = [a for a in bundle.artifacts if a.format in FORMAT_RUNTIMES]
+    names = [w.strip() for text in wanted for w in text.split(",") if w.strip()]
+    if not names:
+        return [a for a in runnable if a.status != "failed"] or _none_to_verify(bundle)
+    chosen = []
+    for name in names:
+        match = [a for a in runnable if name in (a.file, f"{a.format}-{a.precision}")]
+        if not match:
+            have = ", ".join(f"{a.format}-{a.precision} ({a.file})" for a in runnable) or "none"
+            raise WbcError(f"no runnable artifact {name!r} (artifacts: {have})", bundle.path)
+        chosen += [a for a in match if a not in chosen]
+    return chosen
+
+
+def _none_to_verify(bundle) -> list:
+    raise WbcError("has no artifact a device can run; run wbc-convert", bundle.path)
 
 
 def _runtime(args: argparse.Namespace, bundle):

@@ -20,7 +20,8 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
     try:
         return main()
     except WbcError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a bundle lists every problem, one a line
+            print(f"{prog}: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@
 | code | meaning                                                                  |
 | ---- | ------------------------------------------------------------------------ |
 | 0    | every input was analysed (frames without a white cell included)          |
+| 1    | `verify`: an artifact disagrees with the float model below the threshold |
 | 2    | nothing was run: a user error (bad option, bundle, source, output path)  |
 | 4    | some inputs failed (error records in the log, named in the summary)      |
 | 5    | every input failed: not one frame was analysed                           |
@@ -20,6 +21,7 @@ HELP = (
     "signal (classify)"
 )
 OK = 0
+VERIFY_FAILED = 1
 USER_ERROR = 2
 SOME_FAILED = 4
 ALL_FAILED = 5

@@ -7,12 +7,15 @@ It is stored in the bundle (`bundle.json` → `preprocessing`) and applied by on
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from edge_app.typed_json import decode_dataclass
 
 CropMethod = Literal["nucleus", "none", "center"]
 NormKind = Literal["scale", "mean_std"]
 ColourMethod = Literal["none", "reference"]
 Interpolation = Literal["area", "linear", "cubic", "nearest"]
+ColorOrder = Literal["RGB", "BGR"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class PreprocessSpec:
 
     height: int = 128
     width: int = 128
-    color_order: Literal["RGB", "BGR"] = "RGB"
+    color_order: ColorOrder = "RGB"
     crop: CropSpec = field(default_factory=CropSpec)
     nucleus: NucleusParams = field(default_factory=NucleusParams)
     interpolation: Interpolation = "area"
@@ -109,54 +112,62 @@ class PreprocessSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
-        """Inverse of `to_dict`; raises KeyError/TypeError/ValueError on a bad dict."""
-        d = dict(d)
-        d.pop("steps", None)
-        norm = dict(d.pop("norm", {}))
-        colour = dict(d.pop("colour", {}))
-        for part, key in (
-            ("norm", "mean"),
-            ("norm", "std"),
-            ("colour", "background"),
-            ("colour", "red_cell"),
-        ):
-            values = norm if part == "norm" else colour
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-                if len(values[key]) != 3:
-                    raise ValueError(f"{part}.{key} needs 3 values")
-        spec = cls(
-            colour=ColourSpec(**colour),
-            crop=CropSpec(**d.pop("crop", {})),
-            nucleus=NucleusParams(**d.pop("nucleus", {})),
-            norm=NormSpec(**norm),
-            **d,
-        )
-        spec.check()
+    def from_dict(cls, d: Any) -> PreprocessSpec:
+        """Inverse of `to_dict`; raises ValueError listing every problem."""
+        problems: list[str] = []
+        spec = cls.decode(d, "", problems)
+        if spec is None:
+            raise ValueError("; ".join(problems))
         return spec
+
+    @classmethod
+    def decode(cls, d: Any, path: str, problems: list[str]) -> PreprocessSpec | None:
+        """Strictly typed from a parsed dict (`typed_json`), then checked; problems are
+        appended as `path.field: message`. `steps` is derived from the spec and not read."""
+        if isinstance(d, dict):
+            d = {k: v for k, v in d.items() if k != "steps"}
+        before = len(problems)
+        spec = decode_dataclass(cls, d, path, problems)
+        if spec is None:
+            return None
+        prefix = f"{path}." if path else ""
+        problems += [f"{prefix}{p}" for p in spec.problems()]
+        return spec if len(problems) == before else None
 
     def check(self) -> None:
         """Raise ValueError naming the first impossible value."""
+        problems = self.problems()
+        if problems:
+            raise ValueError(problems[0])
+
+    def problems(self) -> list[str]:
+        """Every impossible value, as `field: message`."""
+        out = []
+        for name, value, kind in (
+            ("color_order", self.color_order, ColorOrder),
+            ("crop.method", self.crop.method, CropMethod),
+            ("interpolation", self.interpolation, Interpolation),
+            ("norm.kind", self.norm.kind, NormKind),
+            ("colour.method", self.colour.method, ColourMethod),
+        ):
+            if value not in get_args(kind):
+                out.append(f"{name}: {value!r} is not one of {', '.join(get_args(kind))}")
         if self.height < 8 or self.width < 8:
-            raise ValueError(f"input size {self.height}x{self.width} is below 8x8")
-        if self.color_order not in ("RGB", "BGR"):
-            raise ValueError(f"color_order {self.color_order!r} is not RGB or BGR")
-        if self.crop.method not in ("nucleus", "none", "center"):
-            raise ValueError(f"crop.method {self.crop.method!r} is not nucleus, none or center")
+            out.append(f"height: input size {self.height}x{self.width} is below 8x8")
         if self.crop.size < 8:
-            raise ValueError(f"crop.size {self.crop.size} is below 8")
-        if self.interpolation not in ("area", "linear", "cubic", "nearest"):
-            raise ValueError(f"interpolation {self.interpolation!r} is unknown")
-        if self.norm.kind not in ("scale", "mean_std"):
-            raise ValueError(f"norm.kind {self.norm.kind!r} is not scale or mean_std")
+            out.append(f"crop.size: {self.crop.size} is below 8")
+        if self.norm.kind == "scale" and self.norm.scale == 0:
+            out.append("norm.scale: must not be 0")
         if self.norm.kind == "mean_std" and min(self.norm.std) <= 0:
-            raise ValueError("norm.std must be positive")
-        if self.colour.method not in ("none", "reference"):
-            raise ValueError(f"colour.method {self.colour.method!r} is not none or reference")
+            out.append("norm.std: must be positive")
         if self.colour.method == "reference":
             refs = (*self.colour.background, *self.colour.red_cell)
             if not all(0.0 < v <= 255.0 for v in refs):
-                raise ValueError("colour references must lie in (0, 255]")
-            if self.colour.background[1] <= self.colour.red_cell[1]:
-                raise ValueError("colour.background must be brighter in green than red_cell")
+                out.append("colour: references must lie in (0, 255]")
+            elif self.colour.background[1] <= self.colour.red_cell[1]:
+                out.append("colour.background: must be brighter in green than red_cell")
+        nucleus = self.nucleus
+        for name in ("min_area", "close_radius", "merge_radius"):
+            if getattr(nucleus, name) < 0:
+                out.append(f"nucleus.{name}: must not be negative")
+        return out

@@ -5,7 +5,9 @@ builds the interpreter / session / compiled model once, and checks the model aga
 bundle (input size, number of classes). `Runtime.predict(batch)` takes float32 NHWC already
 normalised per the bundle spec and returns (N, n_classes) float32 probabilities, whatever the
 backend and whatever the model's own input/output types (int8/uint8 TFLite models are
-quantized and dequantized here; logits are turned into probabilities).
+quantized and dequantized here). The artifact's declared `output_kind` says whether its rows
+are probabilities or logits (softmaxed row by row); a bundle written before the declaration
+existed is probed once at load, never per batch (`edge_app.output_kind`).
 
 Backends, imported lazily (never TensorFlow):
 
@@ -36,6 +38,7 @@ import numpy as np
 from edge_app.bundle import Artifact, Bundle
 from edge_app.errors import BundleError, WbcError
 from edge_app.limits import check_threads
+from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from edge_app.preprocess import QuantParams, quantize
 from edge_app.telemetry import disable_openvino_telemetry
 
@@ -63,7 +66,6 @@ _PACKAGES = {  # runtime -> (module to import, what to install)
     "openvino": ("openvino", "pip install 'wbc-edge[edge]' (openvino)"),
 }
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-_SUM_TOLERANCE = 0.02  # rows summing to 1 within this are probabilities (int8 softmax included)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Runtime(ABC):
         self.device = "CPU"
         self._load()
         self._check_against_bundle()
+        self.output_kind: OutputKind = artifact.output_kind or self._probe_output_kind()
 
     # ------------------------------------------------------------------ backend hooks
     @abstractmethod
@@ -160,7 +163,23 @@ class Runtime(ABC):
                 f"({n}, {self.n_classes}) for {self.n_classes} classes",
                 self.bundle.path,
             )
-        return to_probabilities(out)
+        return apply_output_kind(out, self.output_kind)
+
+    def _probe_output_kind(self) -> OutputKind:
+        """An artifact of an old bundle declares no output kind: decide it once, here, from a
+        fixed probe batch (a softmax makes every row sum to 1, whatever the input)."""
+        x = probe_batch(self.bundle.preprocessing)
+        fixed = self.input_info.shape[0]
+        if fixed is not None:
+            x = x[:fixed] if fixed <= len(x) else np.repeat(x[:1], fixed, axis=0)
+        kind = infer_output_kind(self._from_output(self._run(self._to_input(x))))
+        log.warning(
+            "%s declares no output kind (a bundle from before schema 2): decided once at load "
+            "from a probe batch: %s (wbc-convert or tools/upgrade_bundle.py records it)",
+            self.artifact.file,
+            kind,
+        )
+        return kind
 
     def close(self) -> None:  # noqa: B027 - backends without resources need nothing here
         """Release the model (the object is unusable afterwards)."""
@@ -461,8 +480,8 @@ def open_runtime(
 
     With `artifact=None` the bundle's artifacts (status != "failed") that this machine can run
     are ranked: ONNX first where ONNX Runtime has a TensorRT/CUDA provider (a Jetson's GPU),
-    then by precision (int8 > fp16 > dynamic > fp32, or only `precision` if given), parity
-    status (ok before unchecked) and backend (LiteRT, tflite-runtime, OpenVINO, ONNX Runtime).
+    then by parity status (ok before unchecked), precision (int8 > fp16 > dynamic > fp32, or
+    only `precision` if given) and backend (LiteRT, tflite-runtime, OpenVINO, ONNX Runtime).
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise WbcError(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
@@ -576,24 +595,14 @@ def gpu_providers() -> list[str]:
     return [p for p in _GPU_PROVIDERS if p in ort.get_available_providers()]
 
 
-def to_probabilities(out: np.ndarray) -> np.ndarray:
-    """Rows that already sum to 1 (non-negative) are kept; anything else gets a softmax."""
-    out = np.asarray(out, np.float32)
-    # |sum - 1| <= atol + rtol, as np.allclose(sums, 1.0, atol) tested, at a tenth of its cost
-    if out.size and out.min() >= 0 and np.abs(out.sum(axis=1) - 1.0).max() <= _SUM_TOLERANCE + 1e-5:
-        return out
-    shifted = out - out.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 def _rank(art: Artifact, runtime: str) -> tuple[int, int, int, int]:
     """Sort key of `auto`: GPU first (a Jetson's TensorRT/CUDA beats any CPU artifact), then
-    precision, parity status, and backend."""
+    parity status (an artifact that passed beats an unchecked one of any precision), then
+    precision, and backend."""
     order = ["litert", "tflite-runtime", "openvino", "onnxruntime"]
     on_gpu = runtime == "onnxruntime" and bool(gpu_providers())
     status = 0 if art.status == "ok" else 1
-    return 0 if on_gpu else 1, PRECISION_ORDER.index(art.precision), status, order.index(runtime)
+    return 0 if on_gpu else 1, status, PRECISION_ORDER.index(art.precision), order.index(runtime)
 
 
 def _runtime_for(artifact: Artifact, runtime: str, bundle: Bundle) -> str:

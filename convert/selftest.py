@@ -1,0 +1,71 @@
+"""The on-device parity sample: a few hundred held-out crops and the float model's answers.
+
+`wbc-convert` writes `selftest.npz` into the bundle from the parity set it already uses:
+`crops` (N, H, W, 3) uint8, already prepared to the model's input (colour step, crop, resize,
+colour order; only the normalisation is left, which is exact from uint8), `probs` (N, classes)
+float32, the float model's probabilities on exactly those tensors, and `labels` (N,) int64.
+It is registered as bundle.json → `selftest` (hashed like every file, stamped with the
+classes/preprocessing fingerprint). `wbc-edge verify` runs it through the device's runtimes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+
+from convert.formats import ConvertError
+from convert.source import HeldOut, SourceModel
+from edge_app.bundle import Bundle, SelfTest
+from edge_app.preprocess import normalise
+from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.selftest import SELFTEST_FILE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SELFTEST_IMAGES = 200  # 96x96 crops: about 1.5 MB compressed
+MAX_SELFTEST_IMAGES = 2000
+
+
+def write_selftest(bundle: Bundle, source: SourceModel, held_out: HeldOut, n: int) -> SelfTest:
+    """Write `selftest.npz` (n held-out images, classes interleaved) and register it."""
+    idx = interleaved(held_out.labels, n)
+    crops = to_uint8(held_out.images[idx], bundle.preprocessing)
+    probs = source.predict(normalise(crops, bundle.preprocessing)).astype(np.float32)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, crops=crops, probs=probs, labels=held_out.labels[idx])
+    (bundle.root / SELFTEST_FILE).write_bytes(buf.getvalue())
+    rec = bundle.file_hash(SELFTEST_FILE)
+    where = f"{len(idx)} of the parity set ({held_out.source})"
+    bundle.selftest = SelfTest(
+        rec.file, rec.sha256, rec.size_bytes, len(idx), where, bundle.contract_sha256
+    )
+    log.info("self-test sample: %s, %.2f MB", where, rec.size_bytes / 1e6)
+    return bundle.selftest
+
+
+def interleaved(labels: np.ndarray, n: int) -> np.ndarray:
+    """Up to n indices, one class after the other in turn, each class in its own order."""
+    queues = [np.flatnonzero(labels == c).tolist() for c in np.unique(labels)]
+    out: list[int] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        out += [q[depth] for q in queues if depth < len(q)]
+    return np.array(out[:n], np.int64)
+
+
+def to_uint8(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The uint8 crops `normalise` made these float32 inputs from (exact, or ConvertError)."""
+    x = images.astype(np.float64)
+    norm = spec.norm
+    if norm.kind == "scale":
+        u = (x - norm.offset) / norm.scale
+    else:
+        mean, std = np.asarray(norm.mean), np.asarray(norm.std)
+        if spec.color_order == "BGR":
+            mean, std = mean[::-1], std[::-1]
+        u = (x * std + mean) * 255.0
+    crops = np.clip(np.round(u), 0, 255).astype(np.uint8)
+    if not np.allclose(normalise(crops, spec), images, atol=1e-5):
+        raise ConvertError("the parity images are not uint8 crops normalised per the bundle")
+    return crops

@@ -1,0 +1,135 @@
+"""`wbc-edge verify`: the bundle's self-test sample through this device's runtimes.
+
+Parity ran on the converting machine's kernels (x86); a Pi's ARM INT8 kernels are not those.
+The bundle carries `selftest.npz` (written by `wbc-convert`, see `convert.selftest`): held-out
+crops prepared to the model's input and the float model's probabilities on them. Each artifact
+this machine can run predicts them through the one runtime interface; top-1 agreement with the
+float model must reach the bundle's recorded parity threshold (`parity.thresholds`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_app.bundle import Artifact, Bundle
+from edge_app.errors import BundleError, WbcError
+from edge_app.preprocess import normalise
+
+SELFTEST_FILE = "selftest.npz"
+DEFAULT_MIN_AGREEMENT = 0.99  # wbc-convert's default, for a bundle that records none
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The self-test sample: model inputs (float32, normalised) and the float model's probs."""
+
+    inputs: np.ndarray
+    probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One artifact's self-test on this device."""
+
+    key: str  # format-precision
+    file: str
+    runtime: str  # backend that ran it, or why it did not
+    agreement: float | None  # None: not run here
+    max_abs_prob_diff: float | None
+    threshold: float
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.agreement is None else self.agreement >= self.threshold
+
+
+def load_sample(bundle: Bundle) -> Sample:
+    """The bundle's self-test sample, checked against the bundle (hash checked at load)."""
+    rec = bundle.selftest
+    if rec is None:
+        raise WbcError(
+            "has no self-test sample (bundle.json → selftest); wbc-convert writes it "
+            "(wbc-convert BUNDLE --selftest-only adds it to a converted bundle)",
+            bundle.path,
+        )
+    path = bundle.artifact_path(rec)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            crops, probs = data["crops"], data["probs"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise BundleError(f"selftest: {rec.file} cannot be read ({exc})", bundle.path) from None
+    spec = bundle.preprocessing
+    want = (rec.n, spec.height, spec.width, 3)
+    if (
+        crops.dtype != np.uint8
+        or crops.shape != want
+        or probs.shape != (rec.n, len(bundle.classes))
+    ):
+        raise BundleError(
+            f"selftest: {rec.file} holds crops {crops.shape} {crops.dtype} and probs "
+            f"{probs.shape}; expected {want} uint8 and ({rec.n}, {len(bundle.classes)})",
+            bundle.path,
+        )
+    return Sample(normalise(crops, spec), probs.astype(np.float32))
+
+
+def threshold(bundle: Bundle) -> float:
+    """The top-1 agreement an artifact needed in the bundle's parity check."""
+    t = bundle.thresholds()
+    return DEFAULT_MIN_AGREEMENT if t is None else t.min_agreement
+
+
+def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int | None) -> Verdict:
+    """Run the sample through `art` on this machine and compare with the float model."""
+    from edge_app.quiet import native_stderr
+    from edge_app.runtime import open_runtime
+
+    with native_stderr(), open_runtime(bundle, art, threads=threads) as rt:
+        out = [
+            rt.predict(sample.inputs[i : i + BATCH]) for i in range(0, len(sample.inputs), BATCH)
+        ]
+        name = f"{rt.name} ({rt.inference_precision})"
+    probs = np.concatenate(out)
+    agreement = float(np.mean(probs.argmax(1) == sample.probs.argmax(1)))
+    diff = float(np.abs(probs - sample.probs).max())
+    return Verdict(key(art), art.file, name, agreement, diff, threshold(bundle))
+
+
+def not_run(bundle: Bundle, art: Artifact, why: str) -> Verdict:
+    return Verdict(key(art), art.file, why, None, None, threshold(bundle))
+
+
+def key(art: Artifact) -> str:
+    return f"{art.format}-{art.precision}"
+
+
+def format_table(bundle: Bundle, verdicts: list[Verdict]) -> str:
+    """The table `wbc-edge verify` prints, one row per artifact, and a verdict line."""
+    rows = [["artifact", "file", "runtime", "agreement", "max |Δp|", "needs", "result"]]
+    for v in verdicts:
+        result = {True: "PASS", False: "FAIL", None: "not run"}[v.passed]
+        rows.append(
+            [
+                v.key,
+                v.file,
+                v.runtime,
+                "-" if v.agreement is None else f"{v.agreement:.4f}",
+                "-" if v.max_abs_prob_diff is None else f"{v.max_abs_prob_diff:.4f}",
+                f"{v.threshold:g}",
+                result,
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    run = [v for v in verdicts if v.passed is not None]
+    failed = [v for v in run if not v.passed]
+    n = bundle.selftest.n if bundle.selftest else 0
+    verdict = "FAIL" if failed or not run else "PASS"
+    lines.append(
+        f"{verdict}: {len(run) - len(failed)} of {len(run)} artifact(s) agree with the float "
+        f"model on {n} self-test crops ({bundle.name})"
+    )
+    return "\n".join(lines)
