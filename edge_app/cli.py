@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -433,7 +434,10 @@ def _none_to_verify(bundle) -> list:
 
 def _runtime(args: argparse.Namespace, bundle):
     with native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" and the like
-        return open_runtime(bundle, None, args.runtime, args.precision, args.threads)
+        rt = open_runtime(bundle, None, args.runtime, args.precision, args.threads)
+    if rt.output_kind_note:  # said here: native_stderr hid the runtime's own log line
+        logging.getLogger(PROG).warning("%s", rt.output_kind_note)
+    return rt
 
 
 def _report(

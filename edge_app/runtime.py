@@ -123,7 +123,7 @@ class Runtime(ABC):
         return (
             f"{self.name} on {self.device}: {self.artifact.file} ({self.precision}, "
             f"input {self.input_precision}, runs {self.inference_precision}, "
-            f"threads {self.threads or 'default'})"
+            f"output {self.output_kind}, threads {self.threads or 'default'})"
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -172,14 +172,18 @@ class Runtime(ABC):
         fixed = self.input_info.shape[0]
         if fixed is not None:
             x = x[:fixed] if fixed <= len(x) else np.repeat(x[:1], fixed, axis=0)
-        kind = infer_output_kind(self._from_output(self._run(self._to_input(x))))
-        log.warning(
-            "%s declares no output kind (a bundle from before schema 2): decided once at load "
-            "from a probe batch: %s (wbc-convert or tools/upgrade_bundle.py records it)",
-            self.artifact.file,
-            kind,
+        return infer_output_kind(self._from_output(self._run(self._to_input(x))))
+
+    @property
+    def output_kind_note(self) -> str | None:
+        """What to tell people when the bundle declares no output kind (None: it does)."""
+        if self.artifact.output_kind is not None:
+            return None
+        return (
+            f"{self.artifact.file} declares no output kind (a bundle from before schema 2): "
+            f"decided once at load from a probe batch: {self.output_kind} (wbc-convert or "
+            "tools/upgrade_bundle.py records it)"
         )
-        return kind
 
     def close(self) -> None:  # noqa: B027 - backends without resources need nothing here
         """Release the model (the object is unusable afterwards)."""
@@ -496,6 +500,8 @@ def open_runtime(
         name = _runtime_for(artifact, runtime, bundle)
     rt = _BACKENDS[name](bundle, artifact, threads)
     log.info("runtime: %s", rt.describe())
+    if rt.output_kind_note:
+        log.warning("%s", rt.output_kind_note)
     return rt
 
 

@@ -87,11 +87,14 @@ def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int 
     from edge_app.quiet import native_stderr
     from edge_app.runtime import open_runtime
 
-    with native_stderr(), open_runtime(bundle, art, threads=threads) as rt:
-        out = [
-            rt.predict(sample.inputs[i : i + BATCH]) for i in range(0, len(sample.inputs), BATCH)
-        ]
+    with native_stderr():
+        rt = open_runtime(bundle, art, threads=threads)
+    with rt:
+        batches = range(0, len(sample.inputs), BATCH)
+        out = [rt.predict(sample.inputs[i : i + BATCH]) for i in batches]
         name = f"{rt.name} ({rt.inference_precision})"
+        if rt.output_kind_note:
+            name += ", output kind probed"
     probs = np.concatenate(out)
     agreement = float(np.mean(probs.argmax(1) == sample.probs.argmax(1)))
     diff = float(np.abs(probs - sample.probs).max())

@@ -21,7 +21,6 @@ from edge_app.runtime import (
     choose_artifact,
     open_runtime,
     runtime_available,
-    to_probabilities,
 )
 from train.synthetic import CLASSES, render_cell
 
@@ -131,9 +130,16 @@ def edit_bundle_json(root: Path, change) -> None:
     (root / "bundle.json").write_text(json.dumps(data))
 
 
+def as_schema_1(d: dict) -> None:
+    """No fingerprints, as a bundle from before schema 2: only the runtime's checks remain."""
+    for a in d["artifacts"]:
+        a["contract_sha256"] = None
+    d.pop("selftest", None)
+
+
 def test_class_count_mismatch_is_a_bundle_error(bundle, tmp_path) -> None:
     root = copy_bundle(bundle.root, tmp_path / "b")
-    edit_bundle_json(root, lambda d: d.update(classes=d["classes"][:3]))
+    edit_bundle_json(root, lambda d: (as_schema_1(d), d.update(classes=d["classes"][:3])))
     b = load_bundle(root)
     for fmt in RUNNABLE:
         with pytest.raises(BundleError) as err:
@@ -146,6 +152,7 @@ def test_class_count_mismatch_is_a_bundle_error(bundle, tmp_path) -> None:
 def test_input_size_mismatch_is_a_bundle_error(bundle, tmp_path) -> None:
     root = copy_bundle(bundle.root, tmp_path / "b")
     spec = dataclasses.replace(bundle.preprocessing, height=40, width=40)
+    edit_bundle_json(root, as_schema_1)
     b = load_bundle(root)
     b.preprocessing = spec
     save_bundle(b)
@@ -175,16 +182,10 @@ def test_predict_checks_the_batch_shape(bundle) -> None:
         rt.predict(np.zeros((2, 16, 16, 3), np.float32))
 
 
-def test_logits_get_a_softmax_and_probabilities_are_kept() -> None:
-    probs = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 1.0, 0.0]], np.float32)
-    np.testing.assert_array_equal(to_probabilities(probs), probs)
-    logits = np.array([[2.0, -1.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
-    out = to_probabilities(logits)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
-    assert out[0].argmax() == 0 and np.allclose(out[1], 0.25)
-    # int8 softmax outputs sum to 1 only within a few quantization steps: still probabilities
-    q = np.array([[0.25390625, 0.2421875, 0.2421875, 0.25]], np.float32)
-    np.testing.assert_array_equal(to_probabilities(q), q)
+def test_every_artifact_declares_the_float_models_output_kind(bundle) -> None:
+    assert {a.output_kind for a in bundle.artifacts} == {"probabilities"}  # tiny CNN: softmax
+    rt = open_runtime(bundle, bundle.find("tflite", "fp32"))
+    assert rt.output_kind == "probabilities"
 
 
 def test_jetson_gpu_providers_come_first_and_onnx_is_preferred(bundle, monkeypatch, tmp_path):
