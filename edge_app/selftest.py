@@ -2,13 +2,16 @@
 
 Parity ran on the converting machine's kernels (x86); a Pi's ARM INT8 kernels are not those.
 The bundle carries `selftest.npz` (written by `wbc-convert`, see `convert.selftest`): held-out
-crops prepared to the model's input and the float model's probabilities on them. Each artifact
-this machine can run predicts them through the one runtime interface; top-1 agreement with the
-float model must reach the bundle's recorded parity threshold (`parity.thresholds`).
+crops prepared to the model's input (lossless WebP) and the float model's probabilities on
+them. Each artifact this machine can run predicts them through the one runtime interface;
+top-1 agreement with the float model must reach the bundle's recorded parity threshold
+(`parity.thresholds`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,22 +61,45 @@ def load_sample(bundle: Bundle) -> Sample:
     path = bundle.artifact_path(rec)
     try:
         with np.load(path, allow_pickle=False) as data:
-            crops, probs = data["crops"], data["probs"]
+            crops = unpack_crops(data["webp"], data["offsets"])
+            probs, recorded = data["probs"], str(data["crops_sha256"])
     except (OSError, KeyError, ValueError) as exc:
         raise BundleError(f"selftest: {rec.file} cannot be read ({exc})", bundle.path) from None
     spec = bundle.preprocessing
     want = (rec.n, spec.height, spec.width, 3)
-    if (
-        crops.dtype != np.uint8
-        or crops.shape != want
-        or probs.shape != (rec.n, len(bundle.classes))
-    ):
+    if crops.shape != want or probs.shape != (rec.n, len(bundle.classes)):
         raise BundleError(
-            f"selftest: {rec.file} holds crops {crops.shape} {crops.dtype} and probs "
-            f"{probs.shape}; expected {want} uint8 and ({rec.n}, {len(bundle.classes)})",
+            f"selftest: {rec.file} holds crops {crops.shape} and probs {probs.shape}; expected "
+            f"{want} and ({rec.n}, {len(bundle.classes)})",
             bundle.path,
         )
+    if crops_sha256(crops) != recorded:
+        raise BundleError(
+            f"selftest: {rec.file}: this OpenCV decodes its WebP crops differently", bundle.path
+        )
     return Sample(normalise(crops, spec), probs.astype(np.float32))
+
+
+def unpack_crops(webp: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The uint8 crops of a sample from their lossless WebP files (ValueError if unreadable)."""
+    import cv2
+
+    crops = []
+    for start, end in itertools.pairwise(offsets):
+        crop = cv2.imdecode(webp[start:end], cv2.IMREAD_UNCHANGED)
+        if crop is None or crop.ndim != 3 or crop.shape[2] != 3:
+            raise ValueError(f"crop {len(crops)} is not a 3-channel WebP image")
+        crops.append(crop)
+    if not crops:
+        raise ValueError("no crops")
+    return np.stack(crops)
+
+
+def crops_sha256(crops: np.ndarray) -> str:
+    """sha256 of the crops' shape and bytes: proves a decoder gave back exactly what was stored."""
+    h = hashlib.sha256(str(crops.shape).encode())
+    h.update(np.ascontiguousarray(crops, np.uint8).tobytes())
+    return h.hexdigest()
 
 
 def threshold(bundle: Bundle) -> float:
