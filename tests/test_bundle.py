@@ -118,8 +118,8 @@ BAD_EDITS = {  # edit -> the one line it gives, after "bundle.json: "
     "artifacts[0].sha256: 'abc' is not a sha256 (64 hex digits)": lambda d: d["artifacts"][
         0
     ].update(sha256="abc"),
-    "parity.thresholds.min_agreement: 2.0 is not in [0, 1]": lambda d: d.update(
-        parity={"thresholds": {"min_agreement": 2, "max_drop": 0.01}}
+    "parity.thresholds.min_agreement: expected a number, got '0.99'": lambda d: d.update(
+        parity={"thresholds": {"min_agreement": "0.99", "max_drop": 0.01}}
     ),
     "selftest.n: expected an integer, got '9'": lambda d: d.update(
         selftest={
