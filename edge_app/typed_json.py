@@ -31,7 +31,9 @@ def decode(kind: Any, value: Any, path: str, problems: list[str]) -> Any:
         args = [a for a in get_args(kind) if a is not type(None)]
         if value is None and len(args) < len(get_args(kind)):
             return None
-        return decode(args[0], value, path, problems) if len(args) == 1 else value
+        if len(args) != 1:
+            raise TypeError(f"typed_json decodes X | None only, not {kind!r}")  # a schema bug
+        return decode(args[0], value, path, problems)
     if origin is list:
         if not isinstance(value, list):
             return _wrong("a list", value, path, problems)
