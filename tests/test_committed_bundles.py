@@ -1,0 +1,35 @@
+"""The bundles committed under models/ load under schema 2, with every file hashed, and the
+default one verifies on this machine from its own self-test sample (no data needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_app.bundle import SCHEMA_VERSION, load_bundle
+from edge_app.cli import main
+from edge_app.runtime import runtime_available
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.parametrize("name", ["default", "custom-cnn-grouped"])
+def test_committed_bundles_are_schema_2_with_every_file_hashed(name: str) -> None:
+    bundle = load_bundle(MODELS / name)  # checks every hash, the .bin files included
+    assert bundle.schema_version == SCHEMA_VERSION
+    for art in bundle.artifacts:
+        assert art.output_kind == "probabilities" and art.contract_sha256 == bundle.contract_sha256
+        if art.format == "openvino":
+            assert [f.file for f in art.extra_files] == [Path(art.file).stem + ".bin"]
+        assert "weights_sha256" not in art.options
+
+
+def test_the_default_bundle_verifies_here_from_its_own_sample(capsys) -> None:
+    bundle = load_bundle(MODELS / "default")
+    assert bundle.selftest is not None and bundle.selftest.n == 200
+    assert (MODELS / "default" / bundle.selftest.file).stat().st_size < 2_100_000
+    if not runtime_available("litert"):
+        pytest.skip("needs ai-edge-litert")
+    assert main(["verify", "--model", str(MODELS / "default"), "--artifact", "tflite-int8"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("PASS: 1 of 1 artifact")
