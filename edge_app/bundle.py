@@ -253,8 +253,9 @@ _TOP: dict[str, tuple[Any, bool]] = {
 }
 
 
-def bundle_from_dict(data: Any, file: Path) -> Bundle:
-    """Decode a parsed bundle.json; raise BundleError listing every problem, one per line."""
+def bundle_from_dict(data: Any, file: Path, warn: bool = True) -> Bundle:
+    """Decode a parsed bundle.json; raise BundleError listing every problem, one per line.
+    With `warn`, unknown top-level keys and missing fingerprints are logged."""
     if not isinstance(data, dict):
         raise BundleError("top level must be a JSON object", file)
     problems: list[str] = []
@@ -278,10 +279,10 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
             got[key] = PreprocessSpec.decode(data[key], key, problems)
         else:
             got[key] = decode(kind, data[key], key, problems)
+    extra = {k: decode(Any, v, k, problems) for k, v in data.items() if k not in _TOP}
     _check_parts(got, problems)
     _raise(problems, file)
-    extra = {k: v for k, v in data.items() if k not in _TOP}
-    for key in extra:
+    for key in extra if warn else ():
         log.warning("%s: unknown top-level key %r kept as it is (a newer writer?)", file, key)
     bundle = Bundle(
         root=file.parent,
@@ -296,7 +297,7 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
         quality=got.get("quality", {}),
         extra=extra,
     )
-    _check_contract(bundle, problems)
+    _check_contract(bundle, problems, warn)
     _raise(problems, file)
     return bundle
 
@@ -327,7 +328,7 @@ def save_bundle(bundle: Bundle) -> Path:
     bundle.root.mkdir(parents=True, exist_ok=True)
     bundle.schema_version = SCHEMA_VERSION
     data = bundle.to_dict()
-    bundle_from_dict(data, bundle.path)  # never write a bundle this module would refuse to read
+    bundle_from_dict(data, bundle.path, warn=False)  # never write what this module would refuse
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(dir=bundle.root, prefix=".bundle-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -357,8 +358,6 @@ def verify_files(bundle: Bundle) -> None:
                 "(changed after the bundle was written?)"
             )
     _raise(problems, bundle.path)
-
-
 
 
 def contract_sha256(classes: list[str], spec: PreprocessSpec) -> str:
@@ -472,7 +471,7 @@ def _check_record(rec: FileHash | SelfTest, where: str, problems: list[str]) -> 
         problems.append(f"{where}.size_bytes: {rec.size_bytes} is negative")
 
 
-def _check_contract(bundle: Bundle, problems: list[str]) -> None:
+def _check_contract(bundle: Bundle, problems: list[str], warn: bool) -> None:
     """Artifacts (and the self-test sample) made for other classes or preprocessing."""
     now = bundle.contract_sha256
     stamped = [
@@ -487,7 +486,7 @@ def _check_contract(bundle: Bundle, problems: list[str]) -> None:
                 "preprocessing than bundle.json now gives (class order changed? a step "
                 "edited?); restore bundle.json, or re-run wbc-convert from a matching model"
             )
-    if any(r is None for _, _, r in stamped):
+    if warn and any(r is None for _, _, r in stamped):
         log.info(
             "%s: some artifacts record no contract fingerprint (schema 1): a changed class "
             "order cannot be detected for them (tools/upgrade_bundle.py records it)",

@@ -176,7 +176,8 @@ class Runtime(ABC):
 
     @property
     def output_kind_note(self) -> str | None:
-        """What to tell people when the bundle declares no output kind (None: it does)."""
+        """What to tell people when the bundle declares no output kind (None: it does); the
+        CLI logs it after the runtime's native chatter is no longer hidden."""
         if self.artifact.output_kind is not None:
             return None
         return (
@@ -500,8 +501,6 @@ def open_runtime(
         name = _runtime_for(artifact, runtime, bundle)
     rt = _BACKENDS[name](bundle, artifact, threads)
     log.info("runtime: %s", rt.describe())
-    if rt.output_kind_note:
-        log.warning("%s", rt.output_kind_note)
     return rt
 
 

@@ -3,6 +3,8 @@ default one verifies on this machine from its own self-test sample (no data need
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,18 @@ def test_the_default_bundle_verifies_here_from_its_own_sample(capsys) -> None:
         pytest.skip("needs ai-edge-litert")
     assert main(["verify", "--model", str(MODELS / "default"), "--artifact", "tflite-int8"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("PASS: 1 of 1 artifact")
+
+
+def test_an_old_bundle_without_output_kinds_is_probed_once_and_said(tmp_path, caplog) -> None:
+    if not runtime_available("litert"):
+        pytest.skip("needs ai-edge-litert")
+    root = tmp_path / "old"
+    shutil.copytree(MODELS / "default", root)
+    data = json.loads((root / "bundle.json").read_text())
+    for art in data["artifacts"]:
+        art["output_kind"] = None
+    (root / "bundle.json").write_text(json.dumps(data))
+    cells = str(Path(__file__).resolve().parents[1] / "samples" / "cells")
+    assert main(["classify", "--model", str(root), "--source", cells, "--mode", "cell"]) == 0
+    said = [r.getMessage() for r in caplog.records if "declares no output kind" in r.getMessage()]
+    assert len(said) == 1 and "decided once at load from a probe batch: probabilities" in said[0]
