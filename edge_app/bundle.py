@@ -177,6 +177,17 @@ class Bundle:
         full = self.root / rel
         return FileHash(rel.as_posix(), sha256_file(full), full.stat().st_size)
 
+    def change_preprocessing(self, spec: PreprocessSpec) -> None:
+        """Change the preprocessing on purpose (`wbc-train colour-step`): the same models, now
+        for the new spec, so every artifact is re-stamped and `unchecked`, and the parity
+        summary and the self-test sample (prepared with the old spec) are dropped."""
+        self.preprocessing = spec
+        for art in self.artifacts:
+            art.status = "unchecked"
+            art.contract_sha256 = self.contract_sha256
+        self.parity = {}
+        self.selftest = None
+
     def add_metrics(self, split: str, values: dict[str, Any], **extra: Any) -> None:
         """Record metrics measured on a named split (replacing an entry of that split)."""
         entry = {"split": split, **extra, "values": values}

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -280,3 +281,18 @@ def test_the_fingerprint_ignores_how_numbers_are_spelled(tmp_path):
     bundle = with_openvino(tmp_path)
     edit(bundle, lambda d: d["preprocessing"]["nucleus"].update(stain_threshold=45))
     assert load_bundle(bundle.root).contract_sha256 == bundle.contract_sha256
+
+
+def test_a_deliberate_preprocessing_change_restamps_and_unchecks(tmp_path):
+    bundle = with_openvino(tmp_path)
+    for art in bundle.artifacts:
+        art.status = "ok"
+    old = bundle.contract_sha256
+    bundle.change_preprocessing(dataclasses.replace(bundle.preprocessing, interpolation="linear"))
+    save_bundle(bundle)
+    loaded = load_bundle(bundle.root)
+    assert loaded.contract_sha256 != old
+    assert {(a.status, a.contract_sha256) for a in loaded.artifacts} == {
+        ("unchecked", loaded.contract_sha256)
+    }
+    assert loaded.parity == {} and loaded.selftest is None

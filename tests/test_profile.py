@@ -43,7 +43,7 @@ def colour_bundle(tiny_bundle: Path, fields: Path, tmp_path_factory) -> Path:  #
 
     bg, red = reference_colours([decode_image(p) for p in sorted(fields.glob("*.png"))])
     colour = ColourSpec("reference", tuple(bg), tuple(red))
-    bundle.preprocessing = dataclasses.replace(bundle.preprocessing, colour=colour)
+    bundle.change_preprocessing(dataclasses.replace(bundle.preprocessing, colour=colour))
     save_bundle(bundle)
     return root
 

@@ -41,15 +41,12 @@ def add_colour_step(bundle_dir: Path, data_root: Path) -> Path:
         field_stain_threshold=field.field_stain_threshold,
         field_min_area=field.field_min_area,
     )
-    bundle.preprocessing = dataclasses.replace(bundle.preprocessing, colour=colour, nucleus=nucleus)
+    bundle.change_preprocessing(
+        dataclasses.replace(bundle.preprocessing, colour=colour, nucleus=nucleus)
+    )  # every artifact unchecked: its parity was measured with the old preprocessing
     training = bundle.provenance.setdefault("training", {})
     training.setdefault("notes", []).append(NOTE)
     bundle.provenance["colour_step"] = {"data": str(data_root), "added_after_training": True}
-    for art in bundle.artifacts:  # the same models, now for the new preprocessing, unchecked
-        art.status = "unchecked"
-        art.contract_sha256 = bundle.contract_sha256
-    bundle.parity = {}
-    bundle.selftest = None  # its crops were prepared without the colour step
     save_bundle(bundle)
     log.info(
         "%s: colour step added (glass %s, red cells %s)",
