@@ -3,7 +3,7 @@
     python benchmarks/detect_bccd.py [--data /path/to/bccd] [--model models/default]
                                      [--scale 2] [--min-area 250 600] [--list]
 
-Runs `edge_app.field.find_cells` (the nucleus detector the device uses) on every frame of
+Runs `edge_app.finder.CellFinder` (what the device does before the model) on every frame of
 BCCD (JPEGImages + Pascal VOC Annotations) and matches its boxes to the annotated `WBC`
 boxes greedily by IoU. One row per detector setting, measured side by side in this run: the
 first row uses NucleusParams as shipped, the others override `min_area` (training pixels).
@@ -26,11 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_app.bundle import load_bundle
-from edge_app.colour import correct_colour
 from edge_app.decode import decode_image
-from edge_app.field import DEFAULT_FIELD_SCALE, find_cells
+from edge_app.field import DEFAULT_FIELD_SCALE
+from edge_app.finder import CellFinder
 from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.scale import RunScale
 
 Box = tuple[int, int, int, int]
 
@@ -87,13 +86,11 @@ def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float
     missed: list[str] = []
     unmatched: list[str] = []
     seconds = 0.0
-    run_scale = RunScale(scale)
+    finder = CellFinder(spec, "field", scale)
     one = [0, 0]  # frames with exactly one annotated WBC; of them, those with one found
     for name, rgb, truth in frames:
         t0 = time.perf_counter()
-        rgb, _ = correct_colour(rgb, spec.colour)
-        used_scale = run_scale.observe(rgb) or DEFAULT_FIELD_SCALE
-        found = [c.box for c in find_cells(rgb, spec.after_colour(), used_scale)]
+        found = finder.find(rgb).boxes
         seconds += time.perf_counter() - t0
         got, used = match(truth, found, threshold)
         tp += len(got)
@@ -120,7 +117,7 @@ def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float
         "ms_per_frame": 1000 * seconds / max(1, n),
         "missed": missed,
         "unmatched": unmatched,
-        "scale": run_scale.value,
+        "scale": finder.scale,
         "exactly_one": one[1] / max(1, one[0]),
         "one_frames": one[0],
     }

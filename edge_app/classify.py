@@ -30,24 +30,20 @@ from typing import Any
 import numpy as np
 
 from edge_app.bundle import Bundle
-from edge_app.colour import correct_colour
 from edge_app.errors import WbcError
-from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
-from edge_app.gallery import model_crop
+from edge_app.finder import MODES, CellFinder
 from edge_app.jsonl import JsonlWriter
 from edge_app.limits import check_scale
-from edge_app.nucleus import locate_cell
-from edge_app.preprocess import preprocess
-from edge_app.profile import LAMP_DRIFT, CameraProfile, ProfileError, check_frame_size
-from edge_app.quality import FrameQuality, assess_frame
+from edge_app.nucleus import Nucleus
+from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.profile import CameraProfile, ProfileError
+from edge_app.quality import FrameQuality
 from edge_app.runtime import Runtime
 from edge_app.scale import RunScale
 from edge_app.sources.files import MediaFrame
 from edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
 
-MODES = ("field", "cell")
 DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "uncertain"
-DEFAULT_SCALE = {"field": DEFAULT_FIELD_SCALE, "cell": 1.0}
 
 Box = tuple[int, int, int, int]
 NOT_FINITE = "the model output is not a finite number (NaN or Infinity): no label given"
@@ -95,6 +91,7 @@ class Classifier:
     filling in a reference the frame lacks), its quality assessed, then its cells are found
     at the run's scale: `scale` if given, else the profile's, else measured from the red
     cells of the first frames and then kept (`edge_app.scale.RunScale`), in both modes.
+    Everything before the model is `edge_app.finder.CellFinder`'s.
     """
 
     def __init__(
@@ -118,124 +115,63 @@ class Classifier:
             raise WbcError(f"min-nucleus-area must be at least 1, got {min_area}")
         self.runtime = runtime
         self.bundle: Bundle = runtime.bundle
-        self.spec = self.bundle.preprocessing
+        spec = self.bundle.preprocessing
         if min_area is not None:
             nucleus = dataclasses.replace(
-                self.spec.nucleus, min_area=int(min_area), field_min_area=int(min_area)
+                spec.nucleus, min_area=int(min_area), field_min_area=int(min_area)
             )
-            self.spec = dataclasses.replace(self.spec, nucleus=nucleus)
+            spec = dataclasses.replace(spec, nucleus=nucleus)
+        self.finder = CellFinder(spec, mode, scale, profile, profile_path)
         self.classes = list(self.bundle.classes)
         self.mode = mode
         self.threshold = threshold
-        self.profile = profile
-        self.profile_path = profile_path
-        origin = "given" if scale is not None else None
-        if scale is None and profile is not None:
-            scale, origin = profile.scale, "the camera profile's"
-        self.run_scale = RunScale(None if scale is None else float(scale), origin)
-        self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
         self.keep_crops = False  # set to get FrameResult.crops (what the model saw)
-        self._crop_spec = self.spec.after_colour()  # frames are colour-corrected once, first
 
     @property
     def scale(self) -> float:
         """The scale in use now (the field default until red cells have been seen)."""
-        value = self.run_scale.value
-        return DEFAULT_SCALE[self.mode] if value is None else value
+        return self.finder.scale
+
+    @property
+    def run_scale(self) -> RunScale:
+        return self.finder.run_scale
+
+    @property
+    def spec(self) -> PreprocessSpec:
+        """The preprocessing in use (the bundle's, with `min_area` if overridden)."""
+        return self.finder.spec
 
     def classify(self, rgb: np.ndarray) -> FrameResult:
         """All white cells of one RGB uint8 frame, with the time each stage took."""
-        if self.profile is not None:
-            check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
+        found = self.finder.find(rgb)
         clock = time.perf_counter
         t0 = clock()
-        corrected, ill = self._corrected(rgb)
+        batch = found.inputs()
         t1 = clock()
-        self.run_scale.observe(corrected)
-        scale = self.scale
-        t_scale = clock()
-        baseline = self.profile.focus if self.profile is not None else None
-        quality = assess_frame(rgb, corrected, ill, scale, baseline)
-        if self.profile is not None:
-            self.lamp_drift = self.profile.lamp_drift(ill)
-        t2 = clock()
-        boxes, nuclei, batch_of = self._find(corrected, scale)
-        t3 = clock()
-        batch = batch_of()
-        t4 = clock()
         probs = self.runtime.predict(batch) if len(batch) else np.zeros((0, len(self.classes)))
-        t5 = clock()
-        timings = {
-            "colour": t1 - t0,
-            "scale": t_scale - t1,
-            "quality": t2 - t_scale,
-            "find": t3 - t2,
-            "preprocess": t4 - t3,
-            "infer": t5 - t4,
-        }
-        result = FrameResult([], timings, quality, scale)
+        t2 = clock()
+        timings = {**found.timings, "preprocess": t1 - t0, "infer": t2 - t1}
+        result = FrameResult([], timings, found.quality, found.scale)
         kept = []
-        for i, (box, p) in enumerate(zip(boxes, probs, strict=True)):
+        for i, (box, p) in enumerate(zip(found.boxes, probs, strict=True)):
             if np.isfinite(p).all():
                 result.cells.append(self._result(box, p))
                 kept.append(i)
             else:
                 result.failed.append((box, NOT_FINITE))
-        if self.keep_crops:
-            self._keep(result, corrected, [nuclei[i] for i in kept])
-        timings["records"] = clock() - t5
+        if self.keep_crops:  # not timed: for reports
+            result.crops = found.crops(kept)
+            result.centres = [_centre(found.nuclei[i]) for i in kept]
+        timings["records"] = clock() - t2
         return result
 
     def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
         """The model inputs (N, H, W, 3) one frame gives, as `classify` makes them (no state)."""
-        corrected, _ = self._corrected(rgb)
-        *_, batch_of = self._find(corrected, self.scale)
-        return batch_of()
+        return self.finder.find(rgb, observe=False).inputs()
 
     def drift_warnings(self) -> list[str]:
         """What has drifted away from the run's scale or the camera profile, one line each."""
-        out = []
-        if self.run_scale.drift is not None:
-            out.append(
-                f"recent frames measure scale {self.run_scale.drift:.3g}, the run uses "
-                f"{self.scale:.3g}: did the magnification or camera change? (recalibrate)"
-            )
-        if self.lamp_drift is not None and self.lamp_drift > LAMP_DRIFT:
-            out.append(
-                f"the lamp differs from the camera profile by {100 * self.lamp_drift:.0f} % "
-                "(white balance, brightness or another lamp): recalibrate"
-            )
-        return out
-
-    def _corrected(self, rgb: np.ndarray):
-        """The frame after the colour step (a profile fills a missing reference), and what
-        the frame showed of its light."""
-        fallback = self.profile.illumination if self.profile is not None else None
-        return correct_colour(rgb, self.spec.colour, fallback=fallback)
-
-    def _find(self, rgb: np.ndarray, scale: float):
-        """Boxes and nuclei (None: the whole image) of the cells of a colour-corrected frame,
-        and a function making their model inputs (timed separately)."""
-        spec = self._crop_spec
-        if self.mode == "field":
-            cells = find_cells(rgb, spec, scale)
-            return (
-                [c.box for c in cells],
-                [c.nucleus for c in cells],
-                lambda: cell_inputs(rgb, cells, spec, scale),
-            )
-        if spec.crop.method != "nucleus":
-            return [None], [None], lambda: preprocess(rgb, spec, scale)[None]
-        nucleus = locate_cell(rgb, spec.nucleus, scale)
-        if nucleus is None:
-            return [], [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
-        return [None], [nucleus], lambda: preprocess(rgb, spec, scale, nucleus)[None]
-
-    def _keep(self, result: FrameResult, corrected: np.ndarray, nuclei: list) -> None:
-        """Attach the crop each model input was made from (not timed), for reports."""
-        spec, field_mode = self._crop_spec, self.mode == "field"
-        result.crops = [model_crop(corrected, spec, result.scale, n, field_mode) for n in nuclei]
-        result.centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
+        return self.finder.drift_warnings()
 
     def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
         k = int(np.argmax(p))
@@ -244,6 +180,10 @@ class Classifier:
         return CellResult(
             box, self.classes[k], round(confidence, 6), probs, confidence < self.threshold
         )
+
+
+def _centre(nucleus: Nucleus | None) -> tuple[float, float] | None:
+    return None if nucleus is None else (nucleus.cx, nucleus.cy)
 
 
 # ---------------------------------------------------------------------------- records

@@ -73,7 +73,7 @@ def split_regions(rgb: np.ndarray) -> Regions:
     Where the darker side is small (the threshold fell between stained nuclei and the rest,
     as after a brightening gamma), the brighter side is split again.
     """
-    brightest = rgb.max(axis=2)
+    brightest = cv2.max(cv2.max(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
     usable = brightest > DARK
     green = rgb[:, :, 1]
     values = _subsample(green[usable])
@@ -105,11 +105,11 @@ def estimate_illumination(
     nearer of the spec's two references in chromaticity (neutral grey without a spec).
     """
     regions = split_regions(rgb) if regions is None else regions
-    n = max(1, int(regions.usable.sum()))
+    n = max(1, np.count_nonzero(regions.usable))
     glass_px = _subsample(rgb[regions.glass])
     cell_px = _red_cell_pixels(rgb, regions)
-    glass_frac = int(regions.glass.sum()) / n
-    red_frac = int(regions.cells.sum()) / n
+    glass_frac = np.count_nonzero(regions.glass) / n
+    red_frac = np.count_nonzero(regions.cells) / n
     background = _median(glass_px) if glass_frac >= MIN_FRACTION else None
     if background is not None and min(background) >= CLIPPED:
         background = None  # the glass is clipped in every channel: its colour is unknown
@@ -196,8 +196,23 @@ def correct_colour(
     image showed (its flags say what was missing). A spec with method `none` returns the
     image unchanged and None.
     """
+    lut, ill = colour_table(rgb, spec, ill, fallback)
+    return (rgb if lut is None else apply_lut(rgb, lut)), ill
+
+
+def colour_table(
+    rgb: np.ndarray,
+    spec: ColourSpec,
+    ill: Illumination | None = None,
+    fallback: Illumination | None = None,
+) -> tuple[np.ndarray | None, Illumination | None]:
+    """What `correct_colour` would apply to the image (None: nothing), and what it measured.
+
+    A table acts pixel by pixel, so it may be applied to any part of the image (a crop, a
+    shrunk copy) instead of the whole: the device corrects only what it looks at.
+    """
     if spec.method == "none":
-        return rgb, None
+        return None, None
     ill = measure_illumination(rgb, spec) if ill is None else ill
     used = ill
     if fallback is not None and (ill.background is None or ill.red_cell is None):
@@ -205,8 +220,7 @@ def correct_colour(
             ill.background or fallback.background,
             ill.red_cell or fallback.red_cell,
         )
-    lut = colour_lut(used, spec)
-    return (rgb if lut is None else apply_lut(rgb, lut)), ill
+    return colour_lut(used, spec), ill
 
 
 def measure_illumination(
@@ -278,7 +292,7 @@ def _red_cell_pixels(rgb: np.ndarray, regions: Regions) -> np.ndarray:
     if len(px) == 0:
         return px
     green = px[:, 1]
-    return px[green >= np.median(green)] if len(px) > 16 else px
+    return px[green >= _median_u8(green)] if len(px) > 16 else px
 
 
 def _subsample(px: np.ndarray) -> np.ndarray:
@@ -287,5 +301,18 @@ def _subsample(px: np.ndarray) -> np.ndarray:
 
 
 def _median(px: np.ndarray) -> tuple[float, float, float]:
-    m = np.median(px.reshape(-1, 3).astype(np.float64), axis=0)
-    return (float(m[0]), float(m[1]), float(m[2]))
+    """Per-channel median of (N, 3) uint8 pixels (as `np.median`, from histograms)."""
+    px = px.reshape(-1, 3)
+    r, g, b = (_median_u8(px[:, c]) for c in range(3))
+    return (r, g, b)
+
+
+def _median_u8(values: np.ndarray) -> float:
+    """`np.median` of uint8 values, counted instead of sorted (the mean of the two middle
+    values for an even count)."""
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    below = np.cumsum(np.bincount(values, minlength=256))
+    lo, hi = np.searchsorted(below, [(n - 1) // 2, n // 2], side="right")
+    return (float(lo) + float(hi)) / 2

@@ -41,11 +41,17 @@ class Cell:
 
 
 def find_cells(
-    rgb: np.ndarray, spec: PreprocessSpec, scale: float = DEFAULT_FIELD_SCALE
+    rgb: np.ndarray,
+    spec: PreprocessSpec,
+    scale: float = DEFAULT_FIELD_SCALE,
+    small: np.ndarray | None = None,
 ) -> list[Cell]:
-    """Every white cell in an RGB frame, largest nucleus first (lobes already merged)."""
+    """Every white cell in an RGB frame, largest nucleus first (lobes already merged).
+
+    `small`: the frame already at the training scale (see `edge_app.nucleus.find_nuclei`).
+    """
     h, w = rgb.shape[:2]
-    nuclei = find_nuclei(rgb, spec.nucleus.for_field(), scale)
+    nuclei = find_nuclei(rgb, spec.nucleus.for_field(), scale, small)
     return [Cell(cell_box(n.box, scale, (w, h)), n) for n in nuclei]
 
 
@@ -64,16 +70,25 @@ def cell_box(nucleus_box: Box, scale: float, size: tuple[int, int]) -> Box:
 
 
 def cell_inputs(
-    rgb: np.ndarray, cells: list[Cell], spec: PreprocessSpec, scale: float = DEFAULT_FIELD_SCALE
+    rgb: np.ndarray,
+    cells: list[Cell],
+    spec: PreprocessSpec,
+    scale: float = DEFAULT_FIELD_SCALE,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The model inputs (N, H, W, 3) float32 for the cells of one frame."""
+    """The model inputs (N, H, W, 3) float32 for the cells of one frame (`lut`: see
+    `edge_app.preprocess.prepare`)."""
     if not cells:
         return np.zeros((0, spec.height, spec.width, 3), np.float32)
-    return np.stack([cell_input(rgb, c.nucleus, spec, scale) for c in cells])
+    return np.stack([cell_input(rgb, c.nucleus, spec, scale, lut) for c in cells])
 
 
 def cell_input(
-    rgb: np.ndarray, nucleus: Nucleus, spec: PreprocessSpec, scale: float = DEFAULT_FIELD_SCALE
+    rgb: np.ndarray,
+    nucleus: Nucleus,
+    spec: PreprocessSpec,
+    scale: float = DEFAULT_FIELD_SCALE,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
     """One cell's model input, cropped as the classifier was trained.
 
@@ -82,8 +97,9 @@ def cell_input(
     the nucleus first, so it sees the same context it was trained with.
     """
     if spec.crop.method == "nucleus":
-        return preprocess(rgb, spec, scale=scale, nucleus=nucleus)
-    return preprocess(training_window(rgb, nucleus.cx, nucleus.cy, scale), spec, scale=scale)
+        return preprocess(rgb, spec, scale=scale, nucleus=nucleus, lut=lut)
+    window = training_window(rgb, nucleus.cx, nucleus.cy, scale)
+    return preprocess(window, spec, scale=scale, lut=lut)
 
 
 def training_window(rgb: np.ndarray, cx: float, cy: float, scale: float) -> np.ndarray:

@@ -21,6 +21,7 @@ def model_crop(
     scale: float,
     nucleus: Nucleus | None = None,
     field: bool = False,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
     """The uint8 crop in the spec's colour order, as `field.cell_input` / cell mode cut it.
 
@@ -28,8 +29,8 @@ def model_crop(
     the training-image window around the nucleus first, as field mode does.
     """
     if field and nucleus is not None and spec.crop.method != "nucleus":
-        return prepare(training_window(rgb, nucleus.cx, nucleus.cy, scale), spec, scale)
-    return prepare(rgb, spec, scale, nucleus)
+        return prepare(training_window(rgb, nucleus.cx, nucleus.cy, scale), spec, scale, lut=lut)
+    return prepare(rgb, spec, scale, nucleus, lut)
 
 
 def to_rgb(crop: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_app.preprocess_spec import NucleusParams
+from edge_app.resample import shrink_by
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,18 @@ def stain_mask(rgb: np.ndarray, params: NucleusParams) -> np.ndarray:
     return ((b - g > params.stain_threshold) & (g <= params.max_green)).astype(np.uint8)
 
 
-def find_nuclei(rgb: np.ndarray, params: NucleusParams, scale: float = 1.0) -> list[Nucleus]:
-    """All nuclei in an image, largest first. `scale` = image pixels per training-image pixel."""
+def find_nuclei(
+    rgb: np.ndarray, params: NucleusParams, scale: float = 1.0, small: np.ndarray | None = None
+) -> list[Nucleus]:
+    """All nuclei in an image, largest first. `scale` = image pixels per training-image pixel.
+
+    `small`: the image already brought to the working scale (`working_image`, perhaps
+    colour-corrected after shrinking); `rgb` then only gives the frame's size.
+    """
     h, w = rgb.shape[:2]
-    shrink = max(1.0, scale)  # work at the training scale, never above the frame's own
-    small = _shrink(rgb, shrink)
+    small = working_image(rgb, scale) if small is None else small
     sy, sx = h / small.shape[0], w / small.shape[1]  # frame px per working px
-    per_training = scale / shrink  # working px per training px
+    per_training = scale / max(1.0, scale)  # working px per training px
     mask = stain_mask(small, params)
     mask = _morph(mask, cv2.MORPH_CLOSE, params.close_radius * per_training)
     _, labels, stats, centres = cv2.connectedComponentsWithStatsWithAlgorithm(
@@ -71,9 +77,11 @@ def find_nuclei(rgb: np.ndarray, params: NucleusParams, scale: float = 1.0) -> l
     return sorted(found, key=lambda nuc: -nuc.area)
 
 
-def locate_cell(rgb: np.ndarray, params: NucleusParams, scale: float = 1.0) -> Nucleus | None:
+def locate_cell(
+    rgb: np.ndarray, params: NucleusParams, scale: float = 1.0, small: np.ndarray | None = None
+) -> Nucleus | None:
     """The nucleus of the image's one white cell: the largest, weighed by nearness to centre."""
-    nuclei = find_nuclei(rgb, params, scale)
+    nuclei = find_nuclei(rgb, params, scale, small)
     if not nuclei:
         return None
     h, w = rgb.shape[:2]
@@ -112,13 +120,9 @@ def _nucleus(
     )
 
 
-def _shrink(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """The image at 1/factor of its size (pixel averaging); itself for factor 1."""
-    h, w = rgb.shape[:2]
-    size = (max(1, round(w / factor)), max(1, round(h / factor)))
-    if size == (w, h):
-        return rgb
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+def working_image(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The image at the training scale (`scale` image px per training px), never enlarged."""
+    return shrink_by(rgb, max(1.0, scale))
 
 
 def _merge(labels: np.ndarray, stats: np.ndarray, max_gap: int, min_area: float) -> np.ndarray:

@@ -15,11 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_app.colour import correct_colour
+from edge_app.colour import apply_lut, correct_colour
 from edge_app.decode import decode_image
 from edge_app.errors import NoCellFound
 from edge_app.nucleus import Nucleus, locate_cell
 from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.resample import shrink
 
 _INTERPOLATION = {
     "area": cv2.INTER_AREA,
@@ -83,18 +84,32 @@ def resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Resize to the model's input size with the spec's interpolation."""
     if rgb.shape[:2] == (spec.height, spec.width):
         return rgb
+    shrinking = rgb.shape[0] >= spec.height and rgb.shape[1] >= spec.width
+    if spec.interpolation == "area" and shrinking:
+        return shrink(rgb, (spec.width, spec.height))
     interp = _INTERPOLATION[spec.interpolation]
-    if spec.interpolation == "area" and (rgb.shape[0] < spec.height or rgb.shape[1] < spec.width):
+    if spec.interpolation == "area":
         interp = cv2.INTER_LINEAR  # INTER_AREA is meant for shrinking
     return cv2.resize(rgb, (spec.width, spec.height), interpolation=interp)
 
 
 def prepare(
-    rgb: np.ndarray, spec: PreprocessSpec, scale: float = 1.0, nucleus: Nucleus | None = None
+    rgb: np.ndarray,
+    spec: PreprocessSpec,
+    scale: float = 1.0,
+    nucleus: Nucleus | None = None,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
-    """RGB uint8 image → colour-normalised, cropped, resized uint8 (H, W, 3) in model order."""
+    """RGB uint8 image → colour-normalised, cropped, resized uint8 (H, W, 3) in model order.
+
+    `lut`: the colour table of the whole frame (`edge_app.colour.colour_table`), applied to
+    the crop only, which gives the same pixels as correcting the frame first; `spec` is then
+    the spec after its colour step (`after_colour()`) and the nucleus is given.
+    """
     rgb, _ = correct_colour(rgb, spec.colour)
     crop, _ = crop_cell(rgb, spec, scale, nucleus)
+    if lut is not None:
+        crop = apply_lut(crop, lut)
     out = resize(crop, spec)
     if spec.color_order == "BGR":
         out = out[:, :, ::-1]
@@ -126,9 +141,10 @@ def preprocess(
     scale: float = 1.0,
     nucleus: Nucleus | None = None,
     quant: QuantParams | None = None,
+    lut: np.ndarray | None = None,
 ) -> np.ndarray:
     """The whole chain for one decoded image: float32 (H, W, 3), or quantized if `quant`."""
-    x = normalise(prepare(rgb, spec, scale, nucleus), spec)
+    x = normalise(prepare(rgb, spec, scale, nucleus, lut), spec)
     return quantize(x, quant) if quant is not None else x
 
 

@@ -94,11 +94,19 @@ class RunScale:
             return self.fixed
         return float(np.median(self._first)) if self._first else None
 
-    def observe(self, rgb: np.ndarray) -> float | None:
-        """Measure this frame if the run still needs it; returns the scale to use for it."""
-        self.frames += 1
+    def due(self) -> bool:
+        """Whether the next frame will be measured (calibrating, or a re-check)."""
+        return self.fixed is None or (self.frames + 1) % RECHECK_EVERY == 0
+
+    def observe(self, rgb: np.ndarray | None) -> float | None:
+        """Measure this colour-normalised frame if it is `due`; returns the scale to use for
+        it. `rgb` may be None for a frame that is not due (it is only counted)."""
         calibrating = self.fixed is None
-        if calibrating or self.frames % RECHECK_EVERY == 0:
+        due = self.due()
+        self.frames += 1
+        if due:
+            if rgb is None:
+                raise ValueError("RunScale.observe: this frame is due to be measured")
             est = estimate_scale(rgb)
             if est is not None:
                 self._add(est.scale, calibrating)

@@ -1,0 +1,162 @@
+"""Everything a frame goes through before the model: colour, scale, quality, find, crop.
+
+`CellFinder` looks at as few pixels as it can. The colour step is measured on a thumbnail
+and its table applied only to what is looked at: the frame shrunk once to the training
+scale (where the quality is judged and the nuclei are found) and each cell's crop (cut from
+the frame as captured, then corrected: a table acts pixel by pixel, so the crop's pixels are
+those of a corrected frame). The whole frame is corrected only when the run's scale is
+measured from it (the first frames, then every 25th: `edge_app.scale.RunScale`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_app.colour import Illumination, apply_lut, colour_table
+from edge_app.field import DEFAULT_FIELD_SCALE, Box, cell_input, find_cells
+from edge_app.gallery import model_crop
+from edge_app.nucleus import Nucleus, locate_cell, working_image
+from edge_app.preprocess import preprocess
+from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
+from edge_app.quality import FrameQuality, assess_frame
+from edge_app.scale import RunScale
+
+MODES = ("field", "cell")
+DEFAULT_SCALE = {"field": DEFAULT_FIELD_SCALE, "cell": 1.0}
+STAGES = ("colour", "scale", "quality", "find")
+
+
+@dataclass
+class FoundCells:
+    """The white cells of one frame before classification.
+
+    `boxes`/`nuclei` pair up (None: the whole image is the cell, or no nucleus is needed);
+    `timings` are the seconds of `STAGES`. `inputs()` and `crops()` cut the cells.
+    """
+
+    boxes: list[Box | None]
+    nuclei: list[Nucleus | None]
+    quality: FrameQuality
+    scale: float
+    timings: dict[str, float] = field(default_factory=dict)
+    _frame: np.ndarray | None = None
+    _lut: np.ndarray | None = None
+    _spec: PreprocessSpec | None = None
+    _field: bool = True
+
+    def inputs(self) -> np.ndarray:
+        """The model inputs (N, H, W, 3) float32, one per cell."""
+        spec = self._spec
+        assert spec is not None and self._frame is not None
+        if not self.nuclei:
+            return np.zeros((0, spec.height, spec.width, 3), np.float32)
+        rgb, lut, scale = self._frame, self._lut, self.scale
+        if self._field:
+            return np.stack([cell_input(rgb, n, spec, scale, lut) for n in self.nuclei])
+        return preprocess(rgb, spec, scale, self.nuclei[0], lut=lut)[None]
+
+    def crops(self, keep: list[int]) -> list[np.ndarray]:
+        """The uint8 crops (model colour order) of cells `keep`, as the model saw them."""
+        assert self._spec is not None and self._frame is not None
+        return [
+            model_crop(self._frame, self._spec, self.scale, self.nuclei[i], self._field, self._lut)
+            for i in keep
+        ]
+
+
+class CellFinder:
+    """Colour step, run scale, frame quality and cell finding for the frames of one run."""
+
+    def __init__(
+        self,
+        spec: PreprocessSpec,
+        mode: str = "field",
+        scale: float | None = None,
+        profile: CameraProfile | None = None,
+        profile_path: str | None = None,
+    ) -> None:
+        """`scale` (given) or the profile's fixes the run's scale; else it is measured."""
+        self.spec = spec
+        self.mode = mode
+        self.profile = profile
+        self.profile_path = profile_path
+        origin = "given" if scale is not None else None
+        if scale is None and profile is not None:
+            scale, origin = profile.scale, "the camera profile's"
+        self.run_scale = RunScale(None if scale is None else float(scale), origin)
+        self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
+        self._crop_spec = spec.after_colour()  # the table is applied by the finder, once
+
+    @property
+    def scale(self) -> float:
+        """The scale in use now (the mode's default until red cells have been seen)."""
+        value = self.run_scale.value
+        return DEFAULT_SCALE[self.mode] if value is None else value
+
+    def find(self, rgb: np.ndarray, observe: bool = True) -> FoundCells:
+        """The cells of one RGB uint8 frame; `observe=False` leaves the run's state alone."""
+        if self.profile is not None:
+            check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
+        clock = time.perf_counter
+        t0 = clock()
+        lut, ill = self._colour(rgb)
+        t1 = clock()
+        if observe:
+            due = self.run_scale.due()
+            self.run_scale.observe(_apply(rgb, lut) if due else None)
+        scale = self.scale
+        t2 = clock()
+        small = _apply(working_image(rgb, scale), lut)
+        small_scale = scale / max(1.0, scale)  # working px per training px
+        baseline = self.profile.focus if self.profile is not None else None
+        quality = assess_frame(rgb, small, ill, small_scale, baseline)
+        if observe and self.profile is not None:
+            self.lamp_drift = self.profile.lamp_drift(ill)
+        t3 = clock()
+        boxes, nuclei = self._cells(rgb, small, scale)
+        t4 = clock()
+        timings = {"colour": t1 - t0, "scale": t2 - t1, "quality": t3 - t2, "find": t4 - t3}
+        field_mode = self.mode == "field"
+        return FoundCells(
+            boxes, nuclei, quality, scale, timings, rgb, lut, self._crop_spec, field_mode
+        )
+
+    def drift_warnings(self) -> list[str]:
+        """What has drifted away from the run's scale or the camera profile, one line each."""
+        out = []
+        if self.run_scale.drift is not None:
+            out.append(
+                f"recent frames measure scale {self.run_scale.drift:.3g}, the run uses "
+                f"{self.scale:.3g}: did the magnification or camera change? (recalibrate)"
+            )
+        if self.lamp_drift is not None and self.lamp_drift > LAMP_DRIFT:
+            out.append(
+                f"the lamp differs from the camera profile by {100 * self.lamp_drift:.0f} % "
+                "(white balance, brightness or another lamp): recalibrate"
+            )
+        return out
+
+    def _colour(self, rgb: np.ndarray) -> tuple[np.ndarray | None, Illumination | None]:
+        """The frame's colour table (a profile fills a missing reference) and its light."""
+        fallback = self.profile.illumination if self.profile is not None else None
+        return colour_table(rgb, self.spec.colour, fallback=fallback)
+
+    def _cells(
+        self, rgb: np.ndarray, small: np.ndarray, scale: float
+    ) -> tuple[list[Box | None], list[Nucleus | None]]:
+        spec = self._crop_spec
+        if self.mode == "field":
+            cells = find_cells(rgb, spec, scale, small)
+            return [c.box for c in cells], [c.nucleus for c in cells]
+        if spec.crop.method != "nucleus":
+            return [None], [None]
+        nucleus = locate_cell(rgb, spec.nucleus, scale, small)
+        return ([], []) if nucleus is None else ([None], [nucleus])
+
+
+def _apply(rgb: np.ndarray, lut: np.ndarray | None) -> np.ndarray:
+    return rgb if lut is None else apply_lut(rgb, lut)
