@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The edge extra on aarch64, as close to a Pi (64-bit Raspberry Pi OS = Debian bookworm arm64)
 # as an x86 machine allows: a bookworm arm64 root made with debootstrap, the edge extra's
-# aarch64 wheels (pip download --platform, installed with --target), and `wbc-edge classify`
-# on samples/frames run by qemu-user. Proves the wheels exist and the code runs on aarch64;
+# aarch64 wheels (pip download --platform, installed with --target), `wbc-edge classify`
+# on samples/frames and `wbc-edge verify` (the bundle's self-test) run by qemu-user. Proves
+# the wheels exist, the code runs on aarch64 and its kernels agree with the float model;
 # its timings are the emulator's, not a Pi's. Too slow for CI (see docs/install-pi.md).
 # QEMU_CPU (default cortex-a72, a Pi 4's CPU) picks the emulated CPU.
 #
@@ -82,6 +83,8 @@ for mod in numpy cv2 PIL ai_edge_litert.interpreter openvino onnxruntime; do
 done
 cd "$REPO"
 summary=()
+declare -A VERIFY=([litert]=tflite-int8,tflite-fp32 [onnxruntime]=onnx-fp32
+                   [openvino]=openvino-int8,openvino-fp16)
 for runtime in litert onnxruntime openvino; do
   # OpenVINO's JIT crashes on the emulated cortex-a72: then try qemu's "max" CPU with the
   # host's /proc and /sys files (LiteRT and ONNX Runtime need the Pi's; OpenVINO does not).
@@ -92,9 +95,16 @@ for runtime in litert onnxruntime openvino; do
     rc=0
     QEMU_CPU="$cpu" run -m edge_app.cli classify --model models/default \
       --source samples/frames --runtime "$runtime" --stats || rc=$?
+    vrc=-
+    if [ "$rc" = 0 ]; then
+      echo "== wbc-edge verify (${VERIFY[$runtime]}): the bundle's self-test on aarch64's kernels"
+      vrc=0
+      QEMU_CPU="$cpu" run -m edge_app.cli verify --model models/default \
+        --artifact "${VERIFY[$runtime]}" || vrc=$?
+    fi
     [ "$cpu" = max ] && mv "$ROOT/proc.pi" "$ROOT/proc" && mv "$ROOT/sys.pi" "$ROOT/sys"
     if [ "$rc" = 0 ]; then
-      summary+=("$runtime: ok on emulated $cpu, $(( $(date +%s) - t0 )) s")
+      summary+=("$runtime: classify ok, verify exit $vrc, on emulated $cpu, $(( $(date +%s) - t0 )) s")
       break
     fi
     summary+=("$runtime: FAILED on emulated $cpu (exit $rc) after $(( $(date +%s) - t0 )) s")
