@@ -238,7 +238,10 @@ def measure_illumination(
         lut = colour_lut(ill, spec)
         if lut is None or not (ill.background and ill.red_cell):
             break
-        ill = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)), spec)
+        again = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)), spec)
+        if again == ill:
+            break  # a fixed point: every further round would give the same again
+        ill = again
     return ill
 
 

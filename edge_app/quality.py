@@ -68,7 +68,7 @@ def assess_frame(
     clipped = float(np.count_nonzero(brightest >= 255)) / brightest.size
     if clipped > CLIPPED_MAX:
         flags.append(OVER_EXPOSED)
-    if np.percentile(brightest, 99) < DARK_P99:
+    if _percentile_u8(brightest, 99) < DARK_P99:
         flags.append(UNDER_EXPOSED)
     focus = focus_measure(corrected, scale)
     limit = FOCUS_MIN if focus_baseline is None else FOCUS_FRACTION * focus_baseline
@@ -77,6 +77,12 @@ def assess_frame(
     if ill is not None:
         flags += ill.flags
     return FrameQuality(flags, focus, clipped)
+
+
+def _percentile_u8(values: np.ndarray, q: float) -> int:
+    """The q-th percentile of uint8 values (nearest rank), counted instead of sorted."""
+    below = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    return int(np.searchsorted(below, q / 100 * below[-1]))
 
 
 def focus_measure(rgb: np.ndarray, scale: float) -> float:
