@@ -57,6 +57,7 @@ class Bundle:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     parity: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)  # the float model's quality floor
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -108,6 +109,7 @@ class Bundle:
             "metrics": self.metrics,
             "artifacts": [asdict(a) for a in self.artifacts],
             "parity": self.parity,
+            **({"quality": self.quality} if self.quality else {}),
         }
 
 
@@ -178,6 +180,7 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
         metrics=metrics,
         artifacts=artifacts,
         parity=_need(data, "parity", dict, file, default={}),
+        quality=_need(data, "quality", dict, file, default={}),
     )
 
 
