@@ -384,7 +384,13 @@ class OpenVinoRuntime(Runtime):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        self._compiled = core.compile_model(model, "CPU", config)
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # the reason is on a later line than "Exception from ..."
+            raise BundleError(
+                f"{self.artifact.file}: openvino cannot compile it ({_first_line(exc)})",
+                self.bundle.path,
+            ) from None
         self._request = self._compiled.create_infer_request()
         hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = _ov_type_name(hint)
