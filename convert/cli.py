@@ -127,6 +127,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
         pairs.append(("onnx", "opset", args.opset))
     for fmt, name, value in pairs:
         options.setdefault(fmt, {})[name] = value
+    for flag, path, exists, kind in (
+        ("--data-root", args.data_root, Path.is_dir, "folder"),
+        ("--groups", args.groups, Path.is_file, "file"),
+    ):
+        if path is not None and not exists(path):
+            raise ConvertError(f"{flag}: no such {kind}", path)
     for flag, value in (
         ("--calib-images", args.calib_images),
         ("--parity-images", args.parity_images),

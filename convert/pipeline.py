@@ -126,6 +126,7 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         bundle.classes,
         f"float model ({source.keras_path.name}) on the parity set: {held_out.source}",
         created,
+        held_out.selection.training_checked,
     )
     if not bundle.quality["passed"]:
         log.warning(

@@ -32,9 +32,11 @@ def quality_record(
     classes: list[str],
     measured_on: str,
     created: str,
+    held_out: bool = True,
     floor: QualityFloor | None = None,
 ) -> dict[str, Any]:
-    """The bundle's `quality` entry: flat numbers, strings and one bool."""
+    """The bundle's `quality` entry: flat numbers, strings and bools. `held_out`: the set was
+    checked against the training images (else the figures may flatter the model)."""
     floor = floor or QualityFloor()
     n_classes = len(classes)
     s = scores(labels, float_pred, n_classes)
@@ -55,6 +57,7 @@ def quality_record(
         reasons.append(f"recall below {floor.min_recall:g} for {', '.join(low)}")
     return {
         "measured_on": measured_on,
+        "held_out_checked": held_out,
         "images": len(labels),
         "accuracy": round(s.accuracy, 6),
         "chance": round(chance, 6),

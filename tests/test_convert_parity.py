@@ -145,3 +145,13 @@ def test_openvino_errors_keep_the_reason_not_the_source_frames():
     assert exception_reason(exc) == "[CPU] Cannot create the executor: not enough memory"
     assert exception_reason(ValueError("plain\nsecond")) == "plain"
     assert exception_reason(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize(("flag", "kind"), [("--data-root", "folder"), ("--groups", "file")])
+def test_a_data_root_or_groups_file_that_is_not_there_is_one_line(flag, kind, capsys, tmp_path):
+    from convert.cli import main
+
+    missing = tmp_path / "nope"
+    assert main([str(tmp_path), "--int8", flag, str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"wbc-convert: {missing}: {flag}: no such {kind}"
