@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from convert.cell_match import REPRESENTATIVES, Cell, copies_of_seen_cells
+
 log = logging.getLogger(__name__)
 
 TUNE_FRACTION = 0.5  # share of the held-out images NNCF's accuracy control validates on
@@ -46,6 +48,7 @@ class Seen:
     content: dict[str, str] = field(default_factory=dict)  # sha256 of the bytes -> side
     checked: list[str] = field(default_factory=list)  # what was compared, in words
     training_known: bool = False  # the training side is known (a split manifest)
+    reps: dict[Cell, tuple[str, list[Path]]] = field(default_factory=dict)  # for the pixels
 
     @property
     def known(self) -> bool:
@@ -65,6 +68,10 @@ class Seen:
                 digest = file_digest(root / path)
                 if digest is not None:
                     self.content.setdefault(digest, side)
+                cell = (label, self.group_of(label, path))
+                _, paths = self.reps.setdefault(cell, (side, []))
+                if len(paths) < REPRESENTATIVES:
+                    paths.append(root / path)
             n += 1
         return n
 
@@ -140,16 +147,23 @@ class Selection:
 
 
 def drop_seen(rows: Sequence[Any], seen: Seen, root: Path, how: str) -> tuple[list[Any], Selection]:
-    """Rows (with .label, .path) minus the seen ones, and the Selection that says so."""
+    """Rows (with .label, .path) minus the seen ones, and the Selection that says so. Rows no
+    table knows are compared by their pixels with the seen cells' representatives."""
     kept, dropped = [], Counter()
-    unknown = 0
     for row in rows:
         why = seen.why_seen(row.label, row.path, root) if seen.known else None
         if why is not None:
             dropped[why] += 1
-            continue
-        kept.append(row)
-        unknown += not seen.cells_of(key_of(row.label, row.path))
+        else:
+            kept.append(row)
+    checked = list(seen.checked)
+    unknown = [r for r in kept if not seen.cells_of(key_of(r.label, r.path))]
+    if unknown and seen.reps:
+        copies = copies_of_seen_cells(unknown, root, seen.reps)
+        dropped.update(copies.values())
+        kept = [r for r in kept if r.path not in copies]
+        unknown = [r for r in unknown if r.path not in copies]
+        checked.append(f"files no table knows by their pixels against {len(seen.reps)} seen cells")
     if dropped:
         log.warning(
             "parity set: dropped %d of %d images seen in training or calibration (%s)",
@@ -158,7 +172,7 @@ def drop_seen(rows: Sequence[Any], seen: Seen, root: Path, how: str) -> tuple[li
             "; ".join(f"{n} {why}" for why, n in dropped.items()),
         )
     selection = Selection(
-        how, len(rows), len(kept), dict(dropped), unknown, list(seen.checked), seen.training_known
+        how, len(rows), len(kept), dict(dropped), len(unknown), checked, seen.training_known
     )
     return kept, selection
 

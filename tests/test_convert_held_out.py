@@ -80,10 +80,12 @@ def test_a_renamed_copy_is_dropped_by_its_bytes_or_by_its_recovered_cell(trained
     rows.append(f"{other.as_posix()},{other.parent.name},{cell_of[train[1]]}")
     csv.write_text("path,class,group\n" + "\n".join(rows) + "\n")
 
-    without = parity_set(bundle, folder)
-    assert other.as_posix() in without.files and without.selection.unknown_cells == 1
-    assert same_bytes.as_posix() not in without.files
-    assert without.selection.dropped == {"same bytes as a training image": 1}
+    without = parity_set(bundle, folder)  # no table knows it: its pixels give it away
+    assert sorted(without.files) == held_out and without.selection.unknown_cells == 0
+    assert without.selection.dropped == {
+        "same bytes as a training image": 1,
+        "another copy of a training source cell (by its pixels)": 1,
+    }
 
     held = parity_set(bundle, folder, groups=csv)
     assert sorted(held.files) == held_out
@@ -138,3 +140,19 @@ def test_tuning_and_gate_parts_share_no_source_cell():
     assert not {groups[i] for i in tune} & {groups[i] for i in gate}
     assert set(labels[gate]) | set(labels[tune]) == {0, 1, 2, 3}
     assert set(labels[gate]) & set(labels[tune]) == {0, 1}  # a two-cell class is in both
+
+
+def test_new_copies_of_training_cells_are_found_by_their_pixels(trained, tmp_path):
+    """Other augmented copies of the same source cells, under names no table knows (as
+    Kaggle's TEST split holds copies of TRAIN's cells): only the pixels say which cell."""
+    bundle, _, side_of, cell_of = trained
+    side_of_cell = {cell_of[f]: side for f, side in side_of.items()}
+    made = make_cell_dataset(tmp_path, cells_per_class=2, copies_per_cell=2, seed=7, split="NEW")
+    held = parity_set(bundle, tmp_path / "NEW")
+    truth = {r.path.as_posix(): side_of_cell[r.cell_id] for r in made}
+    assert sorted(held.files) == sorted(f for f, side in truth.items() if side == "val")
+    n_train = sum(side == "train" for side in truth.values())
+    assert held.selection.dropped == {
+        "another copy of a training source cell (by its pixels)": n_train
+    }
+    assert "by their pixels against 4 seen cells" in held.selection.describe()
