@@ -10,6 +10,7 @@ matrices, max and mean absolute probability difference, and the images that flip
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,12 @@ class Thresholds:
 
     min_agreement: float = 0.99
     max_drop: float = 0.01  # a fraction: 0.01 = one percentage point
+
+    def __post_init__(self) -> None:  # a NaN threshold would turn the gate off in silence
+        for name in ("min_agreement", "max_drop"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be a number from 0 to 1, got {value}")
 
 
 @dataclass
