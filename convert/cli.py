@@ -16,6 +16,7 @@ from convert.formats import ALL_PRECISIONS, FORMAT_NAMES, FORMATS, ConvertError,
 from convert.parity import Thresholds
 from convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
 from edge_app.cli_support import run_cli
+from edge_app.limits import float_in
 
 PROG = "wbc-convert"
 INT8_FORMATS = ["tflite", "openvino"]
@@ -61,8 +62,25 @@ def parser() -> argparse.ArgumentParser:
         help=f"representative images for INT8 (default {DEFAULT_CALIB_IMAGES}), stratified over "
         "classes and source cells of the bundle's train side",
     )
+    data.add_argument(
+        "--data-root",
+        type=Path,
+        help="the folder the bundle's split manifest's paths are relative to, where it is on "
+        "this machine (default: the data root the bundle records)",
+    )
+    data.add_argument(
+        "--groups",
+        type=Path,
+        help="a recovered-groups CSV (path,class,group; `wbc-train groups` over the training and "
+        "parity images together): parity drops images of the training side's source cells by it",
+    )
     data.add_argument("--calib-data", type=Path, help="class-folder tree to calibrate on")
-    data.add_argument("--parity-data", type=Path, help="class-folder tree to check parity on")
+    data.add_argument(
+        "--parity-data",
+        type=Path,
+        help="class-folder tree to check parity on; images whose source cell the model trained "
+        "or calibrated on are dropped, with a count",
+    )
     data.add_argument("--parity-images", type=int, help="at most this many parity images")
     data.add_argument(
         "--selftest-images",
@@ -79,13 +97,13 @@ def parser() -> argparse.ArgumentParser:
     gate = p.add_argument_group("parity gate")
     gate.add_argument(
         "--min-agreement",
-        type=float,
+        type=float_in(0.0, 1.0),
         default=Thresholds.min_agreement,
         help=f"top-1 agreement with the float model needed (default {Thresholds.min_agreement})",
     )
     gate.add_argument(
         "--max-drop",
-        type=float,
+        type=float_in(0.0, 1.0),
         default=None,
         help=f"largest accuracy drop, a fraction (default {Thresholds.max_drop}); given "
         "explicitly, OpenVINO INT8 uses NNCF accuracy control with it",
@@ -122,6 +140,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
         pairs.append(("onnx", "opset", args.opset))
     for fmt, name, value in pairs:
         options.setdefault(fmt, {})[name] = value
+    for flag, path, exists, kind in (
+        ("--data-root", args.data_root, Path.is_dir, "folder"),
+        ("--groups", args.groups, Path.is_file, "file"),
+    ):
+        if path is not None and not exists(path):
+            raise ConvertError(f"{flag}: no such {kind}", path)
     for flag, value in (
         ("--calib-images", args.calib_images),
         ("--parity-images", args.parity_images),
@@ -142,6 +166,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         calib_images=args.calib_images,
         calib_data=args.calib_data,
         parity_data=args.parity_data,
+        data_root=args.data_root,
+        groups=args.groups,
         parity_images=args.parity_images,
         thresholds=Thresholds(args.min_agreement, max_drop),
         accuracy_control=args.max_drop is not None,
@@ -162,11 +188,17 @@ def run(argv: list[str]) -> int:
     print(result.table())
     for note in result.notes:
         print(f"note: {note}")
+    ps = result.report["parity_set"]
+    checked = ps["selection"]["training_checked"]
+    held_out = "held-out" if checked else "parity (NOT checked against training)"
+    print(f"parity set: {ps['chosen']}")
     print(
         f"{'PASS' if result.passed else 'FAIL'}: {len(result.results)} artifact(s) checked on "
-        f"{result.report['parity_set']['n']} held-out images in {result.seconds:.0f} s; "
+        f"{ps['n']} {held_out} images in {result.seconds:.0f} s; "
         f"reports: {', '.join(str(p) for p in result.reports)}"
     )
+    if not result.bundle.quality["passed"]:
+        print(f"WARNING: quality floor not met: {result.bundle.quality['reason']}")
     return 0 if result.passed else 1
 
 

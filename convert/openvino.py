@@ -1,9 +1,11 @@
 """OpenVINO backend: IR FP32 / FP16 via `openvino.convert_model`, INT8 via NNCF.
 
 INT8 is `nncf.quantize` on the OpenVINO model with the calibration images; with an explicit
-`--max-drop`, `nncf.quantize_with_accuracy_control` validates on the parity set and keeps the
-layers that cost accuracy in float. The artifact is the `.xml`; its `.bin` of weights lies
-beside it and is hashed with it (the table's `extra_suffixes`: the artifact's `extra_files`).
+`--max-drop`, `nncf.quantize_with_accuracy_control` validates on a tuning part of the held-out
+images (disjoint by source cell from the set parity then gates on: `pipeline.tuning_split`)
+and keeps the layers that cost accuracy in float. The artifact is the `.xml`; its `.bin` of
+weights lies beside it and is hashed with it (the table's `extra_suffixes`: the artifact's
+`extra_files`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,11 @@ def _quantize(model: Any, ctx: ConvertContext) -> tuple[Any, dict[str, Any]]:
         fast_bias_correction=FAST_BIAS_CORRECTION,
     )
     info["quantization"] = "nncf.quantize_with_accuracy_control"
-    info["accuracy_control"] = {"max_drop": float(ctx.max_drop), "validation_images": len(items)}
+    info["accuracy_control"] = {
+        "max_drop": float(ctx.max_drop),
+        "validation_images": len(items),
+        "validation": "held-out images of source cells not in the parity set",
+    }
     return quantized, info
 
 
@@ -85,5 +91,5 @@ def _accuracy(compiled: Any, data: Iterable[tuple[np.ndarray, int]]) -> float:
 
 
 def validation_items(val: HeldOut) -> list[tuple[np.ndarray, int]]:
-    """The parity set as NNCF validation items: (1-image batch, class index)."""
+    """Held-out images as NNCF validation items: (1-image batch, class index)."""
     return [(val.images[i : i + 1], int(val.labels[i])) for i in range(len(val.labels))]

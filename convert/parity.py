@@ -10,6 +10,7 @@ matrices, max and mean absolute probability difference, and the images that flip
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,12 @@ class Thresholds:
 
     min_agreement: float = 0.99
     max_drop: float = 0.01  # a fraction: 0.01 = one percentage point
+
+    def __post_init__(self) -> None:  # a NaN threshold would turn the gate off in silence
+        for name in ("min_agreement", "max_drop"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be a number from 0 to 1, got {value}")
 
 
 @dataclass
@@ -157,12 +164,13 @@ def check_artifact(
     thresholds: Thresholds,
 ) -> ArtifactParity:
     """Run one artifact through the runtime interface and compare it with the float model."""
-    runtime = open_runtime(bundle, art)
-    probs = predict_all(runtime, held_out.images)
-    if probs.shape != float_probs.shape:
-        raise ValueError(f"{art.file} returned {probs.shape}, expected {float_probs.shape}")
-    numbers = compare(float_probs, probs, held_out, bundle.classes, thresholds)
-    numbers["latency_ms"] = latency_ms(runtime, held_out.images)
+    with open_runtime(bundle, art) as runtime:  # closed here, not by the garbage collector
+        probs = predict_all(runtime, held_out.images)
+        if probs.shape != float_probs.shape:
+            raise ValueError(f"{art.file} returned {probs.shape}, expected {float_probs.shape}")
+        numbers = compare(float_probs, probs, held_out, bundle.classes, thresholds)
+        numbers["latency_ms"] = latency_ms(runtime, held_out.images)
+        info = runtime_info(runtime)
     return ArtifactParity(
         key=f"{art.format}-{art.precision}",
         format=art.format,
@@ -170,7 +178,7 @@ def check_artifact(
         file=art.file,
         size_bytes=art.disk_bytes,
         options=dict(art.options),
-        runtime=runtime_info(runtime),
+        runtime=info,
         **numbers,
     )
 
@@ -198,7 +206,7 @@ def runtime_info(runtime: Any) -> dict[str, str]:
     return {k: str(v) for k, v in info.items() if v is not None}
 
 
-def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Predictor:
+def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Any:
     """The device's runtime interface: parity and the device run the same code path."""
     from edge_app.quiet import native_stderr
     from edge_app.runtime import open_runtime as _open

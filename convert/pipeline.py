@@ -20,8 +20,11 @@ from typing import Any
 
 from convert import calibration, parity, report, selftest
 from convert.formats import ConvertError, Job, plan
-from convert.source import ConvertContext, SourceModel
+from convert.held_out import split_by_cell
+from convert.quality_floor import quality_record
+from convert.source import ConvertContext, HeldOut, SourceModel
 from edge_app.bundle import Bundle, load_bundle, save_bundle
+from edge_app.errors import DataError, exception_reason
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ class ConvertConfig:
     calib_images: int = calibration.DEFAULT_CALIB_IMAGES
     calib_data: Path | None = None
     parity_data: Path | None = None
+    data_root: Path | None = None  # where the split manifest's paths are (None: as recorded)
+    groups: Path | None = None  # a recovered-groups CSV covering the parity images
     parity_images: int | None = None  # None: the whole held-out set
     thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
     accuracy_control: bool = False  # --max-drop given → NNCF accuracy-controlled INT8
@@ -79,15 +84,27 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         source.keras_model  # noqa: B018  (load and check classes/input before any work)
         calib = None
         if config.calib_data is not None or any(j.precision == "int8" for j in jobs):
-            calib = calibration.calibration_set(bundle, config.calib_images, config.calib_data)
-        held_out = calibration.parity_set(bundle, config.parity_data, config.parity_images)
+            calib = calibration.calibration_set(
+                bundle, config.calib_images, config.calib_data, data_root=config.data_root
+            )
+        held_out = calibration.parity_set(
+            bundle,
+            config.parity_data,
+            config.parity_images,
+            calib,
+            config.data_root,
+            config.groups,
+        )
+        tuning = None
+        if config.accuracy_control and any(j.key == "openvino-int8" for j in jobs):
+            tuning, held_out = tuning_split(held_out)
         float_probs = source.predict(held_out.images)
         _declare_float_output(bundle, source)
         ctx = ConvertContext(
             source,
             calib,
             bundle.root,
-            held_out,
+            tuning,
             config.thresholds.max_drop if config.accuracy_control else None,
         )
         results, failures = _run_jobs(bundle, jobs, ctx, held_out, float_probs, config.thresholds)
@@ -108,9 +125,51 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
     paths = report.write_reports(bundle.root, rep, reference_size(bundle), bundle.preprocessing)
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     bundle.parity = report.summary_dict(rep, created)
+    bundle.quality = quality_record(
+        held_out.labels,
+        float_probs.argmax(1),
+        bundle.classes,
+        f"float model ({source.keras_path.name}) on the parity set: {held_out.source}",
+        created,
+        held_out.selection.training_checked,
+    )
+    if not bundle.quality["passed"]:
+        log.warning(
+            "QUALITY FLOOR NOT MET: the float model is barely better than chance on the parity "
+            "set (%s); parity only compares artifacts with it, so a PASS below says nothing "
+            "about classifying cells",
+            bundle.quality["reason"],
+        )
     save_bundle(bundle)
     seconds = time.perf_counter() - start
     return ConvertResult(bundle, rep, results, failures, notes, paths, seconds)
+
+
+def tuning_split(held_out: HeldOut) -> tuple[HeldOut, HeldOut]:
+    """(NNCF's validation set, the parity gate's set): disjoint by source cell."""
+    tune, gate = split_by_cell(held_out.labels, held_out.groups)
+    if not len(tune) or not len(gate):
+        raise DataError(
+            f"--max-drop tunes NNCF's accuracy control on part of the held-out set and gates "
+            f"on the rest, but its {len(held_out.files)} images come from one source cell",
+            held_out.root,
+        )
+    tuning, gated = held_out.subset(tune), held_out.subset(gate)
+    cells = len(set(tuning.groups))
+    held_out.selection.tuning = {
+        "n": len(tune),
+        "cells": cells,
+        "purpose": "NNCF accuracy control validation (openvino-int8), disjoint by source cell "
+        "from the parity set",
+        "files": tuning.files,
+    }
+    log.info(
+        "accuracy control validates on %d images (%d source cells); parity gates on the other %d",
+        len(tune),
+        cells,
+        len(gate),
+    )
+    return tuning, gated
 
 
 def _run_jobs(
@@ -220,5 +279,4 @@ def reference_size(bundle: Bundle) -> tuple[str, int] | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    return exception_reason(exc)

@@ -47,6 +47,8 @@ def report_dict(
             "files": held_out.files,
             "labels": held_out.labels.tolist(),
             "skipped": held_out.skipped,
+            "chosen": held_out.selection.describe() if held_out.selection else None,
+            "selection": held_out.selection.to_dict() if held_out.selection else None,
         },
         "float_predictions": float_probs.argmax(1).tolist(),
         "float_confidences": float_probs.max(1).round(5).tolist(),
@@ -70,7 +72,7 @@ def summary_dict(report: dict[str, Any], created: str) -> dict[str, Any]:
     return {
         "created": created,
         "thresholds": report["thresholds"],
-        "parity_set": {k: report["parity_set"][k] for k in ("source", "n")},
+        "parity_set": {k: report["parity_set"].get(k) for k in ("source", "n", "chosen")},
         "calibration": None
         if report["calibration"] is None
         else {k: report["calibration"][k] for k in ("source", "n")},
@@ -234,8 +236,10 @@ def _gate_line(report: dict[str, Any]) -> str:
 
 def _set_line(report: dict[str, Any]) -> str:
     ps = report["parity_set"]
+    chosen = f" Chosen as: {ps['chosen']}." if ps.get("chosen") else ""
     return (
-        f"Float reference: {report['float_model']}. Parity set: {ps['n']} images, {ps['source']}."
+        f"Float reference: {report['float_model']}. Parity set: {ps['n']} images, "
+        f"{ps['source']}.{chosen}"
     )
 
 

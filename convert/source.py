@@ -124,6 +124,7 @@ class Calibration:
     labels: list[str]
     source: str  # where they came from, in words
     skipped: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # the folder `files` are relative to
 
 
 @dataclass
@@ -136,6 +137,22 @@ class HeldOut:
     root: Path
     source: str
     skipped: dict[str, str] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)  # source cell of each image
+    selection: Any = None  # convert.held_out.Selection: how the set was chosen
+
+    def subset(self, index: np.ndarray) -> HeldOut:
+        """The images at `index` (same root, source and selection)."""
+        pick = [int(i) for i in index]
+        return HeldOut(
+            self.images[index],
+            self.labels[index],
+            [self.files[i] for i in pick],
+            self.root,
+            self.source,
+            self.skipped,
+            [self.groups[i] for i in pick] if self.groups else [],
+            self.selection,
+        )
 
 
 @dataclass

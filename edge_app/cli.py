@@ -39,6 +39,7 @@ from edge_app.errors import WbcError
 from edge_app.exit_codes import HELP as EXIT_HELP
 from edge_app.exit_codes import VERIFY_FAILED, exit_code
 from edge_app.jsonl import JsonlWriter
+from edge_app.model_quality import warn_if_below_floor
 from edge_app.quiet import native_stderr
 from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
 from edge_app.summary import FolderTruth, StageTimes
@@ -433,6 +434,7 @@ def _none_to_verify(bundle) -> list:
 
 
 def _runtime(args: argparse.Namespace, bundle):
+    warn_if_below_floor(bundle)
     with native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" and the like
         rt = open_runtime(bundle, None, args.runtime, args.precision, args.threads)
     if rt.output_kind_note:  # said here: native_stderr hid the runtime's own log line

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# Native frames OpenVINO (and other C++ libraries) prefix to the reason, one per line:
+# "Exception from src/inference/src/cpp/core.cpp:117:", "Check 'x' failed at src/....cpp:12:".
+_FRAME = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
 
 
 class WbcError(Exception):
@@ -28,3 +33,12 @@ class NoCellFound(WbcError):
 
 class DataError(WbcError):
     """A data folder, split manifest or groups file is unusable."""
+
+
+def exception_reason(exc: BaseException, limit: int = 300) -> str:
+    """The line of an exception that says what went wrong: native source frames dropped (an
+    OpenVINO error's first line is only `Exception from src/...core.cpp:117:`)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if not _FRAME.match(line)]
+    text = (reasons or lines or [type(exc).__name__])[0]
+    return text[:limit]

@@ -21,6 +21,7 @@ Backends, imported lazily (never TensorFlow):
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.bundle import Artifact, Bundle
-from edge_app.errors import BundleError, WbcError
+from edge_app.errors import BundleError, WbcError, exception_reason
 from edge_app.limits import check_threads
 from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from edge_app.preprocess import QuantParams, quantize
@@ -383,8 +384,7 @@ class OpenVinoRuntime(Runtime):
     name = "openvino"
 
     def _load(self) -> None:
-        ov = _import(self.name)
-        core = ov.Core()
+        core = _ov_core()
         try:
             model = core.read_model(str(self.path))
         except Exception as exc:  # openvino raises RuntimeError subclasses and others
@@ -408,7 +408,13 @@ class OpenVinoRuntime(Runtime):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        self._compiled = core.compile_model(model, "CPU", config)
+        try:
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # the reason is on a later line than "Exception from ..."
+            raise BundleError(
+                f"{self.artifact.file}: openvino cannot compile it ({_first_line(exc)})",
+                self.bundle.path,
+            ) from None
         self._request = self._compiled.create_infer_request()
         hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = _ov_type_name(hint)
@@ -423,6 +429,16 @@ class OpenVinoRuntime(Runtime):
         """Free the compiled model now, in this thread: OpenVINO objects finalised later by the
         garbage collector in another thread (a capture thread) can crash the process."""
         self._request = self._compiled = None
+
+
+@functools.cache
+def _ov_core() -> Any:
+    """One OpenVINO Core for the process, as OpenVINO recommends. A Core per model left the
+    compiled models of dead Cores (and their CPU executors) to the garbage collector, so a
+    long session held many at once where a single test holds one; OpenVINO 2026 has been seen
+    to fail or crash when a second Core is queried in one process (ultralytics#24224, #25864
+    moved to one Core for that)."""
+    return _import("openvino").Core()
 
 
 def _make_batch_dynamic(model: Any) -> None:
@@ -662,5 +678,4 @@ def _dims(shape: tuple) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    return exception_reason(exc, 200)

@@ -136,21 +136,52 @@ def test_reports_exist_and_html_is_self_contained(converted: Path):
     assert "tflite-int8" in md and "openvino-int8" in md
 
 
-def test_int8_cli_exit_follows_the_gate(float_copy: Path, capsys, tmp_path: Path):
-    """--int8 converts TFLite + OpenVINO INT8; an impossible --min-agreement fails both."""
-    calib_dir = Path(load_bundle(float_copy).provenance["data"])
-    code = main(
-        [
-            str(float_copy),
-            "--int8",
-            "--min-agreement",
-            "1.01",
-            "--calib-data",
-            str(calib_dir),
-            "--calib-images",
-            "8",
-        ]
-    )
+class Disagreeing:
+    """A runtime whose top class is always the float model's next one: every gate fails."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.runtime.close()
+
+    def predict(self, batch):
+        return np.roll(self.runtime.predict(batch), 1, axis=1)
+
+
+@pytest.fixture()
+def disagreeing(monkeypatch):
+    from convert import parity
+
+    real = parity.open_runtime
+    monkeypatch.setattr(parity, "open_runtime", lambda *a, **k: Disagreeing(real(*a, **k)))
+
+
+def manifest_column(bundle_dir: Path, column: int) -> dict[str, str]:
+    """path -> one column of the bundle's split.csv (2: group, 3: side)."""
+    rows = [line.split(",") for line in (bundle_dir / "split.csv").read_text().split()[1:]]
+    return {row[0]: row[column] for row in rows}
+
+
+def train_side_copy(bundle_dir: Path, dst: Path) -> Path:
+    """The bundle's training images only, as a class-folder tree."""
+    bundle = load_bundle(bundle_dir)
+    data = Path(bundle.provenance["data"])
+    for line in (bundle_dir / "split.csv").read_text().splitlines()[1:]:
+        path, _, _, side = line.split(",")
+        if side == "train":
+            (dst / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(data / path, dst / path)
+    return dst
+
+
+def test_int8_cli_exit_follows_the_gate(float_copy: Path, capsys, tmp_path: Path, disagreeing):
+    """--int8 converts TFLite + OpenVINO INT8; artifacts that disagree fail both."""
+    calib_dir = train_side_copy(float_copy, tmp_path / "train-side")
+    code = main([str(float_copy), "--int8", "--calib-data", str(calib_dir), "--calib-images", "8"])
     out = capsys.readouterr().out
     assert code == 1 and "FAIL" in out and "tflite-int8" in out and "openvino-int8" in out
     bundle = load_bundle(float_copy)
@@ -164,11 +195,28 @@ def test_int8_cli_exit_follows_the_gate(float_copy: Path, capsys, tmp_path: Path
     assert all("agreement" in a["reasons"][0] for a in report["artifacts"])
 
 
-def test_max_drop_trips_and_out_leaves_the_source_alone(float_copy: Path, tmp_path: Path):
+def test_calibrating_on_every_image_leaves_no_held_out_cell(float_copy: Path, capsys):
+    """--calib-data over the whole data tree calibrates on the held-out cells too: parity
+    then refuses them rather than call them held-out."""
+    data = load_bundle(float_copy).provenance["data"]
+    argv = [str(float_copy), "--artifacts", "tflite-int8", "--calib-data", data]
+    err = one_line_error(capsys, argv)
+    assert "every one of its 12 images was seen in training or calibration" in err
+    assert "12 calibration image" in err
+
+
+def test_a_failing_gate_and_out_leave_the_source_alone(
+    float_copy: Path, tmp_path: Path, monkeypatch
+):
     out = tmp_path / "converted"
     before = (float_copy / "bundle.json").read_text()
     argv = [str(float_copy), "--formats", "tflite", "--precisions", "fp32", "--out", str(out)]
-    assert main([*argv, "--max-drop", "-1"]) == 1
+    with monkeypatch.context() as m:
+        from convert import parity
+
+        real = parity.open_runtime
+        m.setattr(parity, "open_runtime", lambda *a, **k: Disagreeing(real(*a, **k)))
+        assert main([*argv, "--max-drop", "0"]) == 1
     assert (float_copy / "bundle.json").read_text() == before
     assert load_bundle(out).find("tflite", "fp32").status == "failed"
     assert main([str(out), *argv[1:5]]) == 0  # default gate, in place
@@ -183,21 +231,49 @@ def test_artifacts_converts_exactly_the_pairs_named(float_copy: Path):
     assert sorted(bundle.parity["artifacts"]) == made
 
 
-def test_parity_data_folder_replaces_the_held_out_side(float_copy: Path, tmp_path: Path):
+def test_parity_data_folder_drops_the_training_cells(float_copy: Path, capsys):
+    """The issue's reproduction: --parity-data pointed at the training data itself."""
     data = Path(load_bundle(float_copy).provenance["data"])
-    argv = [
-        str(float_copy),
-        "--formats",
-        "onnx",
-        "--precisions",
-        "fp32",
-        "--parity-data",
-        str(data),
-    ]
+    argv = [str(float_copy), "--artifacts", "onnx-fp32", "--parity-data", str(data)]
     assert main(argv) == 0
+    out = capsys.readouterr().out
     report = json.loads((float_copy / "parity.json").read_text())
-    assert "--parity-data" in report["parity_set"]["source"]
-    assert report["parity_set"]["n"] == 24 and report["calibration"] is None  # no INT8 asked
+    ps = report["parity_set"]
+    assert "--parity-data" in ps["source"] and report["calibration"] is None  # no INT8 asked
+    assert ps["n"] == 12 and ps["selection"]["candidates"] == 24
+    assert ps["selection"]["dropped"] == {"training image (same class and file name)": 12}
+    assert {manifest_column(float_copy, 3)[f] for f in ps["files"]} == {"val"}
+    assert "12 of 24 dropped" in out and "on 12 held-out images" in out
+    md = (float_copy / "parity.md").read_text()
+    assert "12 of 24 dropped as seen in training or calibration" in md
+    assert load_bundle(float_copy).parity["parity_set"]["chosen"] == ps["chosen"]
+
+
+def test_a_chance_level_float_model_is_flagged_and_recorded(float_copy: Path, capsys, monkeypatch):
+    from convert.source import SourceModel
+
+    def one_class(self, batch, batch_size=64):  # NEUTROPHIL for every cell
+        return np.tile(np.array([[0.0, 0.0, 0.0, 1.0]], np.float32), (len(batch), 1))
+
+    monkeypatch.setattr(SourceModel, "predict", one_class)
+    argv = [str(float_copy), "--artifacts", "onnx-fp32", "--min-agreement", "0", "--max-drop", "1"]
+    assert main(argv) == 0  # parity is relative: it cannot see this
+    assert "WARNING: quality floor not met" in capsys.readouterr().out
+    quality = load_bundle(float_copy).quality
+    assert quality["passed"] is False and quality["accuracy"] == 0.25
+    assert quality["worst_recall"] == 0.0 and "recall below" in quality["reason"]
+
+
+def test_the_quality_record_matches_the_parity_report(converted: Path):
+    quality = load_bundle(converted).quality
+    report = json.loads((converted / "parity.json").read_text())
+    labels = np.array(report["parity_set"]["labels"])
+    accuracy = np.mean(np.array(report["float_predictions"]) == labels)
+    assert quality["images"] == len(labels) and quality["accuracy"] == pytest.approx(accuracy)
+    assert quality["passed"] == (
+        quality["accuracy"] >= quality["min_accuracy"]
+        and quality["worst_recall"] >= quality["min_recall"]
+    )
 
 
 def test_uint8_io_and_accuracy_controlled_openvino(float_copy: Path):
@@ -210,6 +286,13 @@ def test_uint8_io_and_accuracy_controlled_openvino(float_copy: Path):
     assert ov.options["quantization"] == "nncf.quantize_with_accuracy_control"
     assert ov.options["accuracy_control"]["max_drop"] == 0.5
     assert bundle.parity["thresholds"] == {"min_agreement": 0.75, "max_drop": 0.5}
+    # NNCF tuned on held-out cells that the parity gate then never sees
+    ps = json.loads((float_copy / "parity.json").read_text())["parity_set"]
+    tuning = ps["selection"]["tuning"]
+    assert ov.options["accuracy_control"]["validation_images"] == tuning["n"] == 6
+    cell = manifest_column(float_copy, 2)
+    assert ps["n"] == 6 and not {cell[f] for f in tuning["files"]} & {cell[f] for f in ps["files"]}
+    assert "tuned NNCF's accuracy control" in ps["chosen"]
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

@@ -66,7 +66,7 @@ def test_compare_reports_flips_drop_and_prob_differences():
 
 @pytest.mark.parametrize(
     ("min_agreement", "max_drop", "passed"),
-    [(0.99, 0.01, True), (1.0, 0.0, True), (1.01, 0.01, False), (0.0, -1.0, False)],
+    [(0.99, 0.01, True), (1.0, 0.0, True), (0.0, 1.0, True)],  # outside 0..1: refused
 )
 def test_thresholds_on_identical_predictions(min_agreement, max_drop, passed):
     f = onehot([0, 1, 2])
@@ -110,3 +110,56 @@ def test_bundle_without_data_provenance_says_what_to_pass(tmp_path: Path):
     bundle = new_bundle(tmp_path / "b", "x", CLASSES, PreprocessSpec())
     with pytest.raises(BundleError, match="--calib-data"):
         bundle_data(bundle)
+
+
+@pytest.mark.parametrize("option", ["--min-agreement", "--max-drop"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-0.01", "1.5", "2", "half"])
+def test_gate_thresholds_outside_0_to_1_are_refused_in_one_line(option, value, capsys, tmp_path):
+    from convert.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path), "--int8", f"{option}={value}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("wbc-convert: error: argument ") and option in err[-1]
+    assert value in err[-1] and "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "0.5"])
+def test_gate_thresholds_at_the_ends_of_the_range_are_accepted(value):
+    from convert.cli import parser
+
+    args = parser().parse_args(["b", "--min-agreement", value, "--max-drop", value])
+    assert args.min_agreement == args.max_drop == float(value)
+
+
+def test_openvino_errors_keep_the_reason_not_the_source_frames():
+    from edge_app.errors import exception_reason
+
+    exc = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:117:\n"
+        "Exception from src/inference/src/dev/plugin.cpp:54:\n"
+        "Check 'false' failed at src/plugins/intel_cpu/src/graph.cpp:1234:\n"
+        "[CPU] Cannot create the executor: not enough memory\n"
+    )
+    assert exception_reason(exc) == "[CPU] Cannot create the executor: not enough memory"
+    assert exception_reason(ValueError("plain\nsecond")) == "plain"
+    assert exception_reason(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize(("flag", "kind"), [("--data-root", "folder"), ("--groups", "file")])
+def test_a_data_root_or_groups_file_that_is_not_there_is_one_line(flag, kind, capsys, tmp_path):
+    from convert.cli import main
+
+    missing = tmp_path / "nope"
+    assert main([str(tmp_path), "--int8", flag, str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"wbc-convert: {missing}: {flag}: no such {kind}"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, 1.01])
+def test_thresholds_from_python_are_range_checked_too(bad):
+    with pytest.raises(ValueError, match="must be a number from 0 to 1"):
+        Thresholds(min_agreement=bad)
+    with pytest.raises(ValueError, match="must be a number from 0 to 1"):
+        Thresholds(max_drop=bad)

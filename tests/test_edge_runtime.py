@@ -238,3 +238,32 @@ def test_default_threads_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch)
     (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
     own.write_text("4:cpu,cpuacct:/\n")
     assert quota(v1, own) == 3.0
+
+
+def test_one_openvino_core_and_a_failed_compile_names_its_reason(bundle, monkeypatch) -> None:
+    from edge_app import runtime
+
+    art = bundle.find("openvino", "fp32")
+    first, second = open_runtime(bundle, art), open_runtime(bundle, art)
+    assert runtime._ov_core() is runtime._ov_core()  # one Core for the process
+    first.close()
+    second.close()
+    core = runtime._ov_core()
+
+    class FailingCore:  # what OpenVINO raises: frames first, the reason last
+        def __getattr__(self, name):
+            return getattr(core, name)
+
+        def compile_model(self, *args, **kwargs):
+            raise RuntimeError(
+                "Exception from src/inference/src/cpp/core.cpp:117:\n"
+                "Exception from src/inference/src/dev/plugin.cpp:54:\n"
+                "[CPU] cannot allocate the executor's threads\n"
+            )
+
+    monkeypatch.setattr(runtime, "_ov_core", FailingCore)
+    with pytest.raises(BundleError) as err:
+        open_runtime(bundle, art)
+    message = str(err.value)
+    assert "openvino cannot compile it ([CPU] cannot allocate the executor's threads)" in message
+    assert "core.cpp" not in message and "\n" not in message
