@@ -225,7 +225,9 @@ def add_selftest(bundle_dir: Path | str, config: ConvertConfig) -> Path:
     n = config.selftest_images or selftest.DEFAULT_SELFTEST_IMAGES
     source = SourceModel(bundle)
     try:
-        held_out = calibration.parity_set(bundle, config.parity_data, n)
+        held_out = calibration.parity_set(
+            bundle, config.parity_data, n, None, config.data_root, config.groups
+        )
         _declare_float_output(bundle, source)
         selftest.write_selftest(bundle, source, held_out, n)
     finally:
