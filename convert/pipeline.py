@@ -21,6 +21,7 @@ from convert import calibration, parity, report
 from convert.formats import ConvertError, Job, plan
 from convert.source import ConvertContext, SourceModel
 from edge_app.bundle import Bundle, load_bundle, save_bundle
+from edge_app.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +124,14 @@ def _run_jobs(
             options = job.format.converter()(job, ctx)
             art = bundle.add_artifact(job.format.name, job.precision, job.file, **options)
         except Exception as exc:  # one backend failing must not lose the others' results
-            failures[job.key] = f"conversion failed: {_one_line(exc)}"
+            failures[job.key] = f"conversion failed: {first_line(exc, 300)}"
             log.error("%s: %s", job.key, failures[job.key])
             continue
         try:
             result = parity.check_artifact(bundle, art, held_out, float_probs, thresholds)
         except Exception as exc:
             art.status = "failed"
-            failures[job.key] = f"parity run failed: {_one_line(exc)}"
+            failures[job.key] = f"parity run failed: {first_line(exc, 300)}"
             log.error("%s: %s", job.key, failures[job.key])
             continue
         art.status = result.status
@@ -181,8 +182,3 @@ def reference_size(bundle: Bundle) -> tuple[str, int] | None:
         if art is not None:
             return art.file, art.disk_bytes
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]

@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_app.errors import BundleError
+from edge_app.errors import BundleError, first_line
 from edge_app.preprocess_spec import PreprocessSpec
+from edge_app.vocab import FORMATS, PRECISIONS
 
 SCHEMA_VERSION = 1
 BUNDLE_FILE = "bundle.json"
-FORMATS = ("keras", "savedmodel", "tflite", "onnx", "openvino")
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 STATUSES = ("ok", "failed", "unchecked")
 
 
@@ -155,7 +154,7 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
     try:
         spec = PreprocessSpec.from_dict(_need(data, "preprocessing", dict, file))
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"preprocessing: {_one_line(exc)}", file) from None
+        raise BundleError(f"preprocessing: {first_line(exc)}", file) from None
     _check_input(_need(data, "input", dict, file), spec, file)
     metrics = _need(data, "metrics", list, file, default=[])
     for i, m in enumerate(metrics):
@@ -166,7 +165,7 @@ def bundle_from_dict(data: Any, file: Path) -> Bundle:
         try:
             art = Artifact(**a)
         except TypeError as exc:
-            raise BundleError(f"artifacts[{i}]: {_one_line(exc)}", file) from None
+            raise BundleError(f"artifacts[{i}]: {first_line(exc)}", file) from None
         _check_artifact(art, file, i)
         artifacts.append(art)
     return Bundle(
@@ -292,7 +291,3 @@ def _check_artifact(art: Artifact, file: Path, i: int) -> None:
         raise BundleError(f"artifacts[{i}].status: {art.status!r} not one of {STATUSES}", file)
     if Path(art.file).is_absolute() or ".." in Path(art.file).parts:
         raise BundleError(f"artifacts[{i}].file: {art.file!r} must lie inside the bundle", file)
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -31,15 +31,16 @@ from edge_app.classify import (
     Classifier,
     classify_media,
 )
-from edge_app.cli_support import run_cli
+from edge_app.cli_support import add_version, run_cli
 from edge_app.decode import MAX_PIXELS
 from edge_app.errors import WbcError
 from edge_app.exit_codes import HELP as EXIT_HELP
 from edge_app.exit_codes import exit_code
 from edge_app.jsonl import JsonlWriter
 from edge_app.quiet import native_stderr
-from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
+from edge_app.runtime import open_runtime
 from edge_app.summary import FolderTruth, StageTimes
+from edge_app.vocab import PRECISION_ORDER, RUNTIMES
 
 PROG = "wbc-edge"
 
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=limits.int_in(*limits.FRAMES_RANGE), help="use at most this many frames"
     )
     b.set_defaults(func=cmd_bench)
+    add_version(ap, *sub.choices.values())
     return ap
 
 

@@ -1,13 +1,31 @@
-"""What every `wbc-*` command shares: logging set-up and one-line errors for people."""
+"""What every `wbc-*` command shares: `--version`, logging set-up and one-line errors for people."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from edge_app.errors import WbcError
 from edge_app.quiet import quiet_env
+
+DISTRIBUTION = "wbc-edge"
+
+
+def package_version() -> str:
+    """The installed distribution's version (package metadata), or why there is none."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def add_version(*parsers: argparse.ArgumentParser) -> None:
+    """`--version` on each parser: prints `prog VERSION` and exits 0."""
+    for p in parsers:
+        p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
 
 
 def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
@@ -32,9 +50,3 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
         silence_stdout()
         print(f"{prog}: stdout: the reader closed the pipe", file=sys.stderr)
         return OUTPUT_FAILED
-
-
-def not_yet_available(prog: str, what: str) -> int:
-    """For a stage whose work has not landed: say so plainly, produce nothing."""
-    print(f"{prog}: {what} is not yet available in this version of wbc-edge", file=sys.stderr)
-    return 3

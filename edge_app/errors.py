@@ -6,12 +6,25 @@ from pathlib import Path
 
 
 class WbcError(Exception):
-    """A user-facing error. The CLIs print `prog: message` and exit 2, without a traceback."""
+    """A user-facing error. The CLIs print `prog: message` and exit 2, without a traceback.
+
+    The message and the path are kept apart (`.message`, `.path`); `str()` joins them as
+    `path: message`. Code that names the file itself reads `.message`, never strips a prefix.
+    """
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
         self.message = message
         self.path = path
-        super().__init__(f"{path}: {message}" if path is not None else message)
+        super().__init__(message, path)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path is not None else self.message
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's text (its type name if it has none)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
 
 
 class BundleError(WbcError):

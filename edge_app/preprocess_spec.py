@@ -97,11 +97,8 @@ class PreprocessSpec:
         return replace(self, colour=ColourSpec())
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict naming every step and its parameters."""
+        """A JSON-ready dict of every step's parameters."""
         d = asdict(self)
-        d["steps"] = ["decode", "locate", "crop", "resize", "color_order", "normalise"]
-        if self.colour.method != "none":
-            d["steps"].insert(1, "colour")
         d["norm"]["mean"] = list(self.norm.mean)
         d["norm"]["std"] = list(self.norm.std)
         d["colour"]["background"] = list(self.colour.background)
@@ -112,7 +109,7 @@ class PreprocessSpec:
     def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
         """Inverse of `to_dict`; raises KeyError/TypeError/ValueError on a bad dict."""
         d = dict(d)
-        d.pop("steps", None)
+        d.pop("steps", None)  # a list of step names older bundles wrote and nothing read
         norm = dict(d.pop("norm", {}))
         colour = dict(d.pop("colour", {}))
         for part, key in (

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from train.synthetic import make_cell_dataset
+from synthetic import make_cell_dataset
 
 
 @pytest.fixture(scope="session")

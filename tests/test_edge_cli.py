@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import CLASSES, render_cell, render_field
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 from edge_app import exit_codes
 from edge_app.cli import main
 from edge_app.quality import ALL_FLAGS
 from edge_app.runtime import runtime_available
-from train.synthetic import CLASSES, render_cell, render_field
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import CLASSES
 from test_edge_cli import ROOT, _field, read_jsonl, summary_counts, write_rgb
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
@@ -25,7 +26,6 @@ from edge_app.live import LiveOptions, LiveRun
 from edge_app.overlay import draw_cells
 from edge_app.runtime import open_runtime
 from edge_app.sources import Camera, CameraError, FrameStream
-from train.synthetic import CLASSES
 
 CLASS_LIST = list(CLASSES)
 

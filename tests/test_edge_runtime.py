@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import CLASSES, render_cell
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 from edge_app.bundle import load_bundle, save_bundle
 from edge_app.errors import BundleError, WbcError
 from edge_app.preprocess import preprocess
 from edge_app.runtime import (
-    RUNTIMES,
     choose_artifact,
     open_runtime,
     runtime_available,
     to_probabilities,
 )
-from train.synthetic import CLASSES, render_cell
+from edge_app.vocab import RUNTIMES
 
 RUNNABLE = ("tflite", "onnx", "openvino")
 

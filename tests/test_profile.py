@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import render_field
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 from edge_app.bundle import load_bundle, save_bundle
@@ -17,7 +18,6 @@ from edge_app.cli import main
 from edge_app.colour import reference_colours
 from edge_app.preprocess_spec import ColourSpec
 from edge_app.profile import CameraProfile, ProfileError, load_profile, save_profile
-from train.synthetic import render_field
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:

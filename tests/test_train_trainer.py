@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.bundle import load_bundle
 from edge_app.errors import WbcError
 from train import cli, splits
 from train.data import list_images
-from train.synthetic import make_cell_dataset
 from train.trainer import TrainConfig, make_split, train_bundle
 
 FAST = dict(epochs=1, batch_size=4, input_size=32, crop_size=75, verbose=0)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.bundle import load_bundle, new_bundle, save_bundle
 from edge_app.decode import decode_image
@@ -31,7 +32,6 @@ from edge_app.preprocess import preprocess
 from edge_app.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
 from train.data import list_images
 from train.splits import stratified_grouped, write_manifest
-from train.synthetic import make_cell_dataset
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +149,14 @@ def _cnn(n_classes: int):
 
 
 def _convert_all(float_dir: Path, out: Path) -> None:
-    from convert.formats import ALL_PRECISIONS, FORMAT_NAMES
+    from convert.formats import FORMAT_NAMES
     from convert.parity import Thresholds
     from convert.pipeline import ConvertConfig, convert_bundle
+    from edge_app.vocab import PRECISIONS
 
     config = ConvertConfig(
         formats=list(FORMAT_NAMES),
-        precisions=list(ALL_PRECISIONS),
+        precisions=list(PRECISIONS),
         calib_images=24,
         thresholds=Thresholds(min_agreement=0.75, max_drop=0.25),
         out=out,

@@ -24,9 +24,11 @@ from edge_app.bundle import new_bundle, save_bundle
 from edge_app.colour import reference_colours
 from edge_app.decode import decode_image
 from edge_app.errors import DataError, ImageError, WbcError
+from edge_app.metrics import classification_metrics, kfold_summary
 from edge_app.preprocess_spec import ColourSpec, CropSpec, NucleusParams, PreprocessSpec
 from train import checks, splits
 from train.augment import Augment
+from train.cell_groups import resolve_groups
 from train.data import ImageSet, list_images
 from train.dataset import (
     CellBatches,
@@ -35,7 +37,6 @@ from train.dataset import (
     load_cached,
     predict_probabilities,
 )
-from train.metrics import classification_metrics, kfold_summary
 from train.models import ModelInfo, build_model, get_model_info, parse_weights, preflight
 from train.models.heads import fold_weights
 from train.models.registry import weights_provenance
@@ -300,27 +301,22 @@ def make_split(
 ) -> SplitPlan:
     """Sides for every image as the config asks (deterministic: a resumed run gets the same)."""
     kind = split_kind(cfg.split)
-    labels = [r.label for r in images.records]
     if kind == "manifest":
         return _plan_from_manifest(images, Path(cfg.split.split(":", 1)[1]))
     groups, origin = _groups(images, groups_csv, required=kind == "grouped")
     fr = cfg.fractions
     frac_text = "/".join(f"{100 * f:g}" for f in fr)  # type: ignore[union-attr]
+    sides = splits.make_sides(kind, images.records, groups, fr or [], cfg.data_seed, cfg.kfold)
     if cfg.kfold:
-        fold_groups = groups if kind == "grouped" else None
-        sides = splits.kfold(labels, cfg.kfold, cfg.data_seed, fold_groups)
         name = f"{kind}-kfold{cfg.kfold}"
         per_fold = "whole source cells per fold" if kind == "grouped" else "random images"
         desc = f"{cfg.kfold} folds, {per_fold}"
     elif kind == "grouped":
-        sides = splits.stratified_grouped(labels, groups, fr, cfg.data_seed)  # type: ignore[arg-type]
         name, desc = f"grouped-{frac_text}", "stratified, whole source cells per side"
     elif kind == "random":
-        sides = splits.stratified_random(labels, fr, cfg.data_seed)  # type: ignore[arg-type]
         name = f"random-{frac_text}"
         desc = "stratified random images (copies of one cell can fall on two sides)"
     else:
-        sides = splits.from_folders(images.records)
         name, desc = "folders", "the data's split folders"
     return SplitPlan(name, kind, desc, sides, groups, origin)
 
@@ -342,18 +338,7 @@ def _groups(images: ImageSet, groups_csv: Path | None, required: bool) -> tuple[
     """Source-cell groups (train.cell_groups); a random or folder split only reports them, so
     there a missing groups table is a warning, not an error."""
     try:
-        from train.cell_groups import resolve_groups
-
         return resolve_groups(images, groups_csv)
-    except ModuleNotFoundError as exc:
-        if exc.name != "train.grouping":
-            raise
-        if required:
-            raise DataError(
-                "grouped splits need source-cell recovery (train/grouping.py), which this "
-                "version lacks; use --split random"
-            ) from None
-        reason = "source-cell recovery is not in this version"
     except DataError as exc:
         if required or groups_csv is not None:
             raise
@@ -848,12 +833,10 @@ def _fold_sides(data: _Data, cfg: TrainConfig, fold: str) -> dict[str, list[int]
     """Held-out fold; the rest split ~90/10 into train and an inner validation side."""
     plan = data.plan
     rest = [i for i, s in enumerate(plan.sides) if s != fold]
-    labels = [data.images_set.records[i].label for i in rest]
-    if plan.kind == "grouped":
-        groups = [plan.groups[i] for i in rest]
-        inner = splits.stratified_grouped(labels, groups, [0.9, 0.1], cfg.data_seed)
-    else:
-        inner = splits.stratified_random(labels, [0.9, 0.1], cfg.data_seed)
+    records = [data.images_set.records[i] for i in rest]
+    groups = [plan.groups[i] for i in rest]
+    kind = "grouped" if plan.kind == "grouped" else "random"
+    inner = splits.make_sides(kind, records, groups, [0.9, 0.1], cfg.data_seed)
     return {
         "train": [i for i, s in zip(rest, inner, strict=True) if s == "train"],
         "val": [i for i, s in zip(rest, inner, strict=True) if s == "val"],
