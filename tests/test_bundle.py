@@ -7,6 +7,8 @@ from edge_app.bundle import load_bundle, new_bundle, save_bundle
 from edge_app.errors import BundleError
 from edge_app.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
 
+pytestmark = pytest.mark.edge
+
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 
 

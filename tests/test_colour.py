@@ -17,6 +17,8 @@ from edge_app.colour import (
 from edge_app.preprocess import prepare
 from edge_app.preprocess_spec import ColourSpec, PreprocessSpec
 
+pytestmark = pytest.mark.edge
+
 
 def gains(rgb: np.ndarray, r: float, g: float, b: float) -> np.ndarray:
     x = rgb.astype(np.float32) * np.array([r, g, b], np.float32)

@@ -19,6 +19,8 @@ from edge_app.field import (
 from edge_app.preprocess import preprocess
 from edge_app.preprocess_spec import CropSpec, PreprocessSpec
 
+pytestmark = pytest.mark.edge
+
 SPEC = PreprocessSpec(height=32, width=32)
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edge_app.errors import DataError, WbcError, first_line
+
+pytestmark = pytest.mark.edge
 
 
 def test_message_and_path_are_kept_apart_and_joined_by_str() -> None:

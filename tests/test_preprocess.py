@@ -14,6 +14,8 @@ from edge_app.preprocess import (
 )
 from edge_app.preprocess_spec import CropSpec, NormSpec, NucleusParams, PreprocessSpec
 
+pytestmark = pytest.mark.edge
+
 VIOLET = (120, 60, 200)
 PINK = (215, 160, 170)
 PALE = (225, 225, 215)

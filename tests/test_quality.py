@@ -17,6 +17,8 @@ from edge_app.quality import (
     focus_measure,
 )
 
+pytestmark = pytest.mark.edge
+
 
 @pytest.fixture(scope="module")
 def field() -> np.ndarray:

@@ -16,6 +16,8 @@ from edge_app.scale import (
     red_cell_diameter,
 )
 
+pytestmark = pytest.mark.edge
+
 
 @pytest.fixture(scope="module")
 def fields() -> list[np.ndarray]:
