@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +13,10 @@ from edge_app.errors import WbcError
 from edge_app.quiet import quiet_env
 
 DISTRIBUTION = "wbc-edge"
+# The exit statuses every command shares (wbc-edge's whole table: edge_app/exit_codes.py).
+USER_ERROR = 2
+OUTPUT_FAILED = 6  # stdout (or the JSONL log) could not be written
+INTERRUPTED = 130
 
 
 def package_version() -> str:
@@ -39,14 +44,21 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
         return main()
     except WbcError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # `wbc-edge ... | head -1`: the reader left; no traceback
-        from edge_app.exit_codes import OUTPUT_FAILED
-        from edge_app.jsonl import silence_stdout
-
         silence_stdout()
         print(f"{prog}: stdout: the reader closed the pipe", file=sys.stderr)
         return OUTPUT_FAILED
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so Python's exit-time flush of a closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass

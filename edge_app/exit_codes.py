@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from edge_app.cli_support import INTERRUPTED, OUTPUT_FAILED, USER_ERROR
 from edge_app.summary import DifferentialCount
 
 HELP = (
@@ -20,11 +21,18 @@ HELP = (
     "signal (classify)"
 )
 OK = 0
-USER_ERROR = 2
 SOME_FAILED = 4
 ALL_FAILED = 5
-OUTPUT_FAILED = 6
-INTERRUPTED = 130
+__all__ = [
+    "ALL_FAILED",
+    "HELP",
+    "INTERRUPTED",
+    "OK",
+    "OUTPUT_FAILED",
+    "SOME_FAILED",
+    "USER_ERROR",
+    "exit_code",
+]
 
 
 def exit_code(count: DifferentialCount, output_failed: bool = False, stopped: bool = False) -> int:
