@@ -166,7 +166,7 @@ def train_command(argv: list[str]) -> int:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags ask for (unset flags stay None: preset or default)."""
-    from train.trainer import TrainConfig
+    from train.config import TrainConfig
 
     return TrainConfig(
         model=args.model, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
