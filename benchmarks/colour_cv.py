@@ -32,7 +32,7 @@ from edge_app.errors import NoCellFound
 from edge_app.preprocess import prepare
 from train.data import list_images
 from train.dataset import predict_probabilities
-from train.trainer import measure_colour_spec
+from train.model_spec import measure_colour_spec
 
 SHIFTS = {
     "none": lambda x: x,

@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_app.bundle import load_bundle
+from edge_app.metrics import classification_metrics
 from train import splits
 from train.data import ImageSet, list_images
 from train.dataset import load_cached, predict_probabilities
-from train.metrics import classification_metrics
 
 # The eight symmetries of the square, in the order views are added.
 VIEWS = [(0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]

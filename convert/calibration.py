@@ -273,7 +273,7 @@ def _one(root: Path, row: Labelled, spec: PreprocessSpec) -> np.ndarray | str:
     try:
         return preprocess(decode_image(root / row.path), spec)
     except (ImageError, NoCellFound) as exc:
-        return str(exc).split(": ", 1)[-1]
+        return exc.message
 
 
 # --------------------------------------------------------------------------- the two sets

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from convert.calibration import DEFAULT_CALIB_IMAGES
-from convert.formats import ALL_PRECISIONS, FORMAT_NAMES, FORMATS, ConvertError, parse_option
+from convert.formats import FORMAT_NAMES, FORMATS, ConvertError, parse_option
 from convert.parity import Thresholds
 from convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
-from edge_app.cli_support import run_cli
+from edge_app.cli_support import add_version, run_cli
 from edge_app.limits import float_in
+from edge_app.vocab import PRECISIONS
 
 PROG = "wbc-convert"
 INT8_FORMATS = ["tflite", "openvino"]
@@ -33,13 +34,14 @@ def parser() -> argparse.ArgumentParser:
         description="Convert a bundle's Keras model to TFLite / ONNX / OpenVINO and check each "
         f"artifact's parity with the float model. Formats: {rows}.",
     )
+    add_version(p)
     p.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's and absl's log lines")
     what = p.add_argument_group("what to convert (default: --int8)")
     what.add_argument("--int8", action="store_true", help="INT8 TFLite + INT8 OpenVINO")
     what.add_argument("--all", action="store_true", help="every format at every precision")
     what.add_argument("--formats", help=f"comma-separated: {','.join(FORMAT_NAMES)}")
-    what.add_argument("--precisions", help=f"comma-separated: {','.join(ALL_PRECISIONS)}")
+    what.add_argument("--precisions", help=f"comma-separated: {','.join(PRECISIONS)}")
     what.add_argument(
         "--artifacts",
         help="exactly these FORMAT-PRECISION artifacts, comma-separated, e.g. "
@@ -123,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
             "--all means every format and precision: drop --formats/--precisions", where
         )
     formats = _split(args.formats) or (list(FORMAT_NAMES) if args.all else INT8_FORMATS)
-    precisions = _split(args.precisions) or (list(ALL_PRECISIONS) if args.all else ["int8"])
+    precisions = _split(args.precisions) or (list(PRECISIONS) if args.all else ["int8"])
     only = None
     if args.artifacts:
         if args.int8 or args.all or args.formats or args.precisions:

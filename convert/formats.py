@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_app.errors import WbcError
+from edge_app.vocab import PRECISIONS
 
 
 class ConvertError(WbcError):
@@ -85,7 +86,7 @@ FORMATS: tuple[Format, ...] = (
     Format(
         name="tflite",
         suffix=".tflite",
-        precisions=("fp32", "fp16", "dynamic", "int8"),
+        precisions=PRECISIONS,
         options=(
             Option(
                 "io_dtype",
@@ -138,7 +139,6 @@ FORMATS: tuple[Format, ...] = (
 )
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
-ALL_PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 def get_format(name: str) -> Format:
@@ -191,9 +191,9 @@ def plan(
                 f"unknown format {name!r} (formats: {', '.join(FORMAT_NAMES)})", where
             )
     for p in precisions:
-        if p not in ALL_PRECISIONS:
+        if p not in PRECISIONS:
             raise ConvertError(
-                f"unknown precision {p!r} (precisions: {', '.join(ALL_PRECISIONS)})", where
+                f"unknown precision {p!r} (precisions: {', '.join(PRECISIONS)})", where
             )
         if not any(p in get_format(f).precisions for f in formats):
             offered = "; ".join(f"{f}: {', '.join(get_format(f).precisions)}" for f in formats)

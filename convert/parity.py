@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from convert.source import HeldOut
+from edge_app import metrics
 from edge_app.bundle import Artifact, Bundle
 
 log = logging.getLogger(__name__)
@@ -93,16 +94,9 @@ class ArtifactParity:
 
 def scores(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> Scores:
     """Accuracy, per-class recall and F1, and the confusion matrix."""
-    cm = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(cm, (labels, preds), 1)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
-    recall = np.divide(tp, support, out=np.zeros(n_classes), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros(n_classes), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
-    accuracy = float(tp.sum() / max(len(labels), 1))
-    return Scores(accuracy, recall.round(6).tolist(), f1.round(6).tolist(), cm.tolist())
+    cm = metrics.confusion_matrix(labels, preds, n_classes)
+    _, recall, f1 = metrics.per_class(cm)
+    return Scores(metrics.accuracy(cm), recall.round(6).tolist(), f1.round(6).tolist(), cm.tolist())
 
 
 def predict_all(model: Predictor, images: np.ndarray, batch: int = BATCH) -> np.ndarray:

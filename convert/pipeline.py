@@ -24,7 +24,7 @@ from convert.held_out import split_by_cell
 from convert.quality_floor import quality_record
 from convert.source import ConvertContext, HeldOut, SourceModel
 from edge_app.bundle import Bundle, load_bundle, save_bundle
-from edge_app.errors import DataError, exception_reason
+from edge_app.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +194,14 @@ def _run_jobs(
                 **options,
             )
         except Exception as exc:  # one backend failing must not lose the others' results
-            failures[job.key] = f"conversion failed: {_one_line(exc)}"
+            failures[job.key] = f"conversion failed: {first_line(exc, 300)}"
             log.error("%s: %s", job.key, failures[job.key])
             continue
         try:
             result = parity.check_artifact(bundle, art, held_out, float_probs, thresholds)
         except Exception as exc:
             art.status = "failed"
-            failures[job.key] = f"parity run failed: {_one_line(exc)}"
+            failures[job.key] = f"parity run failed: {first_line(exc, 300)}"
             log.error("%s: %s", job.key, failures[job.key])
             continue
         art.status = result.status
@@ -278,7 +278,3 @@ def reference_size(bundle: Bundle) -> tuple[str, int] | None:
         if art is not None:
             return art.file, art.disk_bytes
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    return exception_reason(exc)

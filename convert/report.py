@@ -18,6 +18,7 @@ import numpy as np
 
 from convert.parity import ArtifactParity, Thresholds
 from convert.source import Calibration, HeldOut
+from edge_app.plots import draw_confusion, figure_png, pyplot
 
 log = logging.getLogger(__name__)
 
@@ -361,57 +362,25 @@ def _model_crop(path: Path, spec: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- pictures
 
 
-def _figure_png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def confusion_plot(art: dict[str, Any], classes: list[str]) -> bytes:
     """Float and artifact confusion matrices side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, axes = pyplot().subplots(1, 2, figsize=(8, 3.6))
     for ax, name, sc in zip(
         axes,
         ("float (Keras)", art["key"]),
         (art["float_scores"], art["artifact_scores"]),
         strict=True,
     ):
-        cm = np.asarray(sc["confusion"])
-        ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(
-                j,
-                i,
-                str(v),
-                ha="center",
-                va="center",
-                color="white" if v > cm.max() / 2 else "black",
-                fontsize=8,
-            )
-        ax.set_xticks(range(len(classes)), [c[:4] for c in classes], fontsize=8)
-        ax.set_yticks(range(len(classes)), [c[:4] for c in classes], fontsize=8)
-        ax.set_xlabel("predicted")
-        ax.set_title(f"{name}: acc {sc['accuracy']:.3f}", fontsize=9)
-    axes[0].set_ylabel("true")
-    return _figure_png(fig)
+        title = f"{name}: acc {sc['accuracy']:.3f}"
+        draw_confusion(ax, sc["confusion"], classes, title, abbrev=4)
+    axes[1].set_ylabel("")
+    return figure_png(fig)
 
 
 def parity_plot(report: dict[str, Any]) -> bytes:
     """Left: agreement per artifact against the threshold (zoomed in). Right: accuracy of
     the float model and of each artifact."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     arts = report["artifacts"]
     keys = [a["key"] for a in arts]
     x = np.arange(len(arts))
@@ -433,4 +402,4 @@ def parity_plot(report: dict[str, Any]) -> bytes:
     for ax in (left, right):
         ax.set_xticks(x, keys, rotation=30, ha="right", fontsize=8)
     fig.suptitle(f"parity on {report['parity_set']['n']} held-out images", fontsize=10)
-    return _figure_png(fig)
+    return figure_png(fig)

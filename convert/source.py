@@ -7,8 +7,6 @@ classes and input size, and exported once to a TensorFlow SavedModel (Keras 3:
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import shutil
 import tempfile
@@ -20,14 +18,11 @@ from typing import Any
 import numpy as np
 
 from edge_app.bundle import Bundle
-from edge_app.errors import BundleError
+from edge_app.errors import BundleError, first_line
 from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from edge_app.quiet import native_stderr
 
 log = logging.getLogger(__name__)
-
-# Modules that register custom Keras layers of the training stage, imported before loading.
-_LAYER_MODULES = ("train.layers", "train.models")
 
 
 @dataclass
@@ -50,15 +45,11 @@ class SourceModel:
             import tensorflow  # noqa: F401
         import keras
 
-        for name in _LAYER_MODULES:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(name)
         try:
             model = keras.saving.load_model(self.keras_path, compile=False)
         except (OSError, ValueError, TypeError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BundleError(
-                f"cannot load the Keras model ({msg[:200]})", self.keras_path
+                f"cannot load the Keras model ({first_line(exc)})", self.keras_path
             ) from None
         self._check(model)
         return model

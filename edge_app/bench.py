@@ -25,16 +25,10 @@ from edge_app.bundle import Artifact, Bundle
 from edge_app.classify import Classifier, JsonlWriter, write_frame
 from edge_app.errors import WbcError
 from edge_app.macs import artifact_macs
-from edge_app.runtime import (
-    FORMAT_RUNTIMES,
-    PRECISION_ORDER,
-    Runtime,
-    open_runtime,
-    runtime_available,
-    usable_cores,
-)
+from edge_app.runtime import Runtime, open_runtime, runtime_available, usable_cores
 from edge_app.scale import CALIBRATION_FRAMES, RECHECK_EVERY
 from edge_app.summary import DifferentialCount
+from edge_app.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
 
 STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "records")
 WARMUP_FRAMES = 2

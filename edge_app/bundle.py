@@ -29,17 +29,14 @@ from edge_app.errors import BundleError
 from edge_app.output_kind import OutputKind
 from edge_app.preprocess_spec import ColorOrder, PreprocessSpec
 from edge_app.typed_json import decode
+from edge_app.vocab import Format, Precision
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before file lists, output kinds and contract fingerprints
 BUNDLE_FILE = "bundle.json"
-Format = Literal["keras", "savedmodel", "tflite", "onnx", "openvino"]
-Precision = Literal["fp32", "fp16", "dynamic", "int8"]
 Status = Literal["ok", "failed", "unchecked"]  # set by the parity check
-FORMATS: tuple[str, ...] = get_args(Format)
-PRECISIONS: tuple[str, ...] = get_args(Precision)
 STATUSES: tuple[str, ...] = get_args(Status)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,12 +174,18 @@ class Classifier:
         return self.finder.drift_warnings()
 
     def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
-        k = int(np.argmax(p))
-        confidence = float(p[k])
-        probs = {c: round(float(v), 6) for c, v in zip(self.classes, p, strict=True)}
-        return CellResult(
-            box, self.classes[k], round(confidence, 6), probs, confidence < self.threshold
-        )
+        return cell_result(self.classes, p, self.threshold, box)
+
+
+def cell_result(
+    classes: Sequence[str], p: np.ndarray, threshold: float, box: Box | None
+) -> CellResult:
+    """The cell's label, confidence and probabilities from one probability vector (a frame's,
+    or a tracked cell's average over its frames)."""
+    k = int(np.argmax(p))
+    confidence = float(p[k])
+    probs = {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}
+    return CellResult(box, classes[k], round(confidence, 6), probs, confidence < threshold)
 
 
 def _centre(nucleus: Nucleus | None) -> tuple[float, float] | None:

@@ -33,7 +33,7 @@ from edge_app.classify import (
     Classifier,
     classify_media,
 )
-from edge_app.cli_support import run_cli
+from edge_app.cli_support import add_version, run_cli
 from edge_app.decode import MAX_PIXELS
 from edge_app.errors import WbcError
 from edge_app.exit_codes import HELP as EXIT_HELP
@@ -41,8 +41,9 @@ from edge_app.exit_codes import VERIFY_FAILED, exit_code
 from edge_app.jsonl import JsonlWriter
 from edge_app.model_quality import warn_if_below_floor
 from edge_app.quiet import native_stderr
-from edge_app.runtime import PRECISION_ORDER, RUNTIMES, open_runtime
+from edge_app.runtime import open_runtime
 from edge_app.summary import FolderTruth, StageTimes
+from edge_app.vocab import PRECISION_ORDER, RUNTIMES
 
 PROG = "wbc-edge"
 
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     y.add_argument("--verbose", action="store_true", help="show runtime log lines")
     y.set_defaults(func=cmd_verify)
+    add_version(ap, *sub.choices.values())
     return ap
 
 
@@ -413,7 +415,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _verify_artifacts(bundle, wanted: list[str]) -> list:
     """The artifacts `verify` runs: those named (key or file), else every runnable one."""
-    from edge_app.runtime import FORMAT_RUNTIMES
+    from edge_app.vocab import FORMAT_RUNTIMES
 
     runnable = [a for a in bundle.artifacts if a.format in FORMAT_RUNTIMES]
     names = [w.strip() for text in wanted for w in text.split(",") if w.strip()]

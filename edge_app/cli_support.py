@@ -1,13 +1,36 @@
-"""What every `wbc-*` command shares: logging set-up and one-line errors for people."""
+"""What every `wbc-*` command shares: `--version`, logging set-up and one-line errors for people."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from edge_app.errors import WbcError
 from edge_app.quiet import quiet_env
+
+DISTRIBUTION = "wbc-edge"
+# The exit statuses every command shares (wbc-edge's whole table: edge_app/exit_codes.py).
+USER_ERROR = 2
+OUTPUT_FAILED = 6  # stdout (or the JSONL log) could not be written
+INTERRUPTED = 130
+
+
+def package_version() -> str:
+    """The installed distribution's version (package metadata), or why there is none."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def add_version(*parsers: argparse.ArgumentParser) -> None:
+    """`--version` on each parser: prints `prog VERSION` and exits 0."""
+    for p in parsers:
+        p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
 
 
 def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
@@ -22,20 +45,21 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
     except WbcError as exc:
         for line in str(exc).splitlines() or [""]:  # a bundle lists every problem, one a line
             print(f"{prog}: {line}", file=sys.stderr)
-        return 2
+        return USER_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # `wbc-edge ... | head -1`: the reader left; no traceback
-        from edge_app.exit_codes import OUTPUT_FAILED
-        from edge_app.jsonl import silence_stdout
-
         silence_stdout()
         print(f"{prog}: stdout: the reader closed the pipe", file=sys.stderr)
         return OUTPUT_FAILED
 
 
-def not_yet_available(prog: str, what: str) -> int:
-    """For a stage whose work has not landed: say so plainly, produce nothing."""
-    print(f"{prog}: {what} is not yet available in this version of wbc-edge", file=sys.stderr)
-    return 3
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so Python's exit-time flush of a closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass

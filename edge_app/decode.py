@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from edge_app.errors import ImageError, WbcError
+from edge_app.errors import ImageError, WbcError, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Largest image decoded, in pixels; a larger file is refused with its size. Measured peak memory
@@ -129,6 +129,5 @@ def is_image_file(path: Path) -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = re.sub(r" ?<_io\.\w+ name=[^>]*>", "", text)  # PIL repeats the file: named already
+    text = re.sub(r" ?<_io\.\w+ name=[^>]*>", "", first_line(exc, 1000))  # PIL names the file
     return text[:120]

@@ -11,12 +11,19 @@ _FRAME = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)
 
 
 class WbcError(Exception):
-    """A user-facing error. The CLIs print `prog: message` and exit 2, without a traceback."""
+    """A user-facing error. The CLIs print `prog: message` and exit 2, without a traceback.
+
+    The message and the path are kept apart (`.message`, `.path`); `str()` joins them as
+    `path: message`. Code that names the file itself reads `.message`, never strips a prefix.
+    """
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
         self.message = message
         self.path = path
-        super().__init__(f"{path}: {message}" if path is not None else message)
+        super().__init__(message, path)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path is not None else self.message
 
 
 class BundleError(WbcError):
@@ -35,9 +42,10 @@ class DataError(WbcError):
     """A data folder, split manifest or groups file is unusable."""
 
 
-def exception_reason(exc: BaseException, limit: int = 300) -> str:
-    """The line of an exception that says what went wrong: native source frames dropped (an
-    OpenVINO error's first line is only `Exception from src/...core.cpp:117:`)."""
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The line of an exception that says what went wrong: its first, native source frames
+    dropped (an OpenVINO error's first line is only `Exception from src/...core.cpp:117:`);
+    its type name if it has no text."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reasons = [line for line in lines if not _FRAME.match(line)]
     text = (reasons or lines or [type(exc).__name__])[0]

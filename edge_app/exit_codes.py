@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from edge_app.cli_support import INTERRUPTED, OUTPUT_FAILED, USER_ERROR
 from edge_app.summary import DifferentialCount
 
 HELP = (
@@ -22,11 +23,19 @@ HELP = (
 )
 OK = 0
 VERIFY_FAILED = 1
-USER_ERROR = 2
 SOME_FAILED = 4
 ALL_FAILED = 5
-OUTPUT_FAILED = 6
-INTERRUPTED = 130
+__all__ = [
+    "ALL_FAILED",
+    "HELP",
+    "INTERRUPTED",
+    "OK",
+    "OUTPUT_FAILED",
+    "SOME_FAILED",
+    "USER_ERROR",
+    "VERIFY_FAILED",
+    "exit_code",
+]
 
 
 def exit_code(count: DifferentialCount, output_failed: bool = False, stopped: bool = False) -> int:

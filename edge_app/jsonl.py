@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from edge_app.cli_support import silence_stdout
 from edge_app.errors import WbcError
 
 log = logging.getLogger("edge_app.jsonl")
@@ -153,13 +154,3 @@ def _dumps(record: dict[str, Any]) -> str:
         if isinstance(record.get("frame"), int) and record["frame"]:
             error["frame"] = record["frame"]
         return json.dumps(error, separators=(", ", ": "))
-
-
-def silence_stdout() -> None:
-    """Point fd 1 at /dev/null, so Python's exit-time flush of a closed pipe stays quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):
-        pass

@@ -35,6 +35,7 @@ from edge_app.classify import (
     Classifier,
     JsonlWriter,
     cell_record,
+    cell_result,
     empty_record,
     error_record,
     frame_fields,
@@ -279,32 +280,28 @@ class LiveRun:
             self.writer.write(error_record(item.source, item.error, item.frame))
 
     def _count_tracks(self, tracks: list[Track], timestamp: float) -> None:
+        classes, threshold = self.classifier.classes, self.classifier.threshold
+        source = self.options.source_name
         for track in tracks:
-            p = track.mean_probs()
-            k = int(np.argmax(p))
-            label, confidence = self.classifier.classes[k], float(p[k])
-            self.count.add_cell(label, confidence)
-            uncertain = confidence < self.classifier.threshold
+            cell = cell_result(classes, track.mean_probs(), threshold, track.box)
+            self.count.add_cell(cell.label, cell.confidence)
             frames = f"{track.first_frame}-{track.last_frame}"
-            if uncertain:
-                note = CellNote(self.options.source_name, frames, track.box, label, confidence)
+            if cell.uncertain:
+                note = CellNote(source, frames, track.box, cell.label, cell.confidence)
                 self.count.note_uncertain(note)
             if self.report_cells is not None:
-                self.report_cells.counted(self.options.source_name, track, self.classifier)
+                self.report_cells.counted(source, track, self.classifier)
             self.writer.write(
                 {
-                    "source": self.options.source_name,
+                    "source": source,
                     "track": track.id,
                     "first_frame": track.first_frame,
                     "last_frame": track.last_frame,
                     "frames": track.frames,
-                    "label": label,
-                    "confidence": round(confidence, 6),
-                    "probs": {
-                        c: round(float(v), 6)
-                        for c, v in zip(self.classifier.classes, p, strict=True)
-                    },
-                    "uncertain": confidence < self.classifier.threshold,
+                    "label": cell.label,
+                    "confidence": cell.confidence,
+                    "probs": cell.probs,
+                    "uncertain": cell.uncertain,
                     "counted": True,
                     "time": round(timestamp, 3),
                 }

@@ -100,11 +100,8 @@ class PreprocessSpec:
         return replace(self, colour=ColourSpec())
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict naming every step and its parameters."""
+        """A JSON-ready dict of every step's parameters."""
         d = asdict(self)
-        d["steps"] = ["decode", "locate", "crop", "resize", "color_order", "normalise"]
-        if self.colour.method != "none":
-            d["steps"].insert(1, "colour")
         d["norm"]["mean"] = list(self.norm.mean)
         d["norm"]["std"] = list(self.norm.std)
         d["colour"]["background"] = list(self.colour.background)
@@ -123,7 +120,7 @@ class PreprocessSpec:
     @classmethod
     def decode(cls, d: Any, path: str, problems: list[str]) -> PreprocessSpec | None:
         """Strictly typed from a parsed dict (`typed_json`), then checked; problems are
-        appended as `path.field: message`. `steps` is derived from the spec and not read."""
+        appended as `path.field: message`. `steps` (written by older bundles) is ignored."""
         if isinstance(d, dict):
             d = {k: v for k, v in d.items() if k != "steps"}
         before = len(problems)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_app.colour import Illumination
-from edge_app.errors import WbcError
+from edge_app.errors import WbcError, first_line
 from edge_app.scale import SCALE_RANGE
 
 PROFILE_KIND = "wbc-edge camera profile"
@@ -87,7 +87,7 @@ def load_profile(path: Path | str) -> CameraProfile:
     except FileNotFoundError:
         raise ProfileError("no such camera profile", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProfileError(f"not a camera profile ({_reason(exc)})", path) from None
+        raise ProfileError(f"not a camera profile ({first_line(exc, 100)})", path) from None
     if not isinstance(data, dict) or data.get("kind") != PROFILE_KIND:
         raise ProfileError("not a camera profile (made by `wbc-edge calibrate`)", path)
     if data.get("version") != PROFILE_VERSION:
@@ -152,7 +152,3 @@ def _size(value: Any) -> tuple[int, int]:
     ):
         raise ValueError(f"frame_size must be [width, height], got {value!r}")
     return (value[0], value[1])
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__

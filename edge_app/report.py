@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from edge_app.annotated import frame_flags, save_rgb
-from edge_app.classify import CellResult, FrameResult
+from edge_app.classify import CellResult, FrameResult, cell_result
 from edge_app.errors import WbcError
 from edge_app.field import TRAINING_IMAGE, training_window
 from edge_app.gallery import to_rgb
@@ -313,11 +313,5 @@ class LiveReportCells:
         if best is None:
             return
         _, _, box, crop, context = best
-        p = track.mean_probs()
-        k = int(np.argmax(p))
-        probs = {c: round(float(v), 6) for c, v in zip(classifier.classes, p, strict=True)}
-        label, confidence = classifier.classes[k], float(p[k])
-        cell = CellResult(
-            box, label, round(confidence, 6), probs, confidence < classifier.threshold
-        )
+        cell = cell_result(classifier.classes, track.mean_probs(), classifier.threshold, box)
         self.report.add_cell(source, f"{track.first_frame}-{track.last_frame}", cell, crop, context)

@@ -37,23 +37,15 @@ from typing import Any
 import numpy as np
 
 from edge_app.bundle import Artifact, Bundle
-from edge_app.errors import BundleError, WbcError, exception_reason
+from edge_app.errors import BundleError, WbcError, first_line
 from edge_app.limits import check_threads
 from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from edge_app.preprocess import QuantParams, quantize
 from edge_app.telemetry import disable_openvino_telemetry
+from edge_app.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIMES
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "openvino")
-# Artifact format -> runtimes that can run it, in order of preference.
-FORMAT_RUNTIMES = {
-    "tflite": ("litert", "tflite-runtime"),
-    "onnx": ("onnxruntime",),
-    "openvino": ("openvino",),
-}
-# Precision preference of `auto` (best first). `dynamic` = weight-only int8 (TFLite).
-PRECISION_ORDER = ("int8", "fp16", "dynamic", "fp32")
 _PACKAGES = {  # runtime -> (module to import, what to install)
     "litert": ("ai_edge_litert.interpreter", "pip install 'wbc-edge[edge]' (ai-edge-litert)"),
     "tflite-runtime": (
@@ -251,7 +243,6 @@ class TFLiteRuntime(Runtime):
     """LiteRT (`ai_edge_litert`) or the legacy `tflite_runtime` interpreter."""
 
     name = "litert"
-    module = "ai_edge_litert.interpreter"
 
     def _load(self) -> None:
         mod = _import(self.name)
@@ -260,7 +251,7 @@ class TFLiteRuntime(Runtime):
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise BundleError(
-                f"{self.artifact.file}: {self.name} cannot load it ({_first_line(exc)})",
+                f"{self.artifact.file}: {self.name} cannot load it ({first_line(exc)})",
                 self.bundle.path,
             ) from None
         inp = self._interp.get_input_details()
@@ -291,7 +282,6 @@ class TFLiteRuntime(Runtime):
 
 class TFLiteRuntimeLegacy(TFLiteRuntime):
     name = "tflite-runtime"
-    module = "tflite_runtime.interpreter"
 
     # _import() refuses it when TensorFlow is loaded: the two clash in one process.
 
@@ -330,7 +320,7 @@ class OnnxRuntime(Runtime):
             self._sess = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(
-                f"{self.artifact.file}: onnxruntime cannot load it ({_first_line(exc)})",
+                f"{self.artifact.file}: onnxruntime cannot load it ({first_line(exc)})",
                 self.bundle.path,
             ) from None
         self.providers = self._sess.get_providers()
@@ -389,7 +379,7 @@ class OpenVinoRuntime(Runtime):
             model = core.read_model(str(self.path))
         except Exception as exc:  # openvino raises RuntimeError subclasses and others
             raise BundleError(
-                f"{self.artifact.file}: openvino cannot read it ({_first_line(exc)})",
+                f"{self.artifact.file}: openvino cannot read it ({first_line(exc)})",
                 self.bundle.path,
             ) from None
         if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -412,7 +402,7 @@ class OpenVinoRuntime(Runtime):
             self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # the reason is on a later line than "Exception from ..."
             raise BundleError(
-                f"{self.artifact.file}: openvino cannot compile it ({_first_line(exc)})",
+                f"{self.artifact.file}: openvino cannot compile it ({first_line(exc)})",
                 self.bundle.path,
             ) from None
         self._request = self._compiled.create_infer_request()
@@ -450,7 +440,7 @@ def _make_batch_dynamic(model: Any) -> None:
     try:
         model.reshape(new)
     except Exception as exc:  # a graph with a fixed batch (e.g. Reshape to [1, ...])
-        log.debug("openvino: keeping the fixed batch size (%s)", _first_line(exc))
+        log.debug("openvino: keeping the fixed batch size (%s)", first_line(exc))
 
 
 def _ov_shape(port: Any) -> tuple[int | None, ...]:
@@ -665,7 +655,7 @@ def _import(runtime: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise WbcError(
-            f"runtime {runtime} is not installed ({_first_line(exc)}): {install}"
+            f"runtime {runtime} is not installed ({first_line(exc)}): {install}"
         ) from None
 
 
@@ -675,7 +665,3 @@ def _cores(n: int) -> str:
 
 def _dims(shape: tuple) -> str:
     return "x".join("?" if d is None else str(d) for d in shape)
-
-
-def _first_line(exc: BaseException) -> str:
-    return exception_reason(exc, 200)

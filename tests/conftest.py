@@ -1,12 +1,13 @@
-"""Shared fixtures: small generated data, never ../shared."""
+"""Shared fixtures: small generated data, never ../shared; the committed edge bundle."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
-
-from train.synthetic import make_cell_dataset
+from synthetic import make_cell_dataset
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +16,24 @@ def cell_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     root = tmp_path_factory.mktemp("cells")
     records = make_cell_dataset(root, cells_per_class=3, copies_per_cell=4, seed=1)
     return root, records
+
+
+EDGE_BUNDLE = Path(__file__).parent / "fixtures" / "tiny-bundle"
+EDGE_ONLY = importlib.util.find_spec("keras") is None  # the device's install: no TensorFlow
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In an edge-only install, collect only the test modules marked `edge`."""
+    if not EDGE_ONLY or not collection_path.name.startswith("test_"):
+        return None
+    return "pytest.mark.edge" not in collection_path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def edge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session's copy of the committed tiny bundle (every device format and precision, no
+    Keras model): what the edge tests run, with no TensorFlow anywhere. Regenerate it with
+    `python -m tests.fixtures.make_bundle`."""
+    out = tmp_path_factory.mktemp("edge-bundle") / "tiny-bundle"
+    shutil.copytree(EDGE_BUNDLE, out)
+    return out

@@ -13,6 +13,8 @@ from edge_app.classify import Classifier
 from edge_app.decode import decode_image
 from edge_app.runtime import open_runtime
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = sorted(p for p in (ROOT / "samples" / "frames").glob("*.jpg") if "no_wbc" not in p.name)
 

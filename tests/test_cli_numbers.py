@@ -13,6 +13,8 @@ from edge_app.errors import WbcError
 from edge_app.limits import SCALE_RANGE, THREADS_RANGE
 from edge_app.runtime import open_runtime
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
 FRAMES = ROOT / "samples" / "frames"

@@ -16,7 +16,7 @@ from edge_app.bundle import new_bundle
 from edge_app.errors import DataError, WbcError
 from train.data import list_images
 from train.splits import stratified_grouped, write_manifest
-from train.synthetic import make_cell_dataset
+from synthetic import make_cell_dataset
 
 
 @pytest.fixture(scope="module")

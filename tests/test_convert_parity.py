@@ -134,7 +134,7 @@ def test_gate_thresholds_at_the_ends_of_the_range_are_accepted(value):
 
 
 def test_openvino_errors_keep_the_reason_not_the_source_frames():
-    from edge_app.errors import exception_reason
+    from edge_app.errors import first_line
 
     exc = RuntimeError(
         "Exception from src/inference/src/cpp/core.cpp:117:\n"
@@ -142,9 +142,9 @@ def test_openvino_errors_keep_the_reason_not_the_source_frames():
         "Check 'false' failed at src/plugins/intel_cpu/src/graph.cpp:1234:\n"
         "[CPU] Cannot create the executor: not enough memory\n"
     )
-    assert exception_reason(exc) == "[CPU] Cannot create the executor: not enough memory"
-    assert exception_reason(ValueError("plain\nsecond")) == "plain"
-    assert exception_reason(KeyError()) == "KeyError"
+    assert first_line(exc) == "[CPU] Cannot create the executor: not enough memory"
+    assert first_line(ValueError("plain\nsecond")) == "plain"
+    assert first_line(KeyError()) == "KeyError"
 
 
 @pytest.mark.parametrize(("flag", "kind"), [("--data-root", "folder"), ("--groups", "file")])

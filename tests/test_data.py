@@ -2,11 +2,11 @@ import shutil
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.errors import DataError
 from edge_app.preprocess_spec import CropSpec, PreprocessSpec
 from train.data import list_images, load_images
-from train.synthetic import make_cell_dataset
 
 
 def test_lists_a_class_tree_sorted(cell_tree):

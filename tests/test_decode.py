@@ -7,6 +7,8 @@ from PIL import Image
 from edge_app.decode import decode_image
 from edge_app.errors import ImageError
 
+pytestmark = pytest.mark.edge
+
 
 def save(im: Image.Image, path, **kw):
     im.save(path, **kw)

@@ -6,17 +6,19 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 from test_edge_cli import _field, write_rgb
-from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 from edge_app.bench import cpu_description, load_frames, run_bench, simd_level
 from edge_app.bundle import load_bundle
 from edge_app.cli import main
 from edge_app.macs import artifact_macs
 
-# The tiny CNN (tests/tiny_bundle.py) on 32x32x3: conv 3x3 -> 16, pool, conv 3x3 -> 32, pool,
-# dense 2048 -> 32, dense 32 -> 4.
-TINY_MACS = 32 * 32 * 16 * 27 + 16 * 16 * 32 * 144 + 2048 * 32 + 32 * 4
+pytestmark = pytest.mark.edge
+
+# The fixture's CNN (tests/fixtures/make_bundle.py) on 32x32x3: conv 3x3 -> 8, pool,
+# conv 3x3 -> 16, pool, dense 1024 -> 16, dense 16 -> 4.
+TINY_MACS = 32 * 32 * 8 * 27 + 16 * 16 * 16 * 72 + 1024 * 16 + 16 * 4
 
 
 def _fields(tmp_path: Path) -> Path:
@@ -25,8 +27,8 @@ def _fields(tmp_path: Path) -> Path:
     return tmp_path / "fields"
 
 
-def test_bench_times_every_artifact_against_its_bare_interpreter(tiny_bundle, tmp_path) -> None:  # noqa: F811
-    bundle = load_bundle(tiny_bundle)
+def test_bench_times_every_artifact_against_its_bare_interpreter(edge_bundle, tmp_path) -> None:
+    bundle = load_bundle(edge_bundle)
     frames = load_frames(str(_fields(tmp_path)))
     results = run_bench(bundle, frames, "field", 2.0, threads=1, passes=2)
     runnable = {(a.format, a.precision) for a in bundle.artifacts if a.format != "keras"}
@@ -40,9 +42,9 @@ def test_bench_times_every_artifact_against_its_bare_interpreter(tiny_bundle, tm
             assert r.macs == TINY_MACS, r.label
 
 
-def test_bench_command_prints_the_table(tiny_bundle, tmp_path, capsys) -> None:  # noqa: F811
+def test_bench_command_prints_the_table(edge_bundle, tmp_path, capsys) -> None:
     src = str(_fields(tmp_path))
-    args = ["bench", "--model", str(tiny_bundle), "--source", src, "--threads", "1"]
+    args = ["bench", "--model", str(edge_bundle), "--source", src, "--threads", "1"]
     assert main([*args, "--passes", "1", "--runtime", "litert", "--precision", "int8"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^CPU: .+ SIMD \S+", out, re.M)

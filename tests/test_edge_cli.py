@@ -11,13 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+from synthetic import CLASSES, render_cell, render_field
 
 from edge_app import exit_codes
 from edge_app.cli import main
 from edge_app.quality import ALL_FLAGS
 from edge_app.runtime import runtime_available
-from train.synthetic import CLASSES, render_cell, render_field
+
+pytestmark = pytest.mark.edge
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field
@@ -108,15 +109,15 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-def run_classify(tiny_bundle: Path, *args: str) -> int:  # noqa: F811
-    return main(["classify", "--model", str(tiny_bundle), *args])
+def run_classify(edge_bundle: Path, *args: str) -> int:
+    return main(["classify", "--model", str(edge_bundle), *args])
 
 
 @pytest.mark.parametrize("runtime", INSTALLED)
-def test_classify_fields_with_every_runtime(tiny_bundle, data, tmp_path, capsys, runtime):  # noqa: F811
+def test_classify_fields_with_every_runtime(edge_bundle, data, tmp_path, capsys, runtime):
     out = tmp_path / "out.jsonl"
     rc = run_classify(
-        tiny_bundle, "--source", str(data / "fields"), "--runtime", runtime, "--jsonl", str(out)
+        edge_bundle, "--source", str(data / "fields"), "--runtime", runtime, "--jsonl", str(out)
     )
     assert rc == exit_codes.SOME_FAILED  # corrupt.jpg
     records = read_jsonl(out, list(CLASSES))
@@ -140,26 +141,26 @@ def test_classify_fields_with_every_runtime(tiny_bundle, data, tmp_path, capsys,
     assert runtime in text
 
 
-def test_min_nucleus_area_overrides_the_bundle(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+def test_min_nucleus_area_overrides_the_bundle(edge_bundle, data, tmp_path, capsys):
     out = tmp_path / "big.jsonl"
     src = str(data / "fields")
-    assert run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "100000",
+    assert run_classify(edge_bundle, "--source", src, "--min-nucleus-area", "100000",
                         "--jsonl", str(out)) == exit_codes.SOME_FAILED  # fmt: skip
     kinds = [r["_kind"] for r in read_jsonl(out, list(CLASSES))]
     assert kinds.count("cell") == 0 and kinds.count("empty") == len(FIELD_CELLS)
     capsys.readouterr()
     with pytest.raises(SystemExit):
-        run_classify(tiny_bundle, "--source", src, "--min-nucleus-area", "0")
+        run_classify(edge_bundle, "--source", src, "--min-nucleus-area", "0")
     err = capsys.readouterr().err.strip()
     assert "argument --min-nucleus-area: 0 is not from 1 to" in err.splitlines()[-1]
 
 
-def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+def test_cell_mode_and_fp32_runtimes_agree(edge_bundle, data, tmp_path, capsys):
     results = {}
     for runtime in INSTALLED:
         out = tmp_path / f"{runtime}.jsonl"
         rc = run_classify(
-            tiny_bundle,
+            edge_bundle,
             "--source",
             str(data / "cells"),
             "--mode",
@@ -194,9 +195,9 @@ def test_cell_mode_and_fp32_runtimes_agree(tiny_bundle, data, tmp_path, capsys):
     assert found[-1] == (str(len(cells)), str(correct))
 
 
-def test_jsonl_to_stdout_summary_to_stderr_and_stats(tiny_bundle, data, capsys):  # noqa: F811
+def test_jsonl_to_stdout_summary_to_stderr_and_stats(edge_bundle, data, capsys):
     rc = run_classify(
-        tiny_bundle,
+        edge_bundle,
         "--source",
         str(data / "fields" / "field1.png"),
         "--jsonl",
@@ -215,40 +216,40 @@ def test_jsonl_to_stdout_summary_to_stderr_and_stats(tiny_bundle, data, capsys):
     assert re.search(r"[\d.]+ frames/s", captured.err)
 
 
-def test_classify_a_video_file(tiny_bundle, tmp_path, capsys):  # noqa: F811
+def test_classify_a_video_file(edge_bundle, tmp_path, capsys):
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (480, 360))
     for seed, n in ((1, 1), (2, 0), (3, 1)):
         writer.write(np.ascontiguousarray(_field(seed, n)[:, :, ::-1]))
     writer.release()
     out = tmp_path / "v.jsonl"
-    assert run_classify(tiny_bundle, "--source", str(video), "--jsonl", str(out)) == 0
+    assert run_classify(edge_bundle, "--source", str(video), "--jsonl", str(out)) == 0
     records = read_jsonl(out, list(CLASSES))
     assert [(r["frame"], r["_kind"]) for r in records] == [(0, "cell"), (1, "empty"), (2, "cell")]
 
 
-def test_user_errors_are_one_line(tiny_bundle, data, tmp_path, capsys):  # noqa: F811
+def test_user_errors_are_one_line(edge_bundle, data, tmp_path, capsys):
     assert main(["classify", "--model", str(tmp_path), "--source", str(data)]) == 2
     err = capsys.readouterr().err.strip()
     assert (
         err == f"wbc-edge: {tmp_path / 'bundle.json'}: no bundle here (expected a folder "
         "holding bundle.json)"
     )
-    assert run_classify(tiny_bundle, "--source", str(tmp_path / "missing")) == 2
+    assert run_classify(edge_bundle, "--source", str(tmp_path / "missing")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("wbc-edge: ") and "no such file" in err and "\n" not in err
     with pytest.raises(SystemExit):
-        main(["classify", "--model", str(tiny_bundle), "--source", "x", "--runtime", "tf"])
+        main(["classify", "--model", str(edge_bundle), "--source", "x", "--runtime", "tf"])
 
 
-def test_edge_code_path_never_imports_tensorflow(tiny_bundle, data):  # noqa: F811
+def test_edge_code_path_never_imports_tensorflow(edge_bundle, data):
     code = (
         "import sys\n"
         "import edge_app, edge_app.cli, edge_app.runtime, edge_app.field, edge_app.classify\n"
         "import edge_app.live, edge_app.summary, edge_app.overlay, edge_app.sources\n"
         "import edge_app.sources.picamera, edge_app.sources.opencv, edge_app.sources.files\n"
         "from edge_app.cli import main\n"
-        f"rc = main(['classify', '--model', {str(tiny_bundle)!r}, '--source', "
+        f"rc = main(['classify', '--model', {str(edge_bundle)!r}, '--source', "
         f"{str(data / 'fields' / 'field0.png')!r}])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
         "assert rc == 0 and not bad, (rc, bad)\n"

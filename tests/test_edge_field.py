@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from synthetic import render_field
 
 from edge_app.field import (
     TRAINING_IMAGE,
@@ -17,7 +18,8 @@ from edge_app.field import (
 )
 from edge_app.preprocess import preprocess
 from edge_app.preprocess_spec import CropSpec, PreprocessSpec
-from train.synthetic import render_field
+
+pytestmark = pytest.mark.edge
 
 SPEC = PreprocessSpec(height=32, width=32)
 

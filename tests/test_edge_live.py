@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import CLASSES
 from test_edge_cli import ROOT, _field, read_jsonl, summary_counts, write_rgb
-from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
 import edge_app.sources
 from edge_app.bundle import load_bundle
@@ -25,7 +25,8 @@ from edge_app.live import LiveOptions, LiveRun
 from edge_app.overlay import draw_cells
 from edge_app.runtime import open_runtime
 from edge_app.sources import Camera, CameraError, FrameStream
-from train.synthetic import CLASSES
+
+pytestmark = pytest.mark.edge
 
 CLASS_LIST = list(CLASSES)
 
@@ -62,8 +63,8 @@ class FieldCamera(Camera):
 
 
 @pytest.fixture(scope="module")
-def classifier(tiny_bundle):  # noqa: F811
-    bundle = load_bundle(tiny_bundle)
+def classifier(edge_bundle):
+    bundle = load_bundle(edge_bundle)
     return Classifier(open_runtime(bundle, precision="fp32", runtime="litert"), "field", 2.0)
 
 
@@ -132,7 +133,7 @@ def test_display_without_a_gui_is_a_clear_error(classifier, tmp_path) -> None:
         LiveRun(classifier, JsonlWriter(None), LiveOptions("fake", display=True))
 
 
-def test_run_survives_a_failing_camera(tiny_bundle, tmp_path, monkeypatch, caplog, capsys):  # noqa: F811
+def test_run_survives_a_failing_camera(edge_bundle, tmp_path, monkeypatch, caplog, capsys):
     camera = FieldCamera(1, fail_at={3, 4})
     monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
     monkeypatch.setattr(FrameStream, "__init__", _fast_backoff(FrameStream.__init__))
@@ -141,7 +142,7 @@ def test_run_survives_a_failing_camera(tiny_bundle, tmp_path, monkeypatch, caplo
         [
             "run",
             "--model",
-            str(tiny_bundle),
+            str(edge_bundle),
             "--camera",
             "opencv:0",
             "--jsonl",
@@ -168,7 +169,7 @@ def _fast_backoff(init):
     return fast
 
 
-def test_sigterm_ends_the_loop_cleanly(tiny_bundle, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_sigterm_ends_the_loop_cleanly(edge_bundle, tmp_path, monkeypatch, capsys):
     camera = FieldCamera(2)  # endless
     monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
     out = tmp_path / "run.jsonl"
@@ -181,7 +182,7 @@ def test_sigterm_ends_the_loop_cleanly(tiny_bundle, tmp_path, monkeypatch, capsy
 
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=kill_when_running, daemon=True).start()
-    rc = main(["run", "--model", str(tiny_bundle), "--camera", "picamera2", "--jsonl", str(out)])
+    rc = main(["run", "--model", str(edge_bundle), "--camera", "picamera2", "--jsonl", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "stopped by a signal" in text
@@ -191,7 +192,7 @@ def test_sigterm_ends_the_loop_cleanly(tiny_bundle, tmp_path, monkeypatch, capsy
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
 
 
-def test_sigterm_to_a_running_process(tiny_bundle, tmp_path):  # noqa: F811
+def test_sigterm_to_a_running_process(edge_bundle, tmp_path):
     for i in range(2):
         write_rgb(tmp_path / "frames" / f"{i}.png", _field(20 + i, 1))
     out = tmp_path / "proc.jsonl"
@@ -201,7 +202,7 @@ def test_sigterm_to_a_running_process(tiny_bundle, tmp_path):  # noqa: F811
         "edge_app.cli",
         "run",
         "--model",
-        str(tiny_bundle),
+        str(edge_bundle),
         "--camera",
         f"file:{tmp_path / 'frames'}",
         "--loop",

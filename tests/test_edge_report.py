@@ -36,10 +36,13 @@ CELLS = ROOT / "samples" / "cells"
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 THRESHOLD = "0.9"  # high enough that some sample cells are uncertain
 
-pytestmark = pytest.mark.skipif(
-    not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-    reason="no edge runtime installed",
-)
+pytestmark = [
+    pytest.mark.edge,
+    pytest.mark.skipif(
+        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
+        reason="no edge runtime installed",
+    ),
+]
 FIGURE = re.compile(r"<figure class=(uncertain|certain) id=cell-(\d+) data-label='([A-Z]+)'>")
 
 

@@ -11,25 +11,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+from synthetic import CLASSES, render_cell
 
 from edge_app.bundle import load_bundle, save_bundle
 from edge_app.errors import BundleError, WbcError
 from edge_app.preprocess import preprocess
 from edge_app.runtime import (
-    RUNTIMES,
     choose_artifact,
     open_runtime,
     runtime_available,
 )
-from train.synthetic import CLASSES, render_cell
+from edge_app.vocab import RUNTIMES
+
+pytestmark = pytest.mark.edge
 
 RUNNABLE = ("tflite", "onnx", "openvino")
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_bundle: Path):  # noqa: F811
-    return load_bundle(tiny_bundle)
+def bundle(edge_bundle: Path):
+    return load_bundle(edge_bundle)
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +173,9 @@ def test_no_runnable_artifact(bundle, tmp_path) -> None:
         open_runtime(b)
     with pytest.raises(WbcError, match="unknown runtime"):
         open_runtime(bundle, runtime="tensorflow")
+    keras = dataclasses.replace(bundle.artifacts[0], format="keras", file="model.keras")
     with pytest.raises(WbcError, match="cannot run on the device"):
-        open_runtime(bundle, bundle.find("keras"))
+        open_runtime(bundle, keras)
 
 
 def test_predict_checks_the_batch_shape(bundle) -> None:

@@ -27,6 +27,8 @@ from edge_app.sources import (
 )
 from edge_app.sources.picamera import to_rgb
 
+pytestmark = pytest.mark.edge
+
 # A 2x3 image with pure colours, so any channel swap shows.
 RGB = np.array(
     [[[255, 0, 0], [0, 255, 0], [0, 0, 255]], [[10, 20, 30], [200, 100, 50], [7, 8, 9]]], np.uint8

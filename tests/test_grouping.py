@@ -9,10 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic import render_cell
 
+from edge_app.errors import DataError
 from train import grouping
 from train.grouping import GroupingParams, GroupingResult
-from train.synthetic import render_cell
 
 PARAMS = GroupingParams(control_pairs=400)
 
@@ -116,7 +117,7 @@ def test_csv_round_trip(recovered, tmp_path: Path) -> None:
 def test_bad_csv_raises_naming_the_file(tmp_path: Path, text: str) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(text)
-    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "bad.csv"))) as err:
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "bad.csv"))) as err:
         grouping.read_groups_csv(bad)
     assert "\n" not in str(err.value)
 

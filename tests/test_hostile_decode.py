@@ -19,6 +19,8 @@ from edge_app import decode
 from edge_app.decode import decode_image, decode_stain_image, is_grey
 from edge_app.errors import ImageError, WbcError
 
+pytestmark = pytest.mark.edge
+
 
 def png_header(width: int, height: int) -> bytes:
     """A tiny, otherwise valid PNG whose IHDR claims width x height RGB pixels."""

@@ -24,6 +24,8 @@ from edge_app.sources import FileCamera, FrameStream, iter_media
 from edge_app.sources.base import Camera
 from edge_app.sources.expand import SYMLINKED_FOLDER, expand_inputs
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
 FRAME = ROOT / "samples" / "frames" / "BloodImage_00000.jpg"  # one white cell

@@ -19,6 +19,8 @@ from edge_app.cli import main
 from edge_app.errors import WbcError
 from edge_app.jsonl import JsonlWriter
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
 FRAMES = ROOT / "samples" / "frames"

@@ -20,6 +20,8 @@ from edge_app.errors import BundleError
 from edge_app.jsonl import JsonlWriter
 from edge_app.sources.files import MediaFrame
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
 FRAME = ROOT / "samples" / "frames" / "BloodImage_00000.jpg"  # one white cell

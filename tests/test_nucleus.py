@@ -9,6 +9,8 @@ import pytest
 from edge_app.nucleus import find_nuclei, locate_cell, stain_mask
 from edge_app.preprocess_spec import NucleusParams
 
+pytestmark = pytest.mark.edge
+
 PARAMS = NucleusParams()  # merge_radius 10: lobes up to 21 training px apart are one nucleus
 PINK, VIOLET = (235, 190, 205), (90, 60, 160)
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from synthetic import CLASSES, render_cell, render_field
 
 from edge_app.errors import NoCellFound
 from edge_app.nucleus import find_nuclei, locate_cell
@@ -12,7 +13,8 @@ from edge_app.preprocess import (
     quantize,
 )
 from edge_app.preprocess_spec import CropSpec, NormSpec, NucleusParams, PreprocessSpec
-from train.synthetic import CLASSES, render_cell, render_field
+
+pytestmark = pytest.mark.edge
 
 VIOLET = (120, 60, 200)
 PINK = (215, 160, 170)

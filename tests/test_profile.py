@@ -10,14 +10,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
+from synthetic import render_field
 
 from edge_app.bundle import load_bundle, save_bundle
 from edge_app.cli import main
 from edge_app.colour import reference_colours
 from edge_app.preprocess_spec import ColourSpec
 from edge_app.profile import CameraProfile, ProfileError, load_profile, save_profile
-from train.synthetic import render_field
+
+pytestmark = pytest.mark.edge
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:
@@ -34,10 +35,10 @@ def fields(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def colour_bundle(tiny_bundle: Path, fields: Path, tmp_path_factory) -> Path:  # noqa: F811
+def colour_bundle(edge_bundle: Path, fields: Path, tmp_path_factory) -> Path:
     """The tiny bundle with a colour step measured on the generated fields."""
     root = tmp_path_factory.mktemp("colour-bundle") / "tiny"
-    shutil.copytree(tiny_bundle, root)
+    shutil.copytree(edge_bundle, root)
     bundle = load_bundle(root)
     from edge_app.decode import decode_image
 

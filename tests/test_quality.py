@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from synthetic import render_field
 
 from edge_app.colour import NO_BACKGROUND, NO_RED_CELLS, correct_colour, reference_colours
 from edge_app.preprocess_spec import ColourSpec
@@ -15,7 +16,8 @@ from edge_app.quality import (
     assess_frame,
     focus_measure,
 )
-from train.synthetic import render_field
+
+pytestmark = pytest.mark.edge
 
 
 @pytest.fixture(scope="module")

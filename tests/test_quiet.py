@@ -10,6 +10,8 @@ import pytest
 
 from edge_app.runtime import runtime_available
 
+pytestmark = pytest.mark.edge
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from synthetic import RBC_SCALE, render_field
 
 from edge_app.scale import (
     CALIBRATION_FRAMES,
@@ -14,7 +15,8 @@ from edge_app.scale import (
     estimate_scale,
     red_cell_diameter,
 )
-from train.synthetic import RBC_SCALE, render_field
+
+pytestmark = pytest.mark.edge
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from test_hostile_decode import png_header
 
 from edge_app.bundle import load_bundle
@@ -23,6 +24,8 @@ from edge_app.jsonl import JsonlWriter
 from edge_app.live import LiveOptions, LiveRun
 from edge_app.runtime import open_runtime
 from edge_app.sources import FileCamera, FrameStream
+
+pytestmark = pytest.mark.edge
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"

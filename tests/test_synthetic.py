@@ -1,4 +1,4 @@
-"""Tests for train.synthetic: determinism, shapes, the Kaggle-like tree, fields and stain."""
+"""Tests for tests/synthetic.py: determinism, shapes, the Kaggle-like tree, fields and stain."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from train.synthetic import (
+from synthetic import (
     CLASSES,
     SyntheticImage,
     augment_copy,

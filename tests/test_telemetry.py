@@ -13,7 +13,10 @@ from edge_app.runtime import runtime_available
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
-pytestmark = pytest.mark.skipif(not runtime_available("openvino"), reason="openvino missing")
+pytestmark = [
+    pytest.mark.edge,
+    pytest.mark.skipif(not runtime_available("openvino"), reason="openvino missing"),
+]
 
 
 def run(code: str) -> str:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.errors import WbcError
 from edge_app.preprocess import normalise
@@ -8,7 +9,6 @@ from train import dataset
 from train.augment import Augment, augment_batch
 from train.data import list_images
 from train.dataset import CellBatches, balanced_class_weights, load_cached
-from train.synthetic import make_cell_dataset
 
 SPEC = PreprocessSpec(height=16, width=16, norm=NormSpec(kind="scale", scale=1 / 127.5, offset=-1))
 

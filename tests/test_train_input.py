@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from synthetic import make_cell_dataset
 from test_hostile_decode import png_header
 
 from edge_app.errors import DataError
@@ -17,7 +18,6 @@ from train import splits
 from train.checks import check_split
 from train.cli import main
 from train.data import list_images, load_images
-from train.synthetic import make_cell_dataset
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from train.metrics import (
+from edge_app.metrics import (
     classification_metrics,
     confusion_matrix,
     flatten_numbers,

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.bundle import load_bundle
 from edge_app.errors import WbcError
 from train import cli, splits
+from train.config import TrainConfig
 from train.data import list_images
-from train.synthetic import make_cell_dataset
-from train.trainer import TrainConfig, make_split, train_bundle
+from train.split_plan import make_split
+from train.trainer import train_bundle
 
 FAST = dict(epochs=1, batch_size=4, input_size=32, crop_size=75, verbose=0)
 
@@ -230,7 +232,8 @@ def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
     moving average of the weights, not the raw weights training leaves behind."""
     import keras
 
-    from train.trainer import _callbacks, _optimizer
+    from train.checkpoints import run_callbacks
+    from train.fitting import _optimizer
 
     cfg = TrainConfig(epochs=3, ema=0.9, keep_checkpoints=True, lr=0.05).resolved()
     rng = np.random.default_rng(0)
@@ -239,7 +242,7 @@ def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(_optimizer(cfg, 24), "categorical_crossentropy", metrics=["accuracy"])
-    callbacks = _callbacks(cfg, tmp_path / "ckpt", "val_accuracy", {})
+    callbacks = run_callbacks(cfg, tmp_path / "ckpt", "val_accuracy", {})
     history = model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y),
                         callbacks=callbacks, verbose=0).history  # fmt: skip
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 
 from edge_app.bundle import load_bundle, new_bundle, save_bundle
 from edge_app.decode import decode_image
@@ -31,7 +32,6 @@ from edge_app.preprocess import preprocess
 from edge_app.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
 from train.data import list_images
 from train.splits import stratified_grouped, write_manifest
-from train.synthetic import make_cell_dataset
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ SPEC = PreprocessSpec(
     nucleus=NucleusParams(min_area=100, merge_radius=5),
 )
 TRAIN_EPOCHS = 30
+# The CNN's conv filters and hidden dense units; the committed edge fixture (tests/fixtures)
+# is the same recipe with a narrower network, so its artifacts stay a few hundred KB.
+WIDTHS = (16, 32, 32)
 _CACHE: dict[bool, Path] = {}
 
 
@@ -74,12 +77,14 @@ def _build_in_child(workdir: Path, convert: bool) -> dict[str, str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def build_here(workdir: Path | str, convert: bool) -> dict[str, str]:
+def build_here(
+    workdir: Path | str, convert: bool, widths: tuple[int, int, int] = WIDTHS
+) -> dict[str, str]:
     """Build in this process (TensorFlow imported here): {"float": dir[, "converted": dir]}."""
     workdir = Path(workdir)
     float_dir = workdir / "tiny"
     if not (float_dir / "bundle.json").exists():
-        float_dir = _train_float_bundle(workdir)
+        float_dir = _train_float_bundle(workdir, widths)
     paths = {"float": str(float_dir)}
     if convert:
         out = workdir / "tiny-converted"
@@ -96,7 +101,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"))
 
 
-def _train_float_bundle(workdir: Path) -> Path:
+def _train_float_bundle(workdir: Path, widths: tuple[int, int, int]) -> Path:
     import keras
 
     data = workdir / "data"
@@ -113,7 +118,7 @@ def _train_float_bundle(workdir: Path) -> Path:
     x = np.stack([preprocess(decode_image(data / r.path), SPEC) for r in train])
     y = np.array([images.classes.index(r.label) for r in train])
     keras.utils.set_random_seed(0)
-    model = _cnn(len(images.classes))
+    model = _cnn(len(images.classes), widths)
     model.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
     model.fit(x, y, batch_size=len(x), epochs=TRAIN_EPOCHS, verbose=0)
     model.save(root / "model.keras")
@@ -133,29 +138,37 @@ def _train_float_bundle(workdir: Path) -> Path:
     return root
 
 
-def _cnn(n_classes: int):
+def _cnn(n_classes: int, widths: tuple[int, int, int]):
     import keras
     from keras import layers
 
     inp = keras.Input((SPEC.height, SPEC.width, 3), name="image")
-    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = layers.Conv2D(widths[0], 3, padding="same", activation="relu")(inp)
     x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(widths[1], 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(32, activation="relu")(x)
+    x = layers.Dense(widths[2], activation="relu")(x)
     out = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inp, out, name="tiny_cnn")
 
 
+def cnn_macs(widths: tuple[int, int, int], n_classes: int = 4) -> int:
+    """Multiply-accumulates of `_cnn` on SPEC's 32x32x3 input."""
+    c1, c2, dense = widths
+    flat = (SPEC.height // 4) * (SPEC.width // 4) * c2
+    return 32 * 32 * c1 * 27 + 16 * 16 * c2 * 9 * c1 + flat * dense + dense * n_classes
+
+
 def _convert_all(float_dir: Path, out: Path) -> None:
-    from convert.formats import ALL_PRECISIONS, FORMAT_NAMES
+    from convert.formats import FORMAT_NAMES
     from convert.parity import Thresholds
     from convert.pipeline import ConvertConfig, convert_bundle
+    from edge_app.vocab import PRECISIONS
 
     config = ConvertConfig(
         formats=list(FORMAT_NAMES),
-        precisions=list(ALL_PRECISIONS),
+        precisions=list(PRECISIONS),
         calib_images=24,
         thresholds=Thresholds(min_agreement=0.75, max_drop=0.25),
         out=out,
@@ -165,4 +178,4 @@ def _convert_all(float_dir: Path, out: Path) -> None:
     assert load_bundle(out).artifacts, "the tiny bundle has no artifacts"
 
 
-__all__ = ["build_tiny_bundle", "tiny_bundle"]
+__all__ = ["WIDTHS", "build_here", "build_tiny_bundle", "cnn_macs", "tiny_bundle"]

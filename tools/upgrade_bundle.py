@@ -18,7 +18,8 @@ from pathlib import Path
 
 from edge_app.bundle import load_bundle, save_bundle
 from edge_app.quiet import native_stderr
-from edge_app.runtime import FORMAT_RUNTIMES, open_runtime
+from edge_app.runtime import open_runtime
+from edge_app.vocab import FORMAT_RUNTIMES
 
 
 def upgrade(path: Path) -> list[str]:

@@ -7,7 +7,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from edge_app.errors import DataError
+from edge_app.errors import DataError, first_line
 from train.data import ImageSet
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ SHIPPED_KAGGLE_TRAIN = "kaggle_train_groups.csv"
 
 def shipped_groups_path() -> Path:
     """The recovered source cells of Kaggle TRAIN, shipped as package data."""
-    return Path(str(resources.files("train") / "data" / SHIPPED_KAGGLE_TRAIN))
+    return Path(str(resources.files(__package__) / "data" / SHIPPED_KAGGLE_TRAIN))
 
 
 def resolve_groups(image_set: ImageSet, groups_csv: Path | None = None) -> tuple[list[str], str]:
@@ -63,5 +63,5 @@ def _key(record) -> tuple[str, str]:
 def _read(reader, path: Path) -> dict[tuple[str, str], str]:
     try:
         return reader(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(str(exc).removeprefix(f"{path}: "), path) from None
+    except OSError as exc:
+        raise DataError(first_line(exc), path) from None

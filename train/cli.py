@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_app.cli_support import run_cli
+from edge_app.cli_support import add_version, run_cli
 from edge_app.errors import DataError
 from edge_app.quiet import native_stderr
 from train import splits
@@ -67,6 +67,7 @@ def train_parser() -> argparse.ArgumentParser:
         "bundle trained without it).",
         epilog="Every preset value can be overridden by its flag. See docs/training.md.",
     )
+    add_version(p)
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
     p.add_argument("--list-models", action="store_true", help="print the model zoo and exit")
     p.add_argument("--tf-logs", action="store_true", help="show TensorFlow's and absl's log lines")
@@ -165,7 +166,7 @@ def train_command(argv: list[str]) -> int:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags ask for (unset flags stay None: preset or default)."""
-    from train.trainer import TrainConfig
+    from train.config import TrainConfig
 
     return TrainConfig(
         model=args.model, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
@@ -193,10 +194,8 @@ def list_models() -> int:
 
     print(f"{'model':<20} {'family':<8} {'input':>5} {'params':>8}  weights")
     for info in MODELS.values():
-        why = info.available()
-        params = MODEL_PARAMS.get(info.name)
-        size = f"{params / 1e6:.1f}M" if params else "?"
-        weights = info.weights_text() if why is None else "not yet available"
+        size = f"{MODEL_PARAMS[info.name] / 1e6:.1f}M"
+        weights = info.weights_text()
         print(f"{info.name:<20} {info.family:<8} {info.default_size:>5} {size:>8}  {weights}")
     print("params: 4 classes at the default input size; --model NAME --weights imagenet|none|PATH")
     return 0
@@ -217,6 +216,7 @@ def _print_summary(out: Path) -> None:
 def groups_command(argv: list[str]) -> int:
     """Recover source cells from the pixels and write path,class,group."""
     p = argparse.ArgumentParser(prog=f"{PROG} groups", description=groups_command.__doc__)
+    add_version(p)
     p.add_argument("data_root", type=Path, help="folder of class folders (e.g. Kaggle TRAIN)")
     p.add_argument("--out", type=Path, default=Path("groups.csv"))
     p.add_argument("--montage", type=Path, default=None, help="PNG of a few recovered groups")
@@ -248,6 +248,7 @@ def groups_command(argv: list[str]) -> int:
 def split_command(argv: list[str]) -> int:
     """Write a split manifest (path,class,group,side) and print counts per class and side."""
     p = argparse.ArgumentParser(prog=f"{PROG} split", description=split_command.__doc__)
+    add_version(p)
     p.add_argument("data_root", type=Path)
     p.add_argument("--kind", choices=["random", "grouped", "folders", "kfold"], default="grouped")
     p.add_argument("--fractions", default="80/10/10", help="e.g. 80/10/10 or 70/30")
@@ -261,15 +262,10 @@ def split_command(argv: list[str]) -> int:
     images = list_images(args.data_root)
     labels = [r.label for r in images.records]
     groups, origin = resolve_groups(images, args.groups)
-    if args.kind == "random":
-        sides = splits.stratified_random(labels, splits.parse_fractions(args.fractions), args.seed)
-    elif args.kind == "grouped":
-        fr = splits.parse_fractions(args.fractions)
-        sides = splits.stratified_grouped(labels, groups, fr, args.seed)
-    elif args.kind == "folders":
-        sides = splits.from_folders(images.records)
-    else:
-        sides = splits.kfold(labels, args.k, args.seed, groups if args.grouped else None)
+    folds = args.k if args.kind == "kfold" else 0
+    kind = ("grouped" if args.grouped else "random") if folds else args.kind
+    fractions = splits.parse_fractions(args.fractions) if kind != "folders" else []
+    sides = splits.make_sides(kind, images.records, groups, fractions, args.seed, folds)
     splits.write_manifest(args.out, images.records, groups, sides)
     _print_split(labels, groups, sides, images.classes)
     overlap = splits.group_overlap(groups, sides)
@@ -299,6 +295,7 @@ def card_command(argv: list[str]) -> int:
     from train.model_card import write_card
 
     p = argparse.ArgumentParser(prog=f"{PROG} card", description=card_command.__doc__)
+    add_version(p)
     p.add_argument("bundle", type=Path)
     p.add_argument("--cv", type=Path, help="the `wbc-train --kfold` folder the model came from")
     p.add_argument("--speed", type=Path, help="a speed table to include (convert_bench --out)")
@@ -312,6 +309,7 @@ def colour_step_command(argv: list[str]) -> int:
     from train.colour_step import add_colour_step
 
     p = argparse.ArgumentParser(prog=f"{PROG} colour-step", description=colour_step_command.__doc__)
+    add_version(p)
     p.add_argument("bundle", type=Path)
     p.add_argument("data_root", type=Path)
     args = p.parse_args(argv)

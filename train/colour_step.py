@@ -19,7 +19,7 @@ from edge_app.bundle import load_bundle, save_bundle
 from edge_app.errors import WbcError
 from edge_app.preprocess_spec import NucleusParams
 from train.data import list_images
-from train.trainer import measure_colour_spec
+from train.model_spec import measure_colour_spec
 
 log = logging.getLogger(__name__)
 

@@ -115,7 +115,7 @@ def load_images(
             out[len(kept)] = prepare(decode_image(image_set.root / rec.path), spec)
             kept.append(rec)
         except (ImageError, NoCellFound) as exc:
-            skipped[rec.path.as_posix()] = str(exc).split(": ", 1)[-1]
+            skipped[rec.path.as_posix()] = exc.message
             log.warning("skipping %s: %s", rec.path, skipped[rec.path.as_posix()])
         if progress:
             progress(i + 1, len(records))

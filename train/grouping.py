@@ -40,6 +40,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_app.errors import DataError
+
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("path", "class", "group")
@@ -745,11 +747,11 @@ def read_groups_csv(path: Path) -> dict[tuple[str, str], str]:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != CSV_COLUMNS:
-            raise ValueError(f"{path}: expected columns {','.join(CSV_COLUMNS)}, got {header}")
+            raise DataError(f"expected columns {','.join(CSV_COLUMNS)}, got {header}", path)
         table: dict[tuple[str, str], str] = {}
         for line, row in enumerate(reader, 2):
             if len(row) != 3 or not all(row):
-                raise ValueError(f"{path}: line {line}: expected 3 non-empty fields, got {row}")
+                raise DataError(f"line {line}: expected 3 non-empty fields, got {row}", path)
             table[(row[1], Path(row[0]).name)] = row[2]
     return table
 

@@ -178,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _probe_command(argv: list[str]) -> int:
+    from edge_app.cli_support import add_version
+
     p = argparse.ArgumentParser(prog="python -m train.probe", description=__doc__.splitlines()[0])
+    add_version(p)
     p.add_argument("data_root", type=Path, help="folder of class folders (e.g. Kaggle TRAIN)")
     p.add_argument("--variant", type=int, default=0, choices=[0, 1, 2])
     p.add_argument("--folds", type=int, default=5)

@@ -16,37 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from edge_app.plots import draw_confusion, pyplot
+
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 CURVES_PNG = "curves.png"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Path, title: str):
     """Counts with row-normalised shading; rows are true classes."""
-    plt = _pyplot()
-    cm = np.asarray(cm)
-    rows = cm.sum(axis=1, keepdims=True)
-    frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.4 * len(classes) + 2, 1.2 * len(classes) + 1.6))
-    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            color = "white" if frac[i, j] > 0.6 else "black"
-            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.0%}", ha="center", va="center", color=color)
-    ax.set_xticks(range(len(classes)), [c[:10] for c in classes], rotation=30, ha="right")
-    ax.set_yticks(range(len(classes)), [c[:10] for c in classes])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    draw_confusion(ax, cm, classes, title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -55,7 +36,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Pa
 def plot_curves(history: dict[str, list[float]], path: Path, title: str = "") -> None:
     """Loss and accuracy per epoch, train vs validation; a head-only first phase (keys
     `head_*`) is drawn before the main phase, dashed, with a line where it ends."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

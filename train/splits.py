@@ -116,6 +116,28 @@ def from_folders(records: Sequence[ImageRecord]) -> list[str]:
     return [r.split.lower() for r in records]  # type: ignore[union-attr]
 
 
+def make_sides(
+    kind: str,
+    records: Sequence[ImageRecord],
+    groups: Sequence[str],
+    fractions: Sequence[float],
+    seed: int,
+    folds: int = 0,
+) -> list[str]:
+    """The side of every record: `kind` random, grouped (whole source cells) or folders;
+    `folds` > 1 makes K folds instead (of whole source cells when `kind` is grouped)."""
+    labels = [r.label for r in records]
+    if folds:
+        return kfold(labels, folds, seed, groups if kind == "grouped" else None)
+    if kind == "grouped":
+        return stratified_grouped(labels, groups, fractions, seed)
+    if kind == "random":
+        return stratified_random(labels, fractions, seed)
+    if kind == "folders":
+        return from_folders(records)
+    raise DataError(f"unknown split kind {kind!r} (random, grouped, folders)")
+
+
 def group_overlap(groups: Sequence[str], sides: Sequence[str]) -> set[str]:
     """Groups found on more than one side (empty for an honest grouped split)."""
     seen: dict[str, set[str]] = defaultdict(set)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from edge_app.errors import WbcError
+from edge_app.errors import WbcError, first_line
 
 log = logging.getLogger("edge_app.sources")
 
@@ -99,7 +99,8 @@ class FrameStream:
         except CameraError:
             raise
         except Exception as exc:  # a driver's own exception types
-            raise CameraError(f"cannot open camera {self.camera.name} ({_line(exc)})") from None
+            why = first_line(exc)
+            raise CameraError(f"cannot open camera {self.camera.name} ({why})") from None
         self._opened = True
 
     def _next_frame(self) -> np.ndarray | None:
@@ -110,10 +111,10 @@ class FrameStream:
             frame = self.camera.read()
         except Exception as exc:  # CameraError or whatever the driver raised
             if not self.camera.live:  # a replay is not a loose cable: reopening would repeat it
-                self.replay_error = f"the replay failed ({_line(exc)}); it ends here"
+                self.replay_error = f"the replay failed ({first_line(exc)}); it ends here"
                 log.error("%s: %s", self.camera.name, self.replay_error)
                 return None
-            self._fail(f"camera {self.camera.name} failed ({_line(exc)})")
+            self._fail(f"camera {self.camera.name} failed ({first_line(exc)})")
             return None
         if frame is None and self.camera.live:
             self._fail(f"camera {self.camera.name} returned no frame")
@@ -135,7 +136,7 @@ class FrameStream:
             log.warning(
                 "camera %s: reopen failed (%s); next try in %.1f s",
                 self.camera.name,
-                _line(exc),
+                first_line(exc),
                 self._delay,
             )
             self.camera.close()
@@ -148,8 +149,3 @@ class FrameStream:
     def _wait(self) -> None:
         self.stop.wait(self._delay)
         self._delay = min(self._delay * 2, self.backoff[1])
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.decode import check_pixels, decode_stain_image, is_grey
-from edge_app.errors import ImageError
+from edge_app.errors import ImageError, first_line
 from edge_app.sources.base import Camera, CameraError
 from edge_app.sources.expand import MEDIA_SUFFIXES, VIDEO_SUFFIXES, Input, expand_inputs
 
@@ -63,7 +63,7 @@ def iter_inputs(inputs: Iterable[Input]) -> Iterator[MediaFrame]:
             try:
                 yield MediaFrame(str(path), 0, decode_stain_image(path))
             except ImageError as exc:
-                yield MediaFrame(str(path), 0, error=_strip_path(str(exc), path))
+                yield MediaFrame(str(path), 0, error=exc.message)
 
 
 def iter_video(path: Path) -> Iterator[MediaFrame]:
@@ -94,10 +94,10 @@ def iter_video(path: Path) -> Iterator[MediaFrame]:
                 yield MediaFrame(str(path), index, rgb)
             index += 1
     except ImageError as exc:
-        yield MediaFrame(str(path), index, error=_strip_path(str(exc), path))
+        yield MediaFrame(str(path), index, error=exc.message)
         return
     except Exception as exc:  # cv2.error and whatever a broken stream makes the decoder raise
-        yield MediaFrame(str(path), index, error=f"not a readable video ({_line(exc)})")
+        yield MediaFrame(str(path), index, error=f"not a readable video ({first_line(exc)})")
         return
     finally:
         cap.release()
@@ -166,13 +166,3 @@ class FileCamera(Camera):
 
     def close(self) -> None:
         self._frames = None
-
-
-def _strip_path(message: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_app.errors import first_line
 from edge_app.sources.base import Camera, CameraError
 
 log = logging.getLogger("edge_app.sources")
@@ -80,7 +81,7 @@ class PiCamera(Camera):
             cam = cls(self.camera_num)
         except Exception as exc:  # no camera attached, or in use by another process
             raise CameraError(
-                f"cannot open the Pi camera {self.camera_num} ({_line(exc)})"
+                f"cannot open the Pi camera {self.camera_num} ({first_line(exc)})"
             ) from None
         try:
             self._configure(cam)
@@ -102,7 +103,8 @@ class PiCamera(Camera):
             cam.configure(config("RGB888"))
         except RuntimeError as exc:
             if "lores stream must be YUV" not in str(exc):
-                raise CameraError(f"picamera2 refused the configuration ({_line(exc)})") from None
+                why = first_line(exc)
+                raise CameraError(f"picamera2 refused the configuration ({why})") from None
             log.info("picamera2: this Pi's lores stream is YUV420 only; converting it to RGB")
             cam.configure(config("YUV420"))
         actual = cam.camera_configuration()
@@ -134,7 +136,7 @@ class PiCamera(Camera):
             try:
                 getattr(cam, method)()
             except Exception as exc:  # closing a camera that already failed
-                log.debug("picamera2 %s: %s", method, _line(exc))
+                log.debug("picamera2 %s: %s", method, first_line(exc))
 
 
 def _import_picamera2() -> Callable[..., Any]:
@@ -147,8 +149,3 @@ def _import_picamera2() -> Callable[..., Any]:
             "(docs/install-pi.md)"
         ) from None
     return Picamera2
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -6,10 +6,8 @@ from train.models.registry import (
     ModelError,
     ModelInfo,
     build_model,
-    describe_models,
     get_model_info,
     preflight,
-    register_model,
 )
 from train.models.weights import WeightsChoice, WeightsUnavailable, parse_weights
 
@@ -21,9 +19,7 @@ __all__ = [
     "WeightsChoice",
     "WeightsUnavailable",
     "build_model",
-    "describe_models",
     "get_model_info",
     "parse_weights",
     "preflight",
-    "register_model",
 ]

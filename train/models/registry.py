@@ -14,14 +14,13 @@ whole network trains instead, and the build says so in `BuiltModel.notes` (logge
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
 
-from edge_app.errors import WbcError
+from edge_app.errors import WbcError, first_line
 from edge_app.preprocess_spec import NormSpec
 from train.models import alexnet, googlenet
 from train.models.custom_cnn import build_custom_cnn
@@ -63,17 +62,6 @@ class ModelInfo:
     norm: NormSpec
     color_order: str = "RGB"
     imagenet: str = "keras"  # where ImageNet weights come from: keras | package | none
-    requires: str | None = None  # module that must import (models another issue adds)
-
-    def available(self) -> str | None:
-        """None if the model can be built here, else why not (one line)."""
-        if self.requires is None:
-            return None
-        try:
-            importlib.import_module(self.requires)
-        except ImportError:
-            return f"{self.name} is not yet available in this version of wbc-edge"
-        return None
 
     def weights_text(self) -> str:
         if self.imagenet == "keras":
@@ -115,7 +103,6 @@ def _lite(v: int) -> ModelInfo:
         32,
         NormSpec(kind="scale", scale=1.0 / 128.0, offset=-127.0 / 128.0),
         imagenet="package",
-        requires="train.efficientnet_lite",
     )
 
 
@@ -147,12 +134,6 @@ MODELS: dict[str, ModelInfo] = {
         _lite(2),
     ]
 }  # fmt: skip
-
-
-def register_model(info: ModelInfo, builder: Callable[[int, WeightsChoice], keras.Model]) -> None:
-    """Add (or replace) a model: `builder(input_size, weights)` returns its base network."""
-    MODELS[info.name] = info
-    _BASE_BUILDERS[info.name] = builder
 
 
 def get_model_info(name: str) -> ModelInfo:
@@ -245,7 +226,7 @@ def _load(model: keras.Model, weights: WeightsChoice) -> None:
     try:
         model.load_weights(str(weights.path))
     except (ValueError, OSError, KeyError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise WeightsUnavailable(f"cannot load into {model.name}: {first}", weights.path) from None
 
 
@@ -267,7 +248,7 @@ def _keras_app(name: str):
         except (ValueError, OSError) as exc:
             if weights.kind != "file":
                 raise
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise WeightsUnavailable(f"cannot load into {name}: {first}", weights.path) from None
 
     return build
@@ -298,36 +279,10 @@ _BASE_BUILDERS: dict[str, Callable[[int, WeightsChoice], keras.Model]] = {
 }
 
 
-def describe_models(count_params: bool = True) -> list[dict[str, object]]:
-    """Rows for `wbc-train --list-models`; params built at the default size, 4 classes."""
-    rows = []
-    for info in MODELS.values():
-        why = info.available()
-        params: int | None = None
-        if count_params and why is None:
-            keras.backend.clear_session()
-            built = build_model(info.name, info.default_size, 4, WeightsChoice("none"))
-            params = built.model.count_params()
-        rows.append(
-            {
-                "name": info.name,
-                "family": info.family,
-                "input": info.default_size,
-                "params": params,
-                "weights": info.weights_text() if why is None else "not yet available",
-                "description": info.description,
-            }
-        )
-    return rows
-
-
 def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
-    """The checks `build_model` makes before any work: the model exists and is available, the
-    input size fits, and the weights asked for can be had (offline: one line, at once)."""
+    """The checks `build_model` makes before any work: the model exists, the input size fits,
+    and the weights asked for can be had (offline: one line, at once)."""
     info = get_model_info(name)
-    why = info.available()
-    if why:
-        raise ModelError(why)
     if input_size < info.min_size:
         raise ModelError(f"{name} needs --input-size >= {info.min_size}, got {input_size}")
     if weights.kind == "imagenet" and info.imagenet == "none":

@@ -23,14 +23,10 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, 
     weighted average), as sklearn does with zero_division=0.
     """
     cm = np.asarray(cm, np.float64)
-    tp = np.diag(cm)
     support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = _div(tp, predicted)
-    recall = _div(tp, support)
-    f1 = _div(2 * precision * recall, precision + recall)
+    precision, recall, f1 = per_class(cm)
     total = cm.sum()
-    per_class = {
+    classes_out = {
         c: {
             "precision": float(precision[i]),
             "recall": float(recall[i]),
@@ -41,9 +37,9 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, 
     }
     weights = support / total if total else np.zeros_like(support)
     return {
-        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "accuracy": accuracy(cm),
         "n": int(total),
-        "per_class": per_class,
+        "per_class": classes_out,
         "macro_avg": {
             "precision": float(precision.mean()),
             "recall": float(recall.mean()),
@@ -56,6 +52,21 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, 
         },
         "confusion_matrix": cm.astype(np.int64).tolist(),
     }
+
+
+def per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 per class of a confusion matrix (0 where undefined)."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    precision = _div(tp, cm.sum(axis=0))
+    recall = _div(tp, cm.sum(axis=1))
+    return precision, recall, _div(2 * precision * recall, precision + recall)
+
+
+def accuracy(cm: np.ndarray) -> float:
+    """Share of the confusion matrix on its diagonal (0 for an empty one)."""
+    total = np.asarray(cm).sum()
+    return float(np.trace(cm) / total) if total else 0.0
 
 
 def classification_metrics(

@@ -1,0 +1,107 @@
+"""K-fold training: one bundle per fold, an inner validation split, the mean and sd over folds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from edge_app.bundle import save_bundle
+from edge_app.metrics import kfold_summary
+from train import splits
+from train.bundle_writer import write_bundle
+from train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
+from train.fitting import RunResult, TrainData, train_run
+
+log = logging.getLogger(__name__)
+
+
+def train_kfold(
+    data: TrainData, cfg: TrainConfig, out_dir: Path, max_steps: int | None, context: dict
+) -> Path:
+    """K runs, fold i held out; checkpoints selected on an inner validation split of the
+    training folds (grouped like the folds). Summary: mean ± sd of every metric."""
+    plan = data.plan
+    k = int(cfg.kfold)  # type: ignore[arg-type]
+    folds, fold_metrics = [], []
+    for i in range(k):
+        fold = f"fold{i}"
+        fold_dir = out_dir / "folds" / fold
+        sides = _fold_sides(data, cfg, fold)
+        log.info("%s: %s held out (%d images)", plan.name, fold, len(sides[fold]))
+        done = fold_dir / "report.json"
+        if cfg.resume and done.is_file() and (fold_dir / MODEL_FILE).is_file():
+            saved = json.loads(done.read_text())
+            result = RunResult(saved["metrics"], saved["history"], saved["best_epoch"],
+                               saved["epochs_run"], saved["timing"], saved["notes"])  # fmt: skip
+        else:
+            run_sides = {"train": sides["train"], "val": sides["val"], "test": sides[fold]}
+            fold_data = dataclasses.replace(data, plan=dataclasses.replace(
+                plan, name=f"{plan.name}:{fold}"))  # fmt: skip
+            result = train_run(fold_data, cfg, fold_dir, run_sides, max_steps)
+            fold_sides = ["train"] * len(plan.sides)
+            for side, idx in run_sides.items():
+                for j in idx:
+                    fold_sides[j] = side
+            _write_fold_bundle(fold_data, cfg, fold_dir, result, context, fold_sides)
+        held_out = next(v for key, v in result.metrics.items() if key.endswith(":test"))
+        fold_metrics.append(held_out)
+        folds.append({"fold": fold, "metrics": held_out, "best_epoch": result.best_epoch})
+    summary = kfold_summary(fold_metrics)
+    kfold = {"name": plan.name, "k": k, "folds": folds, "summary": summary}
+    shutil.copyfile(out_dir / "folds" / "fold0" / MODEL_FILE, out_dir / MODEL_FILE)
+    top = RunResult(
+        {f"{plan.name}:{f['fold']}": f["metrics"] for f in folds}, {}, None, 0, {},
+        ["K-fold: model.keras is fold 0's model; per-fold bundles in folds/",
+         "sd is the sample standard deviation over folds (ddof=1)"],
+    )  # fmt: skip
+    log.info(
+        "%s: accuracy %.4f ± %.4f over %d folds",
+        plan.name, summary["mean"]["accuracy"], summary["sd"]["accuracy"], k,
+    )  # fmt: skip
+    write_bundle(data, cfg, out_dir, top, context, kfold)
+    attach_cv_summary(out_dir, kfold)
+    return out_dir
+
+
+def attach_cv_summary(kfold_dir: Path, kfold: dict | None = None) -> list[Path]:
+    """Record a K-fold run's mean ± sd in every fold bundle, so a fold model shipped on its own
+    still says how the recipe does on unseen cells; `kfold` None reads it from the run's
+    report.json (for runs made before this). Returns the fold bundles updated."""
+    from edge_app.bundle import load_bundle
+
+    if kfold is None:
+        kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]
+    name, k = kfold["name"], kfold["k"]
+    updated = []
+    for fold in kfold["folds"]:
+        bundle = load_bundle(Path(kfold_dir) / "folds" / fold["fold"], verify=False)
+        bundle.add_metrics(f"{name}:mean", kfold["summary"]["mean"], folds=k)
+        bundle.add_metrics(f"{name}:sd", kfold["summary"]["sd"], folds=k, ddof=1)
+        updated.append(save_bundle(bundle))
+    return updated
+
+
+def _fold_sides(data: TrainData, cfg: TrainConfig, fold: str) -> dict[str, list[int]]:
+    """Held-out fold; the rest split ~90/10 into train and an inner validation side."""
+    plan = data.plan
+    rest = [i for i, s in enumerate(plan.sides) if s != fold]
+    records = [data.images_set.records[i] for i in rest]
+    groups = [plan.groups[i] for i in rest]
+    kind = "grouped" if plan.kind == "grouped" else "random"
+    inner = splits.make_sides(kind, records, groups, [0.9, 0.1], cfg.data_seed)
+    return {
+        "train": [i for i, s in zip(rest, inner, strict=True) if s == "train"],
+        "val": [i for i, s in zip(rest, inner, strict=True) if s == "val"],
+        fold: [i for i, s in enumerate(plan.sides) if s == fold],
+    }
+
+
+def _write_fold_bundle(data, cfg, fold_dir, result, context, fold_sides) -> None:
+    splits.write_manifest(fold_dir / MANIFEST_FILE, data.images_set.records, data.plan.groups,
+                          fold_sides)  # fmt: skip
+    fold_data = dataclasses.replace(data, plan=dataclasses.replace(data.plan, sides=fold_sides))
+    name = f"{cfg.name or fold_dir.parent.parent.resolve().name}-{fold_dir.name}"
+    write_bundle(fold_data, dataclasses.replace(cfg, name=name), fold_dir, result, context)
