@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import make_cell_dataset
 from tiny_bundle import SPEC
 
 from convert.calibration import parity_set, training_root
@@ -16,7 +17,6 @@ from edge_app.bundle import new_bundle
 from edge_app.errors import DataError, WbcError
 from train.data import list_images
 from train.splits import stratified_grouped, write_manifest
-from synthetic import make_cell_dataset
 
 
 @pytest.fixture(scope="module")

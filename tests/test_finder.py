@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from synthetic import render_field
 
 from edge_app.colour import _median, _median_u8, apply_lut, colour_table, correct_colour
 from edge_app.field import cell_inputs, find_cells
@@ -12,7 +13,6 @@ from edge_app.finder import CellFinder
 from edge_app.preprocess_spec import ColourSpec, PreprocessSpec
 from edge_app.resample import shrink, shrink_by
 from edge_app.scale import RECHECK_EVERY, RunScale
-from synthetic import render_field
 
 REFERENCE = ColourSpec("reference", (207.0, 207.0, 203.0), (191.0, 170.0, 177.0))
 SPEC = PreprocessSpec(height=32, width=32, colour=REFERENCE)
