@@ -13,6 +13,8 @@ from edge_app.bundle import SCHEMA_VERSION, load_bundle
 from edge_app.cli import main
 from edge_app.runtime import runtime_available
 
+pytestmark = pytest.mark.edge
+
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 

@@ -14,6 +14,8 @@ from edge_app.preprocess_spec import ColourSpec, PreprocessSpec
 from edge_app.resample import shrink, shrink_by
 from edge_app.scale import RECHECK_EVERY, RunScale
 
+pytestmark = pytest.mark.edge
+
 REFERENCE = ColourSpec("reference", (207.0, 207.0, 203.0), (191.0, 170.0, 177.0))
 SPEC = PreprocessSpec(height=32, width=32, colour=REFERENCE)
 

@@ -13,6 +13,8 @@ from edge_app.output_kind import apply_output_kind, infer_output_kind
 from edge_app.preprocess_spec import PreprocessSpec
 from edge_app.runtime import Runtime, TensorInfo, choose_artifact, runtime_available
 
+pytestmark = pytest.mark.edge
+
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 SPEC = PreprocessSpec(height=16, width=16)
 PROBS = np.array([0.7, 0.1, 0.1, 0.1], np.float32)
