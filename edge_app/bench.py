@@ -35,7 +35,7 @@ from edge_app.runtime import (
 )
 from edge_app.summary import DifferentialCount
 
-STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "records")
+STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "measure", "records")
 WARMUP_FRAMES = 2
 
 

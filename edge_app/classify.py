@@ -10,12 +10,15 @@ shared by `wbc-edge classify` (files) and `wbc-edge run` (cameras). Modes:
 JSONL records (one per line, each written whole):
 
     {"source": s, "frame": i, "box": [x0, y0, x1, y1] | null, "label": c, "confidence": p,
-     "probs": {class: p, ...}, "uncertain": bool}      one per classified cell
+     "probs": {class: p, ...}, "uncertain": bool,
+     "morphology": {...} | null}                      one per classified cell
     {"source": s, "frame": i, "cells": 0}             a frame with no white cell
     {"source": s, "error": "one line"}                an unreadable input ("frame" for videos)
 
 A cell whose model output holds NaN or Infinity gets an error record naming its box, never a
 label; the log itself is `edge_app.jsonl.JsonlWriter` (whole lines, valid JSON only).
+`morphology` is what `edge_app.morphology` measured on the cell (null for a model that is not
+given a nucleus crop): explanations for a technician, not an input of the model.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from edge_app.field import DEFAULT_FIELD_SCALE, cell_inputs, find_cells
 from edge_app.gallery import model_crop
 from edge_app.jsonl import JsonlWriter
 from edge_app.limits import check_scale
+from edge_app.morphology import Morphology, measure_cell
 from edge_app.nucleus import locate_cell
 from edge_app.preprocess import preprocess
 from edge_app.profile import LAMP_DRIFT, CameraProfile, ProfileError, check_frame_size
@@ -62,6 +66,7 @@ class CellResult:
     confidence: float
     probs: dict[str, float]
     uncertain: bool
+    morphology: Morphology | None = None
 
 
 @dataclass
@@ -177,13 +182,15 @@ class Classifier:
         kept = []
         for i, (box, p) in enumerate(zip(boxes, probs, strict=True)):
             if np.isfinite(p).all():
-                result.cells.append(self._result(box, p))
+                result.cells.append(self._result(box, p, self._measure(corrected, nuclei[i])))
                 kept.append(i)
             else:
                 result.failed.append((box, NOT_FINITE))
+        t6 = clock()
+        timings["measure"] = t6 - t5
         if self.keep_crops:
             self._keep(result, corrected, [nuclei[i] for i in kept])
-        timings["records"] = clock() - t5
+        timings["records"] = clock() - t6
         return result
 
     def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
@@ -231,19 +238,26 @@ class Classifier:
             return [], [], lambda: np.zeros((0, spec.height, spec.width, 3), np.float32)
         return [None], [nucleus], lambda: preprocess(rgb, spec, scale, nucleus)[None]
 
+    def _measure(self, corrected: np.ndarray, nucleus) -> Morphology | None:
+        """The cell's morphology at the run's scale (None without a nucleus)."""
+        if nucleus is None:
+            return None
+        spec = self._crop_spec
+        known = self.run_scale.value is not None
+        return measure_cell(corrected, nucleus, spec.nucleus, self.scale, spec.crop.size, known)
+
     def _keep(self, result: FrameResult, corrected: np.ndarray, nuclei: list) -> None:
         """Attach the crop each model input was made from (not timed), for reports."""
         spec, field_mode = self._crop_spec, self.mode == "field"
         result.crops = [model_crop(corrected, spec, result.scale, n, field_mode) for n in nuclei]
         result.centres = [None if n is None else (n.cx, n.cy) for n in nuclei]
 
-    def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
+    def _result(self, box: Box | None, p: np.ndarray, morphology: Morphology | None) -> CellResult:
         k = int(np.argmax(p))
         confidence = float(p[k])
         probs = {c: round(float(v), 6) for c, v in zip(self.classes, p, strict=True)}
-        return CellResult(
-            box, self.classes[k], round(confidence, 6), probs, confidence < self.threshold
-        )
+        uncertain = confidence < self.threshold
+        return CellResult(box, self.classes[k], round(confidence, 6), probs, uncertain, morphology)
 
 
 # ---------------------------------------------------------------------------- records
@@ -258,6 +272,7 @@ def cell_record(source: str, frame: int, cell: CellResult, **extra: Any) -> dict
         "confidence": cell.confidence,
         "probs": cell.probs,
         "uncertain": cell.uncertain,
+        "morphology": cell.morphology.to_record() if cell.morphology is not None else None,
         **extra,
     }
 
