@@ -136,14 +136,14 @@ def fold_scores(pred: np.ndarray, y: np.ndarray, fold: np.ndarray, n_classes: in
     return np.array(acc), np.array(recall)
 
 
-def fold_index(run: Path, everything: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's held-out fold number and source-cell group, from the run's manifest."""
+def in_run(run: Path, everything: ImageSet) -> tuple[ImageSet, np.ndarray, np.ndarray]:
+    """The images the run split (those training skipped are left out, as cv_eval does), each
+    one's held-out fold number and its source-cell group, from the run's manifest."""
     rows = {r.path: r for r in splits.read_manifest(run / "split.csv")}
-    fold = np.array(
-        [int(rows[r.path.as_posix()].side.removeprefix("fold")) for r in everything.records]
-    )
-    groups = np.array([rows[r.path.as_posix()].group for r in everything.records])
-    return fold, groups
+    records = [r for r in everything.records if r.path.as_posix() in rows]
+    fold = np.array([int(rows[r.path.as_posix()].side.removeprefix("fold")) for r in records])
+    groups = np.array([rows[r.path.as_posix()].group for r in records])
+    return ImageSet(everything.root, records, everything.classes), fold, groups
 
 
 def cnn_rows(run: Path, everything: ImageSet, fold: np.ndarray, spec, cache: Path):
@@ -188,7 +188,10 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     everything = list_images(args.data_root)
     classes = everything.classes
-    spec = load_bundle(next((args.run / "folds").glob("fold*"))).preprocessing
+    finished = sorted((args.run / "folds").glob("fold*/bundle.json"))
+    if not finished:
+        raise SystemExit(f"{args.run}: no finished fold yet (no folds/fold*/bundle.json)")
+    spec = load_bundle(finished[0].parent).preprocessing  # every fold's: one recipe
     colour_file = args.cache / "colour.json"
     if colour_file.is_file():
         colour = type(spec.colour)(**json.loads(colour_file.read_text()))
@@ -196,9 +199,9 @@ def main() -> int:
         colour = measure_colour_spec(everything)
         colour_file.write_text(json.dumps(dataclasses.asdict(colour)))
     spec = dataclasses.replace(spec, colour=colour)  # the colour step, as shipped
+    everything, fold, groups = in_run(args.run, everything)
     feats, found, ms = measure_all(everything, spec, args.cache)
     print(f"measurements: {found.sum()} of {len(found)} images, {ms:.2f} ms per cell (median)")
-    fold, groups = fold_index(args.run, everything)
     y = np.array([classes.index(r.label) for r in everything.records])
     rows = cnn_rows(args.run, everything, fold, spec, args.cache)
     rows["measurements only"] = out_of_fold(feats, y, fold, found)

@@ -164,12 +164,11 @@ def measure_masks(
     cyto = (cell > 0) & (nuc == 0)
     if not cyto.any():  # no cytoplasm seen: its colour is read on a thin ring instead
         cyto = (cv2.dilate(nuc, _disc(3)) > 0) & (nuc == 0)
-    rgb = crop.reshape(-1, 3).astype(np.float64)
-    in_nuc = nuc.ravel() > 0
     solidity, convexity, elongation = _shape(nuc)
-    stain = float(np.mean(rgb[in_nuc, 2] - rgb[in_nuc, 1])) if in_nuc.any() else 0.0
-    green = float(np.mean(rgb[in_nuc, 1])) if in_nuc.any() else 0.0
-    px = rgb[cyto.ravel()]
+    chromatin = crop[nuc > 0].astype(np.float32)
+    stain = float(np.mean(chromatin[:, 2] - chromatin[:, 1])) if len(chromatin) else 0.0
+    green = float(np.mean(chromatin[:, 1])) if len(chromatin) else 0.0
+    px = crop[cyto].astype(np.float32)
     if len(px):
         r, g, b = (float(v) for v in px.mean(axis=0))
         granule, texture = float(np.mean(px[:, 0] - px[:, 2] > GRANULE_RB)), float(px[:, 1].std())
@@ -200,7 +199,7 @@ def count_lobes(nuc: np.ndarray, depth: float = LOBE_DEPTH) -> int:
     MIN_LOBE_SHARE of the deep area (or MIN_LOBE_PX) are specks. 0 for an empty mask."""
     if not nuc.any():
         return 0
-    dist = cv2.distanceTransform(np.pad(nuc, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    dist = _distance(np.pad(nuc, 1))[1:-1, 1:-1]
     deep = (dist > depth * float(dist.max())).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(deep, connectivity=8)
     sizes = stats[1:, cv2.CC_STAT_AREA]
@@ -216,7 +215,7 @@ def cell_mask(
     if not nuc.any():
         return nuc
     loose = dataclasses.replace(params, stain_threshold=CELL_STAIN)
-    near = cv2.dilate(nuc, _disc(reach))
+    near = (_distance(1 - nuc) <= reach).astype(np.uint8)
     solid = (_close(stain_mask(crop, loose), params.close_radius) | nuc) & near
     _, labels = cv2.connectedComponents(solid, connectivity=8)
     touching = np.isin(labels, np.unique(labels[(nuc > 0) & (labels > 0)])).astype(np.uint8)
@@ -244,6 +243,12 @@ def _shape(nuc: np.ndarray) -> tuple[float, float, float]:
         (_, _), axes, _ = cv2.fitEllipse(points)
         elongation = float(min(axes) / max(axes)) if max(axes) > 0 else 1.0
     return solidity, convexity, elongation
+
+
+def _distance(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance to the nearest 0 of the mask, to within about 2 % (a disc
+    dilation of any radius in one pass: far cheaper than dilating by a large disc)."""
+    return cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5)
 
 
 def _disc(radius: int) -> np.ndarray:
