@@ -116,6 +116,8 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, usable: np.ndarr
     out = np.full((len(y), int(y.max()) + 1), np.nan)
     for k in np.unique(fold):
         train, test = usable & (fold != k), usable & (fold == k)
+        if not train.any() or not test.any():
+            continue  # no other fold finished yet: these rows stay misses
         out[test] = logistic(x[train], y[train], x[test])
     return out
 
@@ -153,7 +155,7 @@ def cnn_rows(run: Path, everything: ImageSet, fold: np.ndarray, spec, cache: Pat
         probs = np.full((len(fold), len(everything.classes)), np.nan)
         for k in np.unique(fold):
             fold_dir = run / "folds" / f"fold{k}"
-            if not (fold_dir / which).is_file():
+            if not (fold_dir / "report.json").is_file() or not (fold_dir / which).is_file():
                 print(f"{fold_dir / which}: not there (yet), fold {k} skipped")
                 continue
             held = {
@@ -163,7 +165,9 @@ def cnn_rows(run: Path, everything: ImageSet, fold: np.ndarray, spec, cache: Pat
             if held != {everything.records[i].path.as_posix() for i in idx}:
                 raise SystemExit(f"{fold_dir}: its test side is not fold {k} of {run}/split.csv")
             probs[idx] = fold_probs(fold_dir, which, everything, idx, spec, cache)
-            print(f"{kind}: fold {k} predicted", flush=True)
+            trained = json.loads((fold_dir / "report.json").read_text())
+            epochs = f"best epoch {trained['best_epoch']} of {trained['epochs_run']} run"
+            print(f"{kind}: fold {k} predicted ({epochs})", flush=True)
         out[f"CNN, {kind}"] = probs
     return out
 
@@ -171,7 +175,7 @@ def cnn_rows(run: Path, everything: ImageSet, fold: np.ndarray, spec, cache: Pat
 def misread_rows(pred: np.ndarray, y: np.ndarray, groups, everything: ImageSet):
     names = everything.classes
     return misread_cells([
-        (r.path.as_posix(), g, names[t], names[p] if p >= 0 else "(no nucleus)")
+        (r.path.as_posix(), g, names[t], names[p] if p >= 0 else "(no prediction)")
         for r, g, t, p in zip(everything.records, groups, y, pred, strict=True)
     ])  # fmt: skip
 
@@ -188,9 +192,9 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     everything = list_images(args.data_root)
     classes = everything.classes
-    finished = sorted((args.run / "folds").glob("fold*/bundle.json"))
+    finished = sorted((args.run / "folds").glob("fold*/report.json"))  # written last
     if not finished:
-        raise SystemExit(f"{args.run}: no finished fold yet (no folds/fold*/bundle.json)")
+        raise SystemExit(f"{args.run}: no finished fold yet (no folds/fold*/report.json)")
     spec = load_bundle(finished[0].parent).preprocessing  # every fold's: one recipe
     colour_file = args.cache / "colour.json"
     if colour_file.is_file():
