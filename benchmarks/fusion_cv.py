@@ -49,6 +49,7 @@ from train.dataset import predict_probabilities
 from train.trainer import measure_colour_spec
 
 CHECKPOINTS = {"validation-chosen epoch": "model.keras", "last epoch": "checkpoints/last.keras"}
+PICTURES = {"CNN, validation-chosen epoch": "cnn", "fused (CNN log-probs + measurements)": "fused"}
 FLOOR = 1e-4  # probabilities are clipped here before the log
 
 
@@ -186,7 +187,9 @@ def main() -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("--cache", type=Path, default=Path("runs/fusion"))
     ap.add_argument("--folds", help="only images of these folds, e.g. 0,1 (default: all)")
-    ap.add_argument("--misread-png", type=Path, help="picture of the fused row's misread cells")
+    ap.add_argument(
+        "--misread-png", type=Path, help="F: pictures F_cnn.png and F_fused.png of misread cells"
+    )
     ap.add_argument("--out", type=Path, help="write the numbers as JSON")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -246,9 +249,12 @@ def report(rows, y, fold, groups, keep, everything: ImageSet, args) -> None:
         print(f"\n{name}: {len(cells)} source cells misread")
         for c in cells:
             print(f"  {c}")
-        if args.misread_png and name.startswith("fused"):
-            plot_misread(cells, args.run, args.data_root, args.misread_png)
-            print(f"  picture: {args.misread_png}")
+        tag = PICTURES.get(name)
+        if args.misread_png and tag and cells:
+            png = args.misread_png.with_name(f"{args.misread_png.stem}_{tag}.png")
+            title = f"{args.run.name}, {name}: source cells misread on their held-out fold"
+            plot_misread(cells, args.run, args.data_root, png, title)
+            print(f"  picture: {png}")
         results[name]["misread"] = sorted(misread[name])
     before, after = (
         misread.get("CNN, validation-chosen epoch"),

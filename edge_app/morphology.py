@@ -4,15 +4,17 @@
 found it) and the run's scale; it cuts the crop window around the nucleus, brings it to the
 training scale (so every length is in training-image pixels, whatever the camera) and measures:
 
-- the nucleus: the stain mask's components within the found nucleus's box (lobes merged as
-  the finder merged them); its area, solidity (area / convex hull area), convexity (hull
-  perimeter / perimeter), elongation (minor / major axis of its ellipse), lobe count (parts
-  left after an erosion that cuts thin strands), stain (mean B - G) and darkness (mean G);
-- the cell: the non-glass pixels (green below the crop's Otsu threshold) connected to the
-  nucleus within `CELL_REACH` px of it, and the nucleus:cell area ratio;
-- the cytoplasm (cell less nucleus): its mean colour, the share of red/orange granule pixels
-  (eosinophils' granules: red well above green and blue; `granule_score`) and the spread of
-  its green (texture).
+- the nucleus: the chromatin (B - G above `NUCLEUS_STAIN`, stricter than the finder's mask,
+  which takes in violet cytoplasm) in the components centred in the found nucleus's box; its
+  area, solidity (area / convex hull area), convexity (hull perimeter / perimeter), elongation
+  (minor / major axis of its ellipse), lobe count (the parts deeper inside it than
+  `LOBE_DEPTH` of its thickest part: thin strands between lobes fall away), stain (mean
+  B - G) and darkness (mean G);
+- the cell: the nucleus and the violet-tinged pixels (B - G above `CELL_STAIN`, where red
+  cells and glass lie below) joined to it within `CELL_REACH` px, holes filled; and the
+  nucleus:cell area ratio;
+- the cytoplasm (cell less nucleus): its mean colour, the share of red/orange pixels (R above
+  B: eosinophils' granules; `granule_score`) and the spread of its green (texture).
 
 Areas are also given in µm² when the run's scale is known: the red cell is the ruler (about
 `RBC_UM` µm, `TRAINING_RBC_DIAMETER` training px across, as `edge_app.scale` measures it).
