@@ -13,7 +13,8 @@ its last epoch (`checkpoints/last.keras`). Rows, all on the same folds:
 - fused: a logistic regression on the CNN's log-probabilities and the measurements, trained
   only on the other folds' out-of-fold rows (their own fold models' held-out probabilities,
   never in-fold ones) and scored on fold k;
-- averaged: the CNN's and the measurements-only model's probabilities averaged.
+- averaged: the CNN's and the measurements-only model's probabilities averaged;
+- the fused row's second level on the CNN's log-probabilities alone (what stacking costs).
 
 A cell whose nucleus is not found counts as misread in every row. Printed: accuracy per fold
 and mean ± sd, per-class recall, and the source cells misread before (CNN) and after (fused).
@@ -217,6 +218,8 @@ def main() -> int:
         usable = found & ~np.isnan(cnn).any(axis=1)
         fused_x = np.concatenate([np.log(np.clip(np.nan_to_num(cnn), FLOOR, 1)), feats], axis=1)
         rows["fused (CNN log-probs + measurements)"] = out_of_fold(fused_x, y, fold, usable)
+        n = len(classes)  # the same second level without the measurements: what it costs alone
+        rows["second level on CNN log-probs only"] = out_of_fold(fused_x[:, :n], y, fold, usable)
         rows["averaged (CNN, measurements only)"] = (cnn + rows["measurements only"]) / 2
     keep = np.ones(len(y), bool)
     if args.folds:
