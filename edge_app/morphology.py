@@ -16,8 +16,10 @@ training scale (so every length is in training-image pixels, whatever the camera
 - the cytoplasm (cell less nucleus): its mean colour, the share of red/orange pixels (R above
   B: eosinophils' granules; `granule_score`) and the spread of its green (texture).
 
-Areas are also given in µm² when the run's scale is known: the red cell is the ruler (about
-`RBC_UM` µm, `TRAINING_RBC_DIAMETER` training px across, as `edge_app.scale` measures it).
+Areas are also given in µm² when the run's scale is known: the red cell is the ruler, about
+`RBC_UM` µm and `RBC_DIAMETER` training px across (BCCD's red-cell boxes; the granulometry
+diameter `edge_app.scale` matches cameras with, 38.2 px, is a size statistic of the opening,
+about 0.73 of the diameter, and would read areas 1.85x too large).
 numpy and OpenCV only: it runs on the device.
 """
 
@@ -29,12 +31,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_app.field import RBC_DIAMETER
 from edge_app.nucleus import Nucleus, stain_mask
 from edge_app.preprocess import crop_window
 from edge_app.preprocess_spec import NucleusParams
-from edge_app.scale import RBC_UM, TRAINING_RBC_DIAMETER
+from edge_app.scale import RBC_UM
 
-UM_PER_PX = RBC_UM / TRAINING_RBC_DIAMETER  # µm per training-image pixel
+UM_PER_PX = RBC_UM / RBC_DIAMETER  # µm per training-image pixel (0.144)
 NUCLEUS_STAIN = 70.0  # B - G of nuclear chromatin (the finder's 45 takes in violet cytoplasm)
 CELL_STAIN = 12.0  # B - G of cytoplasm: above the red cells' (about 7) and the glass's (-4)
 LOBE_DEPTH = 0.45  # lobes: parts of the nucleus deeper than this share of its thickest part
