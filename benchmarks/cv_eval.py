@@ -100,7 +100,9 @@ def misread_cells(rows: list[tuple[str, str, str, str]]) -> list[Misread]:
     return out
 
 
-def plot_misread(cells: list[Misread], run: Path, data_root: Path, path: Path) -> None:
+def plot_misread(
+    cells: list[Misread], run: Path, data_root: Path, path: Path, title: str | None = None
+) -> None:
     """One copy of every misread cell as the model sees it (its crop), captioned."""
     from edge_app.preprocess import decode_image, prepare
     from train.report import _pyplot
@@ -117,7 +119,7 @@ def plot_misread(cells: list[Misread], run: Path, data_root: Path, path: Path) -
         ax.imshow(crop[..., ::-1] if spec.color_order == "BGR" else crop)
         ax.set_title(f"{cell.group}\n→ {cell.predicted[:3]} {cell.copies_wrong}/{cell.copies}",
                      fontsize=7)  # fmt: skip
-    fig.suptitle(f"{run.name}: source cells misread on their held-out fold", fontsize=9)
+    fig.suptitle(title or f"{run.name}: source cells misread on their held-out fold", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

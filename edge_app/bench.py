@@ -30,7 +30,7 @@ from edge_app.scale import CALIBRATION_FRAMES, RECHECK_EVERY
 from edge_app.summary import DifferentialCount
 from edge_app.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
 
-STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "records")
+STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "measure", "records")
 WARMUP_FRAMES = 2
 CALIBRATION_CAP = 4 * CALIBRATION_FRAMES  # frames without red cells never calibrate
 

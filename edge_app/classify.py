@@ -10,12 +10,15 @@ shared by `wbc-edge classify` (files) and `wbc-edge run` (cameras). Modes:
 JSONL records (one per line, each written whole):
 
     {"source": s, "frame": i, "box": [x0, y0, x1, y1] | null, "label": c, "confidence": p,
-     "probs": {class: p, ...}, "uncertain": bool}      one per classified cell
+     "probs": {class: p, ...}, "uncertain": bool,
+     "morphology": {...} | null}                      one per classified cell
     {"source": s, "frame": i, "cells": 0}             a frame with no white cell
     {"source": s, "error": "one line"}                an unreadable input ("frame" for videos)
 
 A cell whose model output holds NaN or Infinity gets an error record naming its box, never a
 label; the log itself is `edge_app.jsonl.JsonlWriter` (whole lines, valid JSON only).
+`morphology` is what `edge_app.morphology` measured on the cell (null for a model that is not
+given a nucleus crop): explanations for a technician, not an input of the model.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from edge_app.errors import WbcError
 from edge_app.finder import MODES, CellFinder
 from edge_app.jsonl import JsonlWriter
 from edge_app.limits import check_scale
+from edge_app.morphology import Morphology
 from edge_app.nucleus import Nucleus
 from edge_app.preprocess_spec import PreprocessSpec
 from edge_app.profile import CameraProfile, ProfileError
@@ -58,6 +62,7 @@ class CellResult:
     confidence: float
     probs: dict[str, float]
     uncertain: bool
+    morphology: Morphology | None = None
 
 
 @dataclass
@@ -153,16 +158,19 @@ class Classifier:
         timings = {**found.timings, "preprocess": t1 - t0, "infer": t2 - t1}
         result = FrameResult([], timings, found.quality, found.scale)
         kept = []
+        known = self.run_scale.value is not None  # measured or given: µm² can be reported
         for i, (box, p) in enumerate(zip(found.boxes, probs, strict=True)):
             if np.isfinite(p).all():
-                result.cells.append(self._result(box, p))
+                result.cells.append(self._result(box, p, found.measure(i, known)))
                 kept.append(i)
             else:
                 result.failed.append((box, NOT_FINITE))
+        t3 = clock()
+        timings["measure"] = t3 - t2
         if self.keep_crops:  # not timed: for reports
             result.crops = found.crops(kept)
             result.centres = [_centre(found.nuclei[i]) for i in kept]
-        timings["records"] = clock() - t2
+        timings["records"] = clock() - t3
         return result
 
     def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
@@ -173,19 +181,24 @@ class Classifier:
         """What has drifted away from the run's scale or the camera profile, one line each."""
         return self.finder.drift_warnings()
 
-    def _result(self, box: Box | None, p: np.ndarray) -> CellResult:
-        return cell_result(self.classes, p, self.threshold, box)
+    def _result(self, box: Box | None, p: np.ndarray, morphology: Morphology | None) -> CellResult:
+        return cell_result(self.classes, p, self.threshold, box, morphology)
 
 
 def cell_result(
-    classes: Sequence[str], p: np.ndarray, threshold: float, box: Box | None
+    classes: Sequence[str],
+    p: np.ndarray,
+    threshold: float,
+    box: Box | None,
+    morphology: Morphology | None = None,
 ) -> CellResult:
     """The cell's label, confidence and probabilities from one probability vector (a frame's,
-    or a tracked cell's average over its frames)."""
+    or a tracked cell's average over its frames), with what was measured of it."""
     k = int(np.argmax(p))
     confidence = float(p[k])
     probs = {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}
-    return CellResult(box, classes[k], round(confidence, 6), probs, confidence < threshold)
+    uncertain = confidence < threshold
+    return CellResult(box, classes[k], round(confidence, 6), probs, uncertain, morphology)
 
 
 def _centre(nucleus: Nucleus | None) -> tuple[float, float] | None:
@@ -204,6 +217,7 @@ def cell_record(source: str, frame: int, cell: CellResult, **extra: Any) -> dict
         "confidence": cell.confidence,
         "probs": cell.probs,
         "uncertain": cell.uncertain,
+        "morphology": cell.morphology.to_record() if cell.morphology is not None else None,
         **extra,
     }
 

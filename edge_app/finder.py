@@ -18,6 +18,7 @@ import numpy as np
 from edge_app.colour import Illumination, apply_lut, colour_table
 from edge_app.field import DEFAULT_FIELD_SCALE, Box, cell_input, find_cells
 from edge_app.gallery import model_crop
+from edge_app.morphology import Morphology, measure_cell
 from edge_app.nucleus import Nucleus, locate_cell, working_image
 from edge_app.preprocess import preprocess
 from edge_app.preprocess_spec import PreprocessSpec
@@ -58,6 +59,15 @@ class FoundCells:
         if self._field:
             return np.stack([cell_input(rgb, n, spec, scale, lut) for n in self.nuclei])
         return preprocess(rgb, spec, scale, self.nuclei[0], lut=lut)[None]
+
+    def measure(self, i: int, scale_known: bool) -> Morphology | None:
+        """What `edge_app.morphology` measures of cell `i` (None: no nucleus to measure)."""
+        nucleus, spec = self.nuclei[i], self._spec
+        if nucleus is None or spec is None or self._frame is None:
+            return None
+        return measure_cell(
+            self._frame, nucleus, spec.nucleus, self.scale, spec.crop.size, scale_known, self._lut
+        )
 
     def crops(self, keep: list[int]) -> list[np.ndarray]:
         """The uint8 crops (model colour order) of cells `keep`, as the model saw them."""

@@ -5,8 +5,10 @@ DIR holds:
     report.html      the differential count (table + bar chart with 95 % intervals), the gallery
                      of every counted cell as the model saw it, flagged frames, model and run
     count.csv        class, cells, percent, ci95_low, ci95_high, uncertain (+ a total row)
-    cells.csv        one row per counted cell: where it was, what it was called
-    report.json      all of the above, read back by `wbc-edge review`
+    cells.csv        one row per counted cell: where it was, what it was called, and its
+                     nucleus and cell area (µm²), nucleus:cell ratio, lobes and granule score
+    report.json      all of the above, read back by `wbc-edge review`; each cell with its
+                     measured morphology (`edge_app.morphology`)
     cells/N.png      the crop the model saw (96x96 for the default model)
     cells/N-context.jpg  the cell at training-image scale and size (what `wbc-train` learns from)
 
@@ -71,6 +73,7 @@ class ReportCell:
     uncertain: bool
     crop: str  # file under DIR, the crop the model saw
     context: str  # file under DIR, the cell at training-image scale
+    morphology: dict[str, Any] | None = None  # edge_app.morphology's record of the cell
 
 
 class RunReport:
@@ -136,6 +139,7 @@ class RunReport:
                 cell.uncertain,
                 crop_name,
                 context_name if context is not None else "",
+                cell.morphology.to_record() if cell.morphology is not None else None,
             )
         )
 
@@ -219,14 +223,19 @@ def write_count_csv(path: Path, table: dict[str, Any]) -> None:
         )
 
 
+CSV_MORPHOLOGY = ("nucleus_area_um2", "cell_area_um2", "nc_ratio", "lobes", "granule_score")
+
+
 def write_cells_csv(path: Path, cells: list[ReportCell], classes: list[str]) -> None:
     head = ["id", "source", "frame", "x0", "y0", "x1", "y1", "label", "confidence", "uncertain"]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([*head, *(f"p_{c}" for c in classes), "crop"])
+        w.writerow([*head, *(f"p_{c}" for c in classes), *CSV_MORPHOLOGY, "crop"])
         for c in cells:
             box = c.box or ["", "", "", ""]
             probs = [c.probs.get(k, "") for k in classes]
+            m = c.morphology or {}
+            measured = ["" if m.get(k) is None else m[k] for k in CSV_MORPHOLOGY]
             w.writerow(
                 [
                     c.id,
@@ -237,6 +246,7 @@ def write_cells_csv(path: Path, cells: list[ReportCell], classes: list[str]) -> 
                     c.confidence,
                     int(c.uncertain),
                     *probs,
+                    *measured,
                     c.crop,
                 ]
             )

@@ -219,6 +219,8 @@ def _figure(
         f"<figcaption>{tag}#{c['id']} &middot; {c['confidence']:.2f}<br>"
         f"<small>{escape(where)}</small>",
     ]
+    if c.get("morphology"):
+        lines.append(f"<br><small>{escape(morphology_line(c['morphology']))}</small>")
     if fixed:
         lines.append(f"<br><span class=fixed>&rarr; {escape(fixed)}</span>")
     lines.append("</figcaption>")
@@ -231,6 +233,19 @@ def _figure(
         lines.append(f"<select name=c{c['id']}>{opts}</select>")
     lines.append("</figure>")
     return "".join(lines)
+
+
+def morphology_line(m: dict[str, Any]) -> str:
+    """A gallery caption of the measurements: nucleus area, N:C ratio, lobes, granules."""
+    area = (
+        f"{m['nucleus_area_um2']:.0f} µm²"
+        if m.get("nucleus_area_um2") is not None
+        else (f"{m['nucleus_area_px']:.0f} px²")
+    )
+    lobes = "lobe" if m["lobes"] == 1 else "lobes"
+    return (
+        f"N {area} · N:C {m['nc_ratio']:.2f} · {m['lobes']} {lobes} · gran {m['granule_score']:.2f}"
+    )
 
 
 def _data_uri(path: Path) -> str:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("capture", "colour", "scale", "quality", "find", "preprocess", "infer", "records")
+STAGES = (
+    "capture",
+    "colour",
+    "scale",
+    "quality",
+    "find",
+    "preprocess",
+    "infer",
+    "measure",
+    "records",
+)
 TIMING_WINDOW = 10_000  # frames whose stage times are kept: a run of hours stays flat in memory
 FAILED_SHOWN = 10  # failed inputs named in the summary (all of them are in the JSONL log)
 LIST_UNCERTAIN = 20  # uncertain cells named in the printed summary

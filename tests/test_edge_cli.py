@@ -23,7 +23,14 @@ pytestmark = pytest.mark.edge
 ROOT = Path(__file__).resolve().parents[1]
 FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field
 INSTALLED = [r for r in ("litert", "onnxruntime", "openvino") if runtime_available(r)]
-CELL_KEYS = {"source", "frame", "box", "label", "confidence", "probs", "uncertain", "scale"}
+CELL_KEYS = {
+    "source", "frame", "box", "label", "confidence", "probs", "uncertain", "morphology", "scale"
+}  # fmt: skip
+MORPHOLOGY_KEYS = {
+    "nucleus_area_px", "nucleus_area_um2", "cell_area_px", "cell_area_um2", "nc_ratio", "lobes",
+    "solidity", "convexity", "elongation", "nucleus_stain", "nucleus_green", "cytoplasm_rgb",
+    "granule_score", "cytoplasm_texture",
+}  # fmt: skip
 QUALITY_KEYS = {"flags", "counted"}  # only on frames with a quality flag
 
 
@@ -54,6 +61,8 @@ def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
         and box[1] < box[3]
     )
     assert list(rec["probs"]) == classes
+    m = rec["morphology"]
+    assert m is None or (set(m) == MORPHOLOGY_KEYS and m["nucleus_area_px"] > 0 and m["lobes"] >= 1)
     probs = np.array(list(rec["probs"].values()))
     assert abs(probs.sum() - 1) < 0.02 and probs.min() >= 0
     assert rec["label"] == classes[int(probs.argmax())]
