@@ -16,18 +16,6 @@ from edge_app.cli import main
 from edge_app.errors import BundleError
 from edge_app.selftest import SELFTEST_FILE, load_sample
 
-RUNNABLE = ("tflite", "onnx", "openvino")
-
-
-def copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def rows(out: str) -> dict[str, list[str]]:
-    """Table rows by artifact key."""
-    return {line.split()[0]: line.split() for line in out.splitlines()[1:-1]}
-
 
 def test_convert_writes_a_hashed_sample_of_the_parity_set(tiny_bundle: Path) -> None:  # noqa: F811
     bundle = load_bundle(tiny_bundle)
@@ -42,7 +30,7 @@ def test_convert_writes_a_hashed_sample_of_the_parity_set(tiny_bundle: Path) -> 
 
 
 def test_a_corrupted_weights_file_is_refused_by_edge_and_convert(tiny_bundle, tmp_path, capsys):  # noqa: F811
-    root = copy(tiny_bundle, tmp_path / "b")
+    root = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
     art = load_bundle(root).find("openvino", "int8")
     (weights,) = [root / f.file for f in art.extra_files]
     data = bytearray(weights.read_bytes())
