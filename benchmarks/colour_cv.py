@@ -4,7 +4,7 @@
 
 RUN is a `wbc-train --kfold K` folder. Every fold model predicts its own held-out images
 (source cells it never saw) prepared two ways, side by side: with the fold bundle's
-preprocessing as it was trained, and with the colour step added (`edge_app.colour`, the
+preprocessing as it was trained, and with the colour step added (`core.colour`, the
 references measured on DATA_ROOT as `wbc-train --colour reference` measures them), each under
 the camera shifts asked for. Printed: accuracy per fold and mean ± sd, and the per-class
 recall of each way on unshifted images.
@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cv_eval import held_out
 from robustness import gains, gamma
 
-from edge_app.bundle import load_bundle
-from edge_app.decode import decode_image
-from edge_app.errors import NoCellFound
-from edge_app.preprocess import prepare
-from train.data import list_images
-from train.dataset import predict_probabilities
-from train.model_spec import measure_colour_spec
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.data import list_images
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import NoCellFound
+from wbc_edge.core.preprocess import prepare
+from wbc_edge.train.dataset import predict_probabilities
+from wbc_edge.train.model_spec import measure_colour_spec
 
 SHIFTS = {
     "none": lambda x: x,

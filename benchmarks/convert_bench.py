@@ -3,7 +3,7 @@
     python benchmarks/convert_bench.py models/custom-cnn-grouped [--images 64] [--threads 2]
 
 Every artifact the bundle lists (in the order of `convert.formats.FORMATS`) runs through the
-device's runtime interface (`edge_app.runtime.open_runtime`) on the same real preprocessed
+device's runtime interface (`core.runtime.open_runtime`) on the same real preprocessed
 images (the bundle's held-out side, or --data DIR), one image per call as the device does.
 Printed as one table: size, MACs per image (from each artifact's graph), p50 ms/image, top-1
 agreement with the float Keras model measured here, and the ratios against the same format's
@@ -22,15 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convert.calibration import parity_set
-from convert.formats import FORMATS
-from convert.parity import open_runtime, predict_all
-from convert.report import format_table
-from convert.source import SourceModel
-from edge_app.bench import cpu_description, per_image_ms
-from edge_app.bundle import load_bundle
-from edge_app.macs import artifact_macs
-from edge_app.runtime import usable_cores
+from wbc_edge.convert.calibration import parity_set
+from wbc_edge.convert.formats import FORMATS
+from wbc_edge.convert.parity import open_runtime, predict_all
+from wbc_edge.convert.report import format_table
+from wbc_edge.convert.source import SourceModel
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.runtime import usable_cores
+from wbc_edge.edge_app.bench import cpu_description, per_image_ms
+from wbc_edge.edge_app.macs import artifact_macs
 
 
 def bench(

@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_app.bundle import load_bundle
-from edge_app.metrics import classification_metrics
-from train import splits
-from train.data import ImageSet, list_images
-from train.dataset import load_cached, predict_probabilities
+from wbc_edge.core import splits
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.data import ImageSet, list_images
+from wbc_edge.core.metrics import classification_metrics
+from wbc_edge.train.dataset import load_cached, predict_probabilities
 
 # The eight symmetries of the square, in the order views are added.
 VIEWS = [(0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]
@@ -104,8 +104,8 @@ def plot_misread(
     cells: list[Misread], run: Path, data_root: Path, path: Path, title: str | None = None
 ) -> None:
     """One copy of every misread cell as the model sees it (its crop), captioned."""
-    from edge_app.preprocess import decode_image, prepare
-    from train.report import _pyplot
+    from wbc_edge.core.preprocess import decode_image, prepare
+    from wbc_edge.train.report import _pyplot
 
     spec = load_bundle(run / "folds" / "fold0").preprocessing
     plt = _pyplot()

@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_app.bundle import load_bundle
-from edge_app.decode import decode_image
-from edge_app.field import DEFAULT_FIELD_SCALE
-from edge_app.finder import CellFinder
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.field import DEFAULT_FIELD_SCALE
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.edge_app.finder import CellFinder
 
 Box = tuple[int, int, int, int]
 

@@ -39,15 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colour_cv import prepared
 from cv_eval import misread_cells, plot_misread
 
-from edge_app import morphology
-from edge_app.bundle import load_bundle
-from edge_app.colour import correct_colour
-from edge_app.decode import decode_image
-from edge_app.nucleus import locate_cell
-from train import splits
-from train.data import ImageSet, list_images
-from train.dataset import predict_probabilities
-from train.trainer import measure_colour_spec
+from wbc_edge.core import splits
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.colour import correct_colour
+from wbc_edge.core.data import ImageSet, list_images
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.nucleus import locate_cell
+from wbc_edge.edge_app import morphology
+from wbc_edge.train.dataset import predict_probabilities
+from wbc_edge.train.trainer import measure_colour_spec
 
 CHECKPOINTS = {"validation-chosen epoch": "model.keras", "last epoch": "checkpoints/last.keras"}
 PICTURES = {"CNN, validation-chosen epoch": "cnn", "fused (CNN log-probs + measurements)": "fused"}

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detect_bccd import Box, match_pairs, wbc_boxes
 
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier
-from edge_app.decode import decode_image
-from edge_app.runtime import open_runtime
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.edge_app.classify import Classifier
 
 
 @dataclass(frozen=True)

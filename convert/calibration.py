@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.held_out import Key, Seen, drop_seen, key_of
-from convert.source import Calibration, HeldOut
-from edge_app.bundle import Bundle
-from edge_app.decode import decode_image
-from edge_app.errors import BundleError, DataError, ImageError, NoCellFound, WbcError
-from edge_app.preprocess import preprocess
-from edge_app.preprocess_spec import PreprocessSpec
-from train.cell_groups import shipped_groups_path
-from train.data import list_images
-from train.splits import read_manifest
+from wbc_edge.convert.held_out import Key, Seen, drop_seen, key_of
+from wbc_edge.convert.source import Calibration, HeldOut
+from wbc_edge.core.bundle import Bundle
+from wbc_edge.core.cell_groups import shipped_groups_path
+from wbc_edge.core.data import list_images
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import BundleError, DataError, ImageError, NoCellFound, WbcError
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.splits import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def groups_tables(
     """Recovered source cells: the shipped Kaggle TRAIN table (when it knows most of the
     manifest's files: the bundle was trained on Kaggle TRAIN), the bundle's own groups CSV when
     provenance names one that is here, and `given` (--groups)."""
-    from train.grouping import read_groups_csv
+    from wbc_edge.core.grouping import read_groups_csv
 
     tables: dict[str, dict[Key, str]] = {}
     shipped = read_groups_csv(shipped_groups_path())

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from convert.calibration import DEFAULT_CALIB_IMAGES
-from convert.formats import FORMAT_NAMES, FORMATS, ConvertError, parse_option
-from convert.parity import Thresholds
-from convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
-from edge_app.cli_support import add_version, run_cli
-from edge_app.limits import float_in
-from edge_app.vocab import PRECISIONS
+from wbc_edge.convert.calibration import DEFAULT_CALIB_IMAGES
+from wbc_edge.convert.formats import FORMAT_NAMES, FORMATS, ConvertError, parse_option
+from wbc_edge.convert.parity import Thresholds
+from wbc_edge.convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
+from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core.limits import float_in
+from wbc_edge.core.vocab import PRECISIONS
 
 PROG = "wbc-convert"
 INT8_FORMATS = ["tflite", "openvino"]
@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from convert.pipeline import ConvertConfig
+    from wbc_edge.convert.pipeline import ConvertConfig
 
     where = args.bundle
     if args.int8 and (args.all or args.precisions):
@@ -181,7 +181,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     config = config_from_args(args)
-    from convert.pipeline import add_selftest, convert_bundle
+    from wbc_edge.convert.pipeline import add_selftest, convert_bundle
 
     if args.selftest_only:
         print(f"wrote {add_selftest(args.bundle, config)}")

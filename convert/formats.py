@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_app.errors import WbcError
-from edge_app.vocab import PRECISIONS
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.vocab import PRECISIONS
 
 
 class ConvertError(WbcError):
@@ -61,7 +61,7 @@ class Format:
 
     def converter(self) -> Callable[..., Path]:
         """The backend module's `convert` function (imported only when needed)."""
-        return importlib.import_module(f"convert.{self.module}").convert
+        return importlib.import_module(f"wbc_edge.convert.{self.module}").convert
 
 
 def _flag(text: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from convert.cell_match import REPRESENTATIVES, Cell, copies_of_seen_cells
+from wbc_edge.convert.cell_match import REPRESENTATIVES, Cell, copies_of_seen_cells
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from convert.formats import Job
-from convert.source import ConvertContext
+from wbc_edge.convert.formats import Job
+from wbc_edge.convert.source import ConvertContext
 
 log = logging.getLogger(__name__)
 

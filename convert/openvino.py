@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from convert.formats import Job
-from convert.source import ConvertContext, HeldOut
-from edge_app.telemetry import disable_openvino_telemetry
+from wbc_edge.convert.formats import Job
+from wbc_edge.convert.source import ConvertContext, HeldOut
+from wbc_edge.core.telemetry import disable_openvino_telemetry
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from convert.source import HeldOut
-from edge_app import metrics
-from edge_app.bundle import Artifact, Bundle
+from wbc_edge.convert.source import HeldOut
+from wbc_edge.core import metrics
+from wbc_edge.core.bundle import Artifact, Bundle
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,8 @@ def runtime_info(runtime: Any) -> dict[str, str]:
 
 def open_runtime(bundle: Bundle, art: Artifact, threads: int | None = None) -> Any:
     """The device's runtime interface: parity and the device run the same code path."""
-    from edge_app.quiet import native_stderr
-    from edge_app.runtime import open_runtime as _open
+    from wbc_edge.core.quiet import native_stderr
+    from wbc_edge.core.runtime import open_runtime as _open
 
     with native_stderr():  # "Created TensorFlow Lite XNNPACK delegate" and the like
         return _open(bundle, art, threads=threads)

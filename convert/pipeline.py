@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convert import calibration, parity, report, selftest
-from convert.formats import ConvertError, Job, plan
-from convert.held_out import split_by_cell
-from convert.quality_floor import quality_record
-from convert.source import ConvertContext, HeldOut, SourceModel
-from edge_app.bundle import Bundle, load_bundle, save_bundle
-from edge_app.errors import DataError, first_line
+from wbc_edge.convert import calibration, parity, report, selftest
+from wbc_edge.convert.formats import ConvertError, Job, plan
+from wbc_edge.convert.held_out import split_by_cell
+from wbc_edge.convert.quality_floor import quality_record
+from wbc_edge.convert.source import ConvertContext, HeldOut, SourceModel
+from wbc_edge.core.bundle import Bundle, load_bundle, save_bundle
+from wbc_edge.core.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convert.parity import scores
+from wbc_edge.convert.parity import scores
 
 
 @dataclass(frozen=True)

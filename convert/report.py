@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from convert.parity import ArtifactParity, Thresholds
-from convert.source import Calibration, HeldOut
-from edge_app.plots import draw_confusion, figure_png, pyplot
+from wbc_edge.convert.parity import ArtifactParity, Thresholds
+from wbc_edge.convert.source import Calibration, HeldOut
+from wbc_edge.core.plots import draw_confusion, figure_png, pyplot
 
 log = logging.getLogger(__name__)
 
@@ -352,9 +352,9 @@ def _thumbnail(path: Path, spec: Any = None) -> str:
 
 
 def _model_crop(path: Path, spec: Any) -> np.ndarray:
-    from edge_app.decode import decode_image
-    from edge_app.gallery import to_rgb
-    from edge_app.preprocess import prepare
+    from wbc_edge.core.decode import decode_image
+    from wbc_edge.core.gallery import to_rgb
+    from wbc_edge.core.preprocess import prepare
 
     return to_rgb(prepare(decode_image(path), spec), spec)
 

@@ -17,12 +17,12 @@ import logging
 
 import numpy as np
 
-from convert.formats import ConvertError
-from convert.source import HeldOut, SourceModel
-from edge_app.bundle import Bundle, SelfTest
-from edge_app.preprocess import normalise
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.selftest import SELFTEST_FILE, crops_sha256
+from wbc_edge.convert.formats import ConvertError
+from wbc_edge.convert.source import HeldOut, SourceModel
+from wbc_edge.core.bundle import Bundle, SelfTest
+from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.selftest import SELFTEST_FILE, crops_sha256
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.bundle import Bundle
-from edge_app.errors import BundleError, first_line
-from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
-from edge_app.quiet import native_stderr
+from wbc_edge.core.bundle import Bundle
+from wbc_edge.core.errors import BundleError, first_line
+from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
+from wbc_edge.core.quiet import native_stderr
 
 log = logging.getLogger(__name__)
 

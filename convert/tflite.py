@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from convert.formats import ConvertError, Job
-from convert.source import ConvertContext
-from edge_app.quiet import native_stderr
+from wbc_edge.convert.formats import ConvertError, Job
+from wbc_edge.convert.source import ConvertContext
+from wbc_edge.core.quiet import native_stderr
 
 log = logging.getLogger(__name__)
 

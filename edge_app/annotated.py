@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.classify import FrameResult
-from edge_app.errors import WbcError
-from edge_app.sources.files import VIDEO_SUFFIXES, MediaFrame
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.classify import FrameResult
+from wbc_edge.edge_app.sources.files import VIDEO_SUFFIXES, MediaFrame
 
-log = logging.getLogger("edge_app.annotated")
+log = logging.getLogger("wbc_edge.edge_app.annotated")
 
 
 class AnnotatedFrames:
@@ -32,7 +32,7 @@ class AnnotatedFrames:
         self.saved: dict[tuple[str, int], Path] = {}  # (source, frame) -> file
 
     def __call__(self, item: MediaFrame, result: FrameResult) -> None:
-        from edge_app.overlay import draw_cells
+        from wbc_edge.edge_app.overlay import draw_cells
 
         if item.rgb is None:
             return

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.bundle import Artifact, Bundle
-from edge_app.classify import Classifier, JsonlWriter, write_frame
-from edge_app.errors import WbcError
-from edge_app.macs import artifact_macs
-from edge_app.runtime import Runtime, open_runtime, runtime_available, usable_cores
-from edge_app.scale import CALIBRATION_FRAMES, RECHECK_EVERY
-from edge_app.summary import DifferentialCount
-from edge_app.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
+from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.runtime import Runtime, open_runtime, runtime_available, usable_cores
+from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
+from wbc_edge.edge_app.classify import Classifier, JsonlWriter, write_frame
+from wbc_edge.edge_app.macs import artifact_macs
+from wbc_edge.edge_app.scale import CALIBRATION_FRAMES, RECHECK_EVERY
+from wbc_edge.edge_app.summary import DifferentialCount
 
 STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "measure", "records")
 WARMUP_FRAMES = 2
@@ -75,7 +75,7 @@ class ArtifactBench:
 
 def load_frames(source: str, limit: int | None = None) -> list[Frame]:
     """Decode every readable frame of a source once (image, folder, glob or video)."""
-    from edge_app.sources.files import iter_media
+    from wbc_edge.edge_app.sources.files import iter_media
 
     frames: list[Frame] = []
     it = iter(iter_media(source))

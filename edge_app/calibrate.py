@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge_app.colour import correct_colour, split_regions
-from edge_app.errors import WbcError
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.profile import CameraProfile
-from edge_app.quality import focus_measure
-from edge_app.scale import RBC_UM, TRAINING_RBC_DIAMETER, estimate_scale
+from wbc_edge.core.colour import correct_colour, split_regions
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.edge_app.profile import CameraProfile
+from wbc_edge.edge_app.quality import focus_measure
+from wbc_edge.edge_app.scale import RBC_UM, TRAINING_RBC_DIAMETER, estimate_scale
 
 DEFAULT_FRAMES = 8
 

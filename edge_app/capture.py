@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_app.sources.base import Camera
+from wbc_edge.edge_app.sources.base import Camera
 
 
 @dataclass(frozen=True)

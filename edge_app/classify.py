@@ -3,7 +3,7 @@
 `Classifier` joins the pieces the bundle describes (find cells, crop, normalise, runtime) and is
 shared by `wbc-edge classify` (files) and `wbc-edge run` (cameras). Modes:
 
-- `field`: a whole field of view; every white cell is found (`edge_app.field`) and classified.
+- `field`: a whole field of view; every white cell is found (`core.field`) and classified.
 - `cell`: the image is one cell crop like the Kaggle images; its nucleus is located as in
   training. An image without a stained nucleus has no white cell: it is reported, never guessed.
 
@@ -32,20 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.bundle import Bundle
-from edge_app.errors import WbcError
-from edge_app.finder import MODES, CellFinder
-from edge_app.jsonl import JsonlWriter
-from edge_app.limits import check_scale
-from edge_app.morphology import Morphology
-from edge_app.nucleus import Nucleus
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.profile import CameraProfile, ProfileError
-from edge_app.quality import FrameQuality
-from edge_app.runtime import Runtime
-from edge_app.scale import RunScale
-from edge_app.sources.files import MediaFrame
-from edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
+from wbc_edge.core.bundle import Bundle
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.limits import check_scale
+from wbc_edge.core.nucleus import Nucleus
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.runtime import Runtime
+from wbc_edge.edge_app.finder import MODES, CellFinder
+from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.morphology import Morphology
+from wbc_edge.edge_app.profile import CameraProfile, ProfileError
+from wbc_edge.edge_app.quality import FrameQuality
+from wbc_edge.edge_app.scale import RunScale
+from wbc_edge.edge_app.sources.files import MediaFrame
+from wbc_edge.edge_app.summary import CellNote, DifferentialCount, FolderTruth, StageTimes
 
 DEFAULT_THRESHOLD = 0.6  # a cell classified with less confidence is flagged "uncertain"
 

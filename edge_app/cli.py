@@ -24,26 +24,26 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge_app import limits
-from edge_app.bundle import load_bundle
-from edge_app.calibrate import DEFAULT_FRAMES
-from edge_app.classify import (
+from wbc_edge.core import limits
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core.decode import MAX_PIXELS
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.quiet import native_stderr
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.core.vocab import PRECISION_ORDER, RUNTIMES
+from wbc_edge.edge_app.calibrate import DEFAULT_FRAMES
+from wbc_edge.edge_app.classify import (
     DEFAULT_THRESHOLD,
     MODES,
     Classifier,
     classify_media,
 )
-from edge_app.cli_support import add_version, run_cli
-from edge_app.decode import MAX_PIXELS
-from edge_app.errors import WbcError
-from edge_app.exit_codes import HELP as EXIT_HELP
-from edge_app.exit_codes import VERIFY_FAILED, exit_code
-from edge_app.jsonl import JsonlWriter
-from edge_app.model_quality import warn_if_below_floor
-from edge_app.quiet import native_stderr
-from edge_app.runtime import open_runtime
-from edge_app.summary import FolderTruth, StageTimes
-from edge_app.vocab import PRECISION_ORDER, RUNTIMES
+from wbc_edge.edge_app.exit_codes import HELP as EXIT_HELP
+from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
+from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.model_quality import warn_if_below_floor
+from wbc_edge.edge_app.summary import FolderTruth, StageTimes
 
 PROG = "wbc-edge"
 
@@ -232,9 +232,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edge_app.run_outputs import ClassifyOutputs
-    from edge_app.sources.expand import expand_inputs
-    from edge_app.sources.files import iter_inputs
+    from wbc_edge.edge_app.run_outputs import ClassifyOutputs
+    from wbc_edge.edge_app.sources.expand import expand_inputs
+    from wbc_edge.edge_app.sources.files import iter_inputs
 
     bundle = load_bundle(args.model)
     profile = _profile(args)
@@ -259,9 +259,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge_app.live import LiveOptions, LiveRun
-    from edge_app.sources import FileCamera, FrameStream, open_source
-    from edge_app.sources.files import expand_source
+    from wbc_edge.edge_app.live import LiveOptions, LiveRun
+    from wbc_edge.edge_app.sources import FileCamera, FrameStream, open_source
+    from wbc_edge.edge_app.sources.files import expand_source
 
     bundle = load_bundle(args.model)
     profile = _profile(args)
@@ -301,7 +301,7 @@ def _live_report(args: argparse.Namespace, live, rt):
     """The RunReport of `run --report DIR`, fed by the live loop; None without --report."""
     if args.report is None:
         return None
-    from edge_app.report import LiveReportCells, RunReport, run_meta
+    from wbc_edge.edge_app.report import LiveReportCells, RunReport, run_meta
 
     report = RunReport(
         args.report,
@@ -314,15 +314,15 @@ def _live_report(args: argparse.Namespace, live, rt):
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from edge_app.review import serve_review
+    from wbc_edge.edge_app.review import serve_review
 
     serve_review(args.report_dir, args.host, args.port, open_browser=not args.no_browser)
     return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from edge_app.calibrate import calibrate, picture
-    from edge_app.profile import save_profile
+    from wbc_edge.edge_app.calibrate import calibrate, picture
+    from wbc_edge.edge_app.profile import save_profile
 
     bundle = load_bundle(args.model)
     frames, name = _calibration_frames(args)
@@ -338,13 +338,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibration_frames(args: argparse.Namespace):
     """(name, rgb or None, error or None) from --source files or a --camera."""
     if args.source is not None:
-        from edge_app.sources.files import iter_media
+        from wbc_edge.edge_app.sources.files import iter_media
 
         media = iter_media(args.source)
         return (
             (f"{m.source}:{m.frame}" if m.frame else m.source, m.rgb, m.error) for m in media
         ), args.source
-    from edge_app.sources import FrameStream, open_source
+    from wbc_edge.edge_app.sources import FrameStream, open_source
 
     stream = FrameStream(open_source(args.camera, size=args.size))
     return ((f"frame {i}", rgb, None) for i, (_, rgb) in enumerate(stream)), args.camera
@@ -359,7 +359,7 @@ def _write_png(path: Path, rgb) -> None:
 
 
 def _profile(args: argparse.Namespace):
-    from edge_app.profile import load_profile
+    from wbc_edge.edge_app.profile import load_profile
 
     return load_profile(args.profile) if args.profile is not None else None
 
@@ -377,7 +377,7 @@ def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edge_app.bench import format_report, load_frames, run_bench
+    from wbc_edge.edge_app.bench import format_report, load_frames, run_bench
 
     bundle = load_bundle(args.model)
     frames = load_frames(args.source, args.frames)
@@ -396,7 +396,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from edge_app import selftest
+    from wbc_edge.core import selftest
 
     bundle = load_bundle(args.model)
     sample = selftest.load_sample(bundle)
@@ -415,7 +415,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _verify_artifacts(bundle, wanted: list[str]) -> list:
     """The artifacts `verify` runs: those named (key or file), else every runnable one."""
-    from edge_app.vocab import FORMAT_RUNTIMES
+    from wbc_edge.core.vocab import FORMAT_RUNTIMES
 
     runnable = [a for a in bundle.artifacts if a.format in FORMAT_RUNTIMES]
     names = [w.strip() for text in wanted for w in text.split(",") if w.strip()]

@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
-from edge_app.cli_support import INTERRUPTED, OUTPUT_FAILED, USER_ERROR
-from edge_app.summary import DifferentialCount
+from wbc_edge.core.cli_support import INTERRUPTED, OUTPUT_FAILED, USER_ERROR
+from wbc_edge.edge_app.summary import DifferentialCount
 
 HELP = (
     "exit codes: 0 every input analysed; 2 user error (nothing run); 4 some inputs failed; "

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_app.colour import Illumination, apply_lut, colour_table
-from edge_app.field import DEFAULT_FIELD_SCALE, Box, cell_input, find_cells
-from edge_app.gallery import model_crop
-from edge_app.morphology import Morphology, measure_cell
-from edge_app.nucleus import Nucleus, locate_cell, working_image
-from edge_app.preprocess import preprocess
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
-from edge_app.quality import FrameQuality, assess_frame
-from edge_app.scale import RunScale
+from wbc_edge.core.colour import Illumination, apply_lut, colour_table
+from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, cell_input, find_cells
+from wbc_edge.core.gallery import model_crop
+from wbc_edge.core.nucleus import Nucleus, locate_cell, working_image
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.edge_app.morphology import Morphology, measure_cell
+from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
+from wbc_edge.edge_app.quality import FrameQuality, assess_frame
+from wbc_edge.edge_app.scale import RunScale
 
 MODES = ("field", "cell")
 DEFAULT_SCALE = {"field": DEFAULT_FIELD_SCALE, "cell": 1.0}

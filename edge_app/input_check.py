@@ -7,9 +7,9 @@ crops finds the cell but cuts its window at the field scale, so the model sees t
 
 from __future__ import annotations
 
-from edge_app.classify import FrameResult
-from edge_app.field import TRAINING_IMAGE
-from edge_app.sources.files import MediaFrame
+from wbc_edge.core.field import TRAINING_IMAGE
+from wbc_edge.edge_app.classify import FrameResult
+from wbc_edge.edge_app.sources.files import MediaFrame
 
 CENTRAL = 0.4  # the cell's centre lies within this fraction of the width/height of the middle
 CROP_LIKE_SHARE = 0.8  # warn when this share of the frames look like crops

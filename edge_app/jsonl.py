@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from edge_app.cli_support import silence_stdout
-from edge_app.errors import WbcError
+from wbc_edge.core.cli_support import silence_stdout
+from wbc_edge.core.errors import WbcError
 
-log = logging.getLogger("edge_app.jsonl")
+log = logging.getLogger("wbc_edge.edge_app.jsonl")
 
 
 class JsonlWriter:

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.capture import FrameGrabber
-from edge_app.classify import (
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.capture import FrameGrabber
+from wbc_edge.edge_app.classify import (
     CellResult,
     Classifier,
     JsonlWriter,
@@ -41,11 +42,10 @@ from edge_app.classify import (
     frame_fields,
     write_failed,
 )
-from edge_app.errors import WbcError
-from edge_app.sources.base import Camera
-from edge_app.summary import CellNote, DifferentialCount, StageTimes
+from wbc_edge.edge_app.sources.base import Camera
+from wbc_edge.edge_app.summary import CellNote, DifferentialCount, StageTimes
 
-log = logging.getLogger("edge_app.live")
+log = logging.getLogger("wbc_edge.edge_app.live")
 
 TRACK_IOU = 0.3
 TRACK_MAX_AGE = 5  # frames a cell may go undetected and still be the same cell
@@ -311,7 +311,7 @@ class LiveRun:
         self._last_view = None
         if not (self.options.display or (self.options.snapshots and new_cell)):
             return
-        from edge_app.overlay import draw_cells
+        from wbc_edge.edge_app.overlay import draw_cells
 
         canvas = big if big is not None else rgb
         size = (rgb.shape[1], rgb.shape[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from edge_app.bundle import Bundle
+from wbc_edge.core.bundle import Bundle
 
 log = logging.getLogger(__name__)
 

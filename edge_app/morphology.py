@@ -1,6 +1,6 @@
 """What a hematologist looks at, measured per found cell: nucleus, lobes, cytoplasm, granules.
 
-`measure_cell` takes the colour-normalised frame, the cell's nucleus (as `edge_app.nucleus`
+`measure_cell` takes the colour-normalised frame, the cell's nucleus (as `core.nucleus`
 found it) and the run's scale; it cuts the crop window around the nucleus, brings it to the
 training scale (so every length is in training-image pixels, whatever the camera) and measures:
 
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_app.colour import apply_lut
-from edge_app.field import RBC_DIAMETER
-from edge_app.nucleus import Nucleus, stain_mask
-from edge_app.preprocess import crop_window
-from edge_app.preprocess_spec import NucleusParams
-from edge_app.resample import shrink
-from edge_app.scale import RBC_UM
+from wbc_edge.core.colour import apply_lut
+from wbc_edge.core.field import RBC_DIAMETER
+from wbc_edge.core.nucleus import Nucleus, stain_mask
+from wbc_edge.core.preprocess import crop_window
+from wbc_edge.core.preprocess_spec import NucleusParams
+from wbc_edge.core.resample import shrink
+from wbc_edge.edge_app.scale import RBC_UM
 
 UM_PER_PX = RBC_UM / RBC_DIAMETER  # µm per training-image pixel (0.144)
 NUCLEUS_STAIN = 70.0  # B - G of nuclear chromatin (the finder's 45 takes in violet cytoplasm)

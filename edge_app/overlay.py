@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge_app.classify import CellResult
+from wbc_edge.edge_app.classify import CellResult
 
 _CERTAIN = (40, 200, 40)  # RGB
 _UNCERTAIN = (240, 160, 0)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.colour import Illumination
-from edge_app.errors import WbcError, first_line
-from edge_app.scale import SCALE_RANGE
+from wbc_edge.core.colour import Illumination
+from wbc_edge.core.errors import WbcError, first_line
+from wbc_edge.edge_app.scale import SCALE_RANGE
 
 PROFILE_KIND = "wbc-edge camera profile"
 PROFILE_VERSION = 1

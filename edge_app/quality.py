@@ -7,7 +7,7 @@ Measured on every frame before its cells are counted:
   training scale (so cameras of any resolution compare) is below `FOCUS_MIN`, or below
   `FOCUS_FRACTION` of a camera profile's baseline;
 - `no_background` / `no_red_cells`: the colour normalisation lacked one of its references
-  (`edge_app.colour`); with no red cells there is no scale and no colour check either.
+  (`core.colour`); with no red cells there is no scale and no colour check either.
 
 Cells found in a frame with a *blocking* flag (under-exposed, out of focus, no red cells, or
 nearly all of the frame clipped) are reported with the flag and left out of the differential
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge_app.colour import NO_BACKGROUND, NO_RED_CELLS, Illumination, thumbnail
-from edge_app.resample import shrink_by
+from wbc_edge.core.colour import NO_BACKGROUND, NO_RED_CELLS, Illumination, thumbnail
+from wbc_edge.core.resample import shrink_by
 
 OVER_EXPOSED = "over_exposed"
 UNDER_EXPOSED = "under_exposed"

@@ -30,14 +30,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_app.annotated import frame_flags, save_rgb
-from edge_app.classify import CellResult, FrameResult, cell_result
-from edge_app.errors import WbcError
-from edge_app.field import TRAINING_IMAGE, training_window
-from edge_app.gallery import to_rgb
-from edge_app.report_html import render_html
-from edge_app.sources.files import MediaFrame
-from edge_app.summary import DifferentialCount
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.field import TRAINING_IMAGE, training_window
+from wbc_edge.core.gallery import to_rgb
+from wbc_edge.edge_app.annotated import frame_flags, save_rgb
+from wbc_edge.edge_app.classify import CellResult, FrameResult, cell_result
+from wbc_edge.edge_app.report_html import render_html
+from wbc_edge.edge_app.sources.files import MediaFrame
+from wbc_edge.edge_app.summary import DifferentialCount
 
 Z95 = 1.959963984540054
 INTERVAL = "Wilson score interval, 95 %"

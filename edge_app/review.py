@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from edge_app.errors import WbcError
-from edge_app.report import count_table, load_report, render_report, write_count_csv
-from edge_app.report_html import NOT_A_CELL, render_html
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.report import count_table, load_report, render_report, write_count_csv
+from wbc_edge.edge_app.report_html import NOT_A_CELL, render_html
 
-log = logging.getLogger("edge_app.review")
+log = logging.getLogger("wbc_edge.edge_app.review")
 
 
 def apply_review(folder: Path, choices: dict[str, str]) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge_app.classify import Classifier, FrameResult
-from edge_app.input_check import CropLikeInput
-from edge_app.sources.files import MediaFrame
-from edge_app.summary import CellNote, DifferentialCount, format_cells
+from wbc_edge.edge_app.classify import Classifier, FrameResult
+from wbc_edge.edge_app.input_check import CropLikeInput
+from wbc_edge.edge_app.sources.files import MediaFrame
+from wbc_edge.edge_app.summary import CellNote, DifferentialCount, format_cells
 
-log = logging.getLogger("edge_app.run_outputs")
+log = logging.getLogger("wbc_edge.edge_app.run_outputs")
 
 
 class ClassifyOutputs:
@@ -28,13 +28,13 @@ class ClassifyOutputs:
         save: Path | None = None,
         report: Path | None = None,
     ) -> None:
-        from edge_app.annotated import AnnotatedFrames
+        from wbc_edge.edge_app.annotated import AnnotatedFrames
 
         self.classifier = classifier
         self.saver = AnnotatedFrames(save) if save is not None else None
         self.report = None
         if report is not None:
-            from edge_app.report import RunReport, run_meta
+            from wbc_edge.edge_app.report import RunReport, run_meta
 
             meta = run_meta(classifier.bundle, runtime, classifier, source)
             self.report = RunReport(report, meta, classifier.classes)

@@ -1,7 +1,7 @@
 """Scale from the image: camera pixels per training pixel, with the red cell as the ruler.
 
 In a colour-normalised image the cells are the pixels darker in green than the glass
-(`edge_app.colour.split_regions`). Their blobs, holes filled (a red cell's pale centre) and
+(`core.colour.split_regions`). Their blobs, holes filled (a red cell's pale centre) and
 white cells left out, are opened with discs of growing radius (a granulometry): the
 diameter at which half their area is gone is the red cells' size, whether they lie alone
 or in clumps. The same measurement on the training images gives `TRAINING_RBC_DIAMETER`,
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_app.colour import Regions, split_regions
-from edge_app.nucleus import stain_mask
-from edge_app.preprocess_spec import NucleusParams
+from wbc_edge.core.colour import Regions, split_regions
+from wbc_edge.core.nucleus import stain_mask
+from wbc_edge.core.preprocess_spec import NucleusParams
 
 log = logging.getLogger(__name__)
 

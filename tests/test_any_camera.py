@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier
-from edge_app.decode import decode_image
-from edge_app.runtime import open_runtime
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.edge_app.classify import Classifier
 
 pytestmark = pytest.mark.edge
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.bundle import load_bundle, new_bundle, save_bundle
-from edge_app.errors import BundleError
-from edge_app.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
+from wbc_edge.core.bundle import load_bundle, new_bundle, save_bundle
+from wbc_edge.core.errors import BundleError
+from wbc_edge.core.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
 
 pytestmark = pytest.mark.edge
 
@@ -147,7 +147,7 @@ def test_each_bad_field_is_one_line_naming_it(tmp_path, line):
 
 
 def test_every_problem_is_listed_one_per_line(tmp_path, capsys):
-    from edge_app.cli import main
+    from wbc_edge.edge_app.cli import main
 
     bundle = make(tmp_path)
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier
-from edge_app.cli import main
-from edge_app.errors import WbcError
-from edge_app.limits import SCALE_RANGE, THREADS_RANGE
-from edge_app.runtime import open_runtime
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.limits import SCALE_RANGE, THREADS_RANGE
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.edge_app.classify import Classifier
+from wbc_edge.edge_app.cli import main
 
 pytestmark = pytest.mark.edge
 

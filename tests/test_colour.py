@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from synthetic import render_cell, render_field
 
-from edge_app.colour import (
+from wbc_edge.core.colour import (
     NO_BACKGROUND,
     NO_RED_CELLS,
     correct_colour,
@@ -14,8 +14,8 @@ from edge_app.colour import (
     measure_illumination,
     reference_colours,
 )
-from edge_app.preprocess import prepare
-from edge_app.preprocess_spec import ColourSpec, PreprocessSpec
+from wbc_edge.core.preprocess import prepare
+from wbc_edge.core.preprocess_spec import ColourSpec, PreprocessSpec
 
 pytestmark = pytest.mark.edge
 

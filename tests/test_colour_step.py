@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
-from edge_app.bundle import load_bundle
-from train.cli import main as train_main
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.train.cli import main as train_main
 
 
 def test_colour_step_measures_the_training_colours_and_clears_parity(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.bundle import SCHEMA_VERSION, load_bundle
-from edge_app.cli import main
-from edge_app.runtime import runtime_available
+from wbc_edge.core.bundle import SCHEMA_VERSION, load_bundle
+from wbc_edge.core.runtime import runtime_available
+from wbc_edge.edge_app.cli import main
 
 pytestmark = pytest.mark.edge
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from tiny_bundle import build_tiny_bundle
 
-from convert.cli import main
-from convert.formats import FORMATS
-from edge_app.bundle import load_bundle
-from edge_app.runtime import open_runtime
+from wbc_edge.convert.cli import main
+from wbc_edge.convert.formats import FORMATS
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.runtime import open_runtime
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +154,7 @@ class Disagreeing:
 
 @pytest.fixture()
 def disagreeing(monkeypatch):
-    from convert import parity
+    from wbc_edge.convert import parity
 
     real = parity.open_runtime
     monkeypatch.setattr(parity, "open_runtime", lambda *a, **k: Disagreeing(real(*a, **k)))
@@ -212,7 +212,7 @@ def test_a_failing_gate_and_out_leave_the_source_alone(
     before = (float_copy / "bundle.json").read_text()
     argv = [str(float_copy), "--formats", "tflite", "--precisions", "fp32", "--out", str(out)]
     with monkeypatch.context() as m:
-        from convert import parity
+        from wbc_edge.convert import parity
 
         real = parity.open_runtime
         m.setattr(parity, "open_runtime", lambda *a, **k: Disagreeing(real(*a, **k)))
@@ -250,7 +250,7 @@ def test_parity_data_folder_drops_the_training_cells(float_copy: Path, capsys):
 
 
 def test_a_chance_level_float_model_is_flagged_and_recorded(float_copy: Path, capsys, monkeypatch):
-    from convert.source import SourceModel
+    from wbc_edge.convert.source import SourceModel
 
     def one_class(self, batch, batch_size=64):  # NEUTROPHIL for every cell
         return np.tile(np.array([[0.0, 0.0, 0.0, 1.0]], np.float32), (len(batch), 1))

@@ -6,16 +6,16 @@ import importlib.util
 
 import pytest
 
-from convert.formats import FORMATS, ConvertError, get_format, parse_option, plan
-from edge_app.vocab import FORMATS as BUNDLE_FORMATS
-from edge_app.vocab import PRECISIONS
+from wbc_edge.convert.formats import FORMATS, ConvertError, get_format, parse_option, plan
+from wbc_edge.core.vocab import FORMATS as BUNDLE_FORMATS
+from wbc_edge.core.vocab import PRECISIONS
 
 
 def test_every_row_is_a_bundle_format_with_a_backend_module():
     for row in FORMATS:
         assert row.name in BUNDLE_FORMATS
         assert set(row.precisions) <= set(PRECISIONS)
-        assert importlib.util.find_spec(f"convert.{row.module}") is not None
+        assert importlib.util.find_spec(f"wbc_edge.convert.{row.module}") is not None
         assert row.suffix.startswith(".")
 
 

@@ -11,12 +11,12 @@ import pytest
 from synthetic import make_cell_dataset
 from tiny_bundle import SPEC
 
-from convert.calibration import parity_set, training_root
-from convert.held_out import split_by_cell
-from edge_app.bundle import new_bundle
-from edge_app.errors import DataError, WbcError
-from train.data import list_images
-from train.splits import stratified_grouped, write_manifest
+from wbc_edge.convert.calibration import parity_set, training_root
+from wbc_edge.convert.held_out import split_by_cell
+from wbc_edge.core.bundle import new_bundle
+from wbc_edge.core.data import list_images
+from wbc_edge.core.errors import DataError, WbcError
+from wbc_edge.core.splits import stratified_grouped, write_manifest
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.calibration import Labelled, bundle_data, stratified_pick
-from convert.parity import Thresholds, compare, scores
-from convert.source import HeldOut
-from edge_app.bundle import new_bundle
-from edge_app.errors import BundleError
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.convert.calibration import Labelled, bundle_data, stratified_pick
+from wbc_edge.convert.parity import Thresholds, compare, scores
+from wbc_edge.convert.source import HeldOut
+from wbc_edge.core.bundle import new_bundle
+from wbc_edge.core.errors import BundleError
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 CLASSES = ["A", "B", "C"]
 
@@ -115,7 +115,7 @@ def test_bundle_without_data_provenance_says_what_to_pass(tmp_path: Path):
 @pytest.mark.parametrize("option", ["--min-agreement", "--max-drop"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-0.01", "1.5", "2", "half"])
 def test_gate_thresholds_outside_0_to_1_are_refused_in_one_line(option, value, capsys, tmp_path):
-    from convert.cli import main
+    from wbc_edge.convert.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path), "--int8", f"{option}={value}"])
@@ -127,14 +127,14 @@ def test_gate_thresholds_outside_0_to_1_are_refused_in_one_line(option, value, c
 
 @pytest.mark.parametrize("value", ["0", "1", "0.5"])
 def test_gate_thresholds_at_the_ends_of_the_range_are_accepted(value):
-    from convert.cli import parser
+    from wbc_edge.convert.cli import parser
 
     args = parser().parse_args(["b", "--min-agreement", value, "--max-drop", value])
     assert args.min_agreement == args.max_drop == float(value)
 
 
 def test_openvino_errors_keep_the_reason_not_the_source_frames():
-    from edge_app.errors import first_line
+    from wbc_edge.core.errors import first_line
 
     exc = RuntimeError(
         "Exception from src/inference/src/cpp/core.cpp:117:\n"
@@ -149,7 +149,7 @@ def test_openvino_errors_keep_the_reason_not_the_source_frames():
 
 @pytest.mark.parametrize(("flag", "kind"), [("--data-root", "folder"), ("--groups", "file")])
 def test_a_data_root_or_groups_file_that_is_not_there_is_one_line(flag, kind, capsys, tmp_path):
-    from convert.cli import main
+    from wbc_edge.convert.cli import main
 
     missing = tmp_path / "nope"
     assert main([str(tmp_path), "--int8", flag, str(missing)]) == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from convert.report import html_report, markdown_report, table_rows
-from edge_app.bundle import load_bundle
+from wbc_edge.convert.report import html_report, markdown_report, table_rows
+from wbc_edge.core.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
@@ -70,7 +70,7 @@ def test_thumbnails_are_the_crops_the_model_saw(report) -> None:
 def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch) -> None:
     import matplotlib.pyplot as plt
 
-    from train import report as train_report
+    from wbc_edge.train import report as train_report
 
     ticks = []
     monkeypatch.setattr(plt, "close", lambda fig: ticks.extend(ax.get_xticks() for ax in fig.axes))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from edge_app.errors import DataError
-from edge_app.preprocess_spec import CropSpec, PreprocessSpec
-from train.data import list_images, load_images
+from wbc_edge.core.data import list_images, load_images
+from wbc_edge.core.errors import DataError
+from wbc_edge.core.preprocess_spec import CropSpec, PreprocessSpec
 
 
 def test_lists_a_class_tree_sorted(cell_tree):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_app.decode import decode_image
-from edge_app.errors import ImageError
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import ImageError
 
 pytestmark = pytest.mark.edge
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_edge_cli import _field, write_rgb
 
-from edge_app.bench import cpu_description, load_frames, run_bench, simd_level
-from edge_app.bundle import load_bundle
-from edge_app.cli import main
-from edge_app.macs import artifact_macs
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.edge_app.bench import cpu_description, load_frames, run_bench, simd_level
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.macs import artifact_macs
 
 pytestmark = pytest.mark.edge
 

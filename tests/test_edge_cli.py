@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from synthetic import CLASSES, render_cell, render_field
 
-from edge_app import exit_codes
-from edge_app.cli import main
-from edge_app.quality import ALL_FLAGS
-from edge_app.runtime import runtime_available
+from wbc_edge.core.runtime import runtime_available
+from wbc_edge.edge_app import exit_codes
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.quality import ALL_FLAGS
 
 pytestmark = pytest.mark.edge
 
@@ -254,10 +254,13 @@ def test_user_errors_are_one_line(edge_bundle, data, tmp_path, capsys):
 def test_edge_code_path_never_imports_tensorflow(edge_bundle, data):
     code = (
         "import sys\n"
-        "import edge_app, edge_app.cli, edge_app.runtime, edge_app.field, edge_app.classify\n"
-        "import edge_app.live, edge_app.summary, edge_app.overlay, edge_app.sources\n"
-        "import edge_app.sources.picamera, edge_app.sources.opencv, edge_app.sources.files\n"
-        "from edge_app.cli import main\n"
+        "import wbc_edge.edge_app, wbc_edge.edge_app.cli, wbc_edge.core.runtime\n"
+        "import wbc_edge.core.field, wbc_edge.edge_app.classify\n"
+        "import wbc_edge.edge_app.live, wbc_edge.edge_app.summary, wbc_edge.edge_app.overlay\n"
+        "import wbc_edge.edge_app.sources\n"
+        "import wbc_edge.edge_app.sources.picamera, wbc_edge.edge_app.sources.opencv\n"
+        "import wbc_edge.edge_app.sources.files\n"
+        "from wbc_edge.edge_app.cli import main\n"
         f"rc = main(['classify', '--model', {str(edge_bundle)!r}, '--source', "
         f"{str(data / 'fields' / 'field0.png')!r}])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"

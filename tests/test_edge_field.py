@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synthetic import render_field
 
-from edge_app.field import (
+from wbc_edge.core.field import (
     TRAINING_IMAGE,
     cell_box,
     cell_input,
@@ -16,8 +16,8 @@ from edge_app.field import (
     find_cells,
     training_window,
 )
-from edge_app.preprocess import preprocess
-from edge_app.preprocess_spec import CropSpec, PreprocessSpec
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess_spec import CropSpec, PreprocessSpec
 
 pytestmark = pytest.mark.edge
 

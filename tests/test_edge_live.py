@@ -16,15 +16,15 @@ import pytest
 from synthetic import CLASSES
 from test_edge_cli import ROOT, _field, read_jsonl, summary_counts, write_rgb
 
-import edge_app.sources
-from edge_app.bundle import load_bundle
-from edge_app.classify import CellResult, Classifier, JsonlWriter
-from edge_app.cli import main
-from edge_app.errors import WbcError
-from edge_app.live import LiveOptions, LiveRun
-from edge_app.overlay import draw_cells
-from edge_app.runtime import open_runtime
-from edge_app.sources import Camera, CameraError, FrameStream
+import wbc_edge.edge_app.sources
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.edge_app.classify import CellResult, Classifier, JsonlWriter
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.live import LiveOptions, LiveRun
+from wbc_edge.edge_app.overlay import draw_cells
+from wbc_edge.edge_app.sources import Camera, CameraError, FrameStream
 
 pytestmark = pytest.mark.edge
 
@@ -93,7 +93,7 @@ def test_a_cell_in_view_for_many_frames_is_counted_once(classifier, tmp_path) ->
 def test_distinct_images_are_counted_per_frame(classifier, tmp_path) -> None:
     for i in range(3):
         write_rgb(tmp_path / "fields" / f"{i}.png", _field(11, 2))
-    camera = edge_app.sources.open_source(f"file:{tmp_path / 'fields'}")
+    camera = wbc_edge.edge_app.sources.open_source(f"file:{tmp_path / 'fields'}")
     live, records = live_run(classifier, tmp_path, camera)
     assert not live.tracking  # a folder of images: no tracking across distinct fields
     assert live.count.cells == 6 and not [r for r in records if r["_kind"] == "counted"]
@@ -135,7 +135,7 @@ def test_display_without_a_gui_is_a_clear_error(classifier, tmp_path) -> None:
 
 def test_run_survives_a_failing_camera(edge_bundle, tmp_path, monkeypatch, caplog, capsys):
     camera = FieldCamera(1, fail_at={3, 4})
-    monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
+    monkeypatch.setattr(wbc_edge.edge_app.sources, "open_source", lambda *a, **k: camera)
     monkeypatch.setattr(FrameStream, "__init__", _fast_backoff(FrameStream.__init__))
     out = tmp_path / "run.jsonl"
     rc = main(
@@ -171,7 +171,7 @@ def _fast_backoff(init):
 
 def test_sigterm_ends_the_loop_cleanly(edge_bundle, tmp_path, monkeypatch, capsys):
     camera = FieldCamera(2)  # endless
-    monkeypatch.setattr(edge_app.sources, "open_source", lambda *a, **k: camera)
+    monkeypatch.setattr(wbc_edge.edge_app.sources, "open_source", lambda *a, **k: camera)
     out = tmp_path / "run.jsonl"
 
     def kill_when_running() -> None:
@@ -199,7 +199,7 @@ def test_sigterm_to_a_running_process(edge_bundle, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "edge_app.cli",
+        "wbc_edge.edge_app.cli",
         "run",
         "--model",
         str(edge_bundle),
@@ -242,7 +242,7 @@ def _frames(n: int, delay: float = 0.0):
 
 
 def test_a_replay_is_never_dropped_and_stays_in_order() -> None:
-    from edge_app.capture import FrameGrabber
+    from wbc_edge.edge_app.capture import FrameGrabber
 
     grabber = FrameGrabber(_frames(30), drop=False)
     stop, got = threading.Event(), []
@@ -255,7 +255,7 @@ def test_a_replay_is_never_dropped_and_stays_in_order() -> None:
 
 
 def test_a_live_camera_hands_over_the_freshest_frame_and_counts_the_stale_ones() -> None:
-    from edge_app.capture import FrameGrabber
+    from wbc_edge.edge_app.capture import FrameGrabber
 
     grabber = FrameGrabber(_frames(40, delay=0.001), drop=True)
     stop, got = threading.Event(), []
@@ -269,7 +269,7 @@ def test_a_live_camera_hands_over_the_freshest_frame_and_counts_the_stale_ones()
 
 
 def test_a_camera_error_in_the_capture_thread_reaches_the_loop() -> None:
-    from edge_app.capture import FrameGrabber
+    from wbc_edge.edge_app.capture import FrameGrabber
 
     def failing():
         raise CameraError("cannot open camera fake")

@@ -19,15 +19,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.annotated import AnnotatedFrames
-from edge_app.bundle import load_bundle
-from edge_app.cli import main
-from edge_app.overlay import _label, label_origin
-from edge_app.report import wilson_interval
-from edge_app.report_html import NOT_A_CELL
-from edge_app.review import apply_review, make_server
-from edge_app.runtime import runtime_available
-from edge_app.summary import CellNote, DifferentialCount
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.runtime import runtime_available
+from wbc_edge.edge_app.annotated import AnnotatedFrames
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.overlay import _label, label_origin
+from wbc_edge.edge_app.report import wilson_interval
+from wbc_edge.edge_app.report_html import NOT_A_CELL
+from wbc_edge.edge_app.review import apply_review, make_server
+from wbc_edge.edge_app.summary import CellNote, DifferentialCount
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "default"
@@ -280,10 +280,10 @@ def test_report_renders_in_a_browser(run, tmp_path) -> None:
 
 
 def test_frames_with_quality_flags_are_listed(tmp_path) -> None:
-    from edge_app.classify import CellResult, FrameResult
-    from edge_app.report import RunReport
-    from edge_app.sources.files import MediaFrame
-    from edge_app.summary import DifferentialCount
+    from wbc_edge.edge_app.classify import CellResult, FrameResult
+    from wbc_edge.edge_app.report import RunReport
+    from wbc_edge.edge_app.sources.files import MediaFrame
+    from wbc_edge.edge_app.summary import DifferentialCount
 
     meta = {
         "model": "m",
@@ -323,10 +323,10 @@ def test_review_of_a_folder_without_a_report_is_one_line(tmp_path, capsys) -> No
 
 
 def test_kept_crops_are_what_the_model_was_fed() -> None:
-    from edge_app.classify import Classifier
-    from edge_app.decode import decode_image
-    from edge_app.preprocess import normalise
-    from edge_app.runtime import open_runtime
+    from wbc_edge.core.decode import decode_image
+    from wbc_edge.core.preprocess import normalise
+    from wbc_edge.core.runtime import open_runtime
+    from wbc_edge.edge_app.classify import Classifier
 
     bundle = load_bundle(MODEL)
     with open_runtime(bundle) as rt:
@@ -340,8 +340,8 @@ def test_kept_crops_are_what_the_model_was_fed() -> None:
 
 
 def test_saved_frame_shows_the_quality_flags(tmp_path) -> None:
-    from edge_app.classify import FrameResult
-    from edge_app.sources.files import MediaFrame
+    from wbc_edge.edge_app.classify import FrameResult
+    from wbc_edge.edge_app.sources.files import MediaFrame
 
     saver = AnnotatedFrames(tmp_path)
     rgb = np.full((240, 320, 3), 255, np.uint8)
@@ -358,8 +358,9 @@ def test_report_and_review_import_neither_tensorflow_nor_matplotlib(tmp_path) ->
 
     code = (
         "import sys\n"
-        "from edge_app.cli import main\n"
-        "import edge_app.review, edge_app.report, edge_app.report_html, edge_app.annotated\n"
+        "from wbc_edge.edge_app.cli import main\n"
+        "import wbc_edge.edge_app.review, wbc_edge.edge_app.report, wbc_edge.edge_app.report_html\n"
+        "import wbc_edge.edge_app.annotated\n"
         f"rc = main(['classify', '--model', {str(MODEL)!r}, '--source', {str(FRAMES)!r},\n"
         f"           '--save', {str(tmp_path / 'f')!r}, '--report', {str(tmp_path / 'r')!r}])\n"
         "bad = sorted(m for m in sys.modules\n"

@@ -1,4 +1,4 @@
-"""edge_app.runtime: one interface over LiteRT, ONNX Runtime and OpenVINO, on the tiny bundle."""
+"""core.runtime: one interface over LiteRT, ONNX Runtime and OpenVINO, on the tiny bundle."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from synthetic import CLASSES, render_cell
 
-from edge_app.bundle import load_bundle, save_bundle
-from edge_app.errors import BundleError, WbcError
-from edge_app.preprocess import preprocess
-from edge_app.runtime import (
+from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.errors import BundleError, WbcError
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.runtime import (
     choose_artifact,
     open_runtime,
     runtime_available,
 )
-from edge_app.vocab import RUNTIMES
+from wbc_edge.core.vocab import RUNTIMES
 
 pytestmark = pytest.mark.edge
 
@@ -218,7 +218,7 @@ def test_jetson_gpu_providers_come_first_and_onnx_is_preferred(bundle, monkeypat
 
 
 def test_default_threads_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch) -> None:
-    from edge_app import runtime
+    from wbc_edge.core import runtime
 
     quota = runtime.cgroup_cpu_quota
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
@@ -243,7 +243,7 @@ def test_default_threads_follow_affinity_and_cgroup_quota(tmp_path, monkeypatch)
 
 
 def test_one_openvino_core_and_a_failed_compile_names_its_reason(bundle, monkeypatch) -> None:
-    from edge_app import runtime
+    from wbc_edge.core import runtime
 
     art = bundle.find("openvino", "fp32")
     first, second = open_runtime(bundle, art), open_runtime(bundle, art)

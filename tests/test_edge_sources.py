@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.errors import WbcError
-from edge_app.sources import (
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.sources import (
     Camera,
     CameraError,
     FileCamera,
@@ -25,7 +25,7 @@ from edge_app.sources import (
     iter_media,
     open_source,
 )
-from edge_app.sources.picamera import to_rgb
+from wbc_edge.edge_app.sources.picamera import to_rgb
 
 pytestmark = pytest.mark.edge
 
@@ -233,7 +233,7 @@ def test_frame_stream_reopens_a_failed_camera_with_backoff(caplog) -> None:
     stop.wait = lambda t: waits.append(t)  # no real sleeping
     stream = FrameStream(cam, stop, backoff=(0.5, 10.0))
     frames = []
-    with caplog.at_level(logging.WARNING, logger="edge_app.sources"):
+    with caplog.at_level(logging.WARNING, logger="wbc_edge.edge_app.sources"):
         for ts, rgb in stream:
             frames.append(int(rgb[0, 0, 0]))
             assert isinstance(ts, float)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from tiny_bundle import tiny_bundle  # noqa: F401  (session fixture)
 
-from convert.cli import main as convert_main
-from edge_app.bundle import load_bundle
-from edge_app.cli import main
-from edge_app.errors import BundleError
-from edge_app.selftest import SELFTEST_FILE, load_sample
+from wbc_edge.convert.cli import main as convert_main
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.errors import BundleError
+from wbc_edge.core.selftest import SELFTEST_FILE, load_sample
+from wbc_edge.edge_app.cli import main
 
 
 def test_convert_writes_a_hashed_sample_of_the_parity_set(tiny_bundle: Path) -> None:  # noqa: F811

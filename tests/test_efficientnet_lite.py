@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 
-from edge_app.preprocess_spec import PreprocessSpec
-from train import pth_weights
-from train.efficientnet_lite import (
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.train import pth_weights
+from wbc_edge.train.efficientnet_lite import (
     LITE_INPUT_SIZE,
     LITE_PREPROCESS,
     build_efficientnet_lite,
@@ -27,8 +27,8 @@ from train.efficientnet_lite import (
     same_padding,
     set_trainable_top,
 )
-from train.probe import extract_features, fit_softmax, probe_folds
-from train.pth_weights import WeightsError, load_lite_weights, read_pth
+from wbc_edge.train.probe import extract_features, fit_softmax, probe_folds
+from wbc_edge.train.pth_weights import WeightsError, load_lite_weights, read_pth
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -310,7 +310,7 @@ def test_keras_port_reproduces_reference_logits(variant):
     model = load_lite_weights(build_efficientnet_lite(variant), variant)
     assert model.count_params() == PARAMS[variant]
     spec = PreprocessSpec(height=int(fx["size"]), width=int(fx["size"]), norm=LITE_PREPROCESS)
-    from edge_app.preprocess import normalise
+    from wbc_edge.core.preprocess import normalise
 
     logits = keras.ops.convert_to_numpy(model(normalise(images, spec), training=False))
     diff = np.abs(logits - fx["logits"]).max()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.errors import DataError, WbcError, first_line
+from wbc_edge.core.errors import DataError, WbcError, first_line
 
 pytestmark = pytest.mark.edge
 

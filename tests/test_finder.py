@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from synthetic import render_field
 
-from edge_app.colour import _median, _median_u8, apply_lut, colour_table, correct_colour
-from edge_app.field import cell_inputs, find_cells
-from edge_app.finder import CellFinder
-from edge_app.preprocess_spec import ColourSpec, PreprocessSpec
-from edge_app.resample import shrink, shrink_by
-from edge_app.scale import RECHECK_EVERY, RunScale
+from wbc_edge.core.colour import _median, _median_u8, apply_lut, colour_table, correct_colour
+from wbc_edge.core.field import cell_inputs, find_cells
+from wbc_edge.core.preprocess_spec import ColourSpec, PreprocessSpec
+from wbc_edge.core.resample import shrink, shrink_by
+from wbc_edge.edge_app.finder import CellFinder
+from wbc_edge.edge_app.scale import RECHECK_EVERY, RunScale
 
 pytestmark = pytest.mark.edge
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_app import decode
-from edge_app.decode import decode_image, decode_stain_image, is_grey
-from edge_app.errors import ImageError, WbcError
+from wbc_edge.core import decode
+from wbc_edge.core.decode import decode_image, decode_stain_image, is_grey
+from wbc_edge.core.errors import ImageError, WbcError
 
 pytestmark = pytest.mark.edge
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from test_hostile_decode import png_header
 
-from edge_app import exit_codes
-from edge_app.cli import main
-from edge_app.errors import WbcError
-from edge_app.sources import FileCamera, FrameStream, iter_media
-from edge_app.sources.base import Camera
-from edge_app.sources.expand import SYMLINKED_FOLDER, expand_inputs
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app import exit_codes
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.sources import FileCamera, FrameStream, iter_media
+from wbc_edge.edge_app.sources.base import Camera
+from wbc_edge.edge_app.sources.expand import SYMLINKED_FOLDER, expand_inputs
 
 pytestmark = pytest.mark.edge
 
@@ -128,7 +128,7 @@ def test_truncated_avi_ends_with_an_error_record(tmp_path: Path) -> None:
 
 
 def test_oversized_video_is_refused(tmp_path: Path, monkeypatch) -> None:
-    from edge_app import decode
+    from wbc_edge.core import decode
 
     video = write_video(tmp_path / "v.avi", 2)
     monkeypatch.setattr(decode, "MAX_PIXELS", 1000)

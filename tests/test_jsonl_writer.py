@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_app import exit_codes, jsonl
-from edge_app.cli import main
-from edge_app.errors import WbcError
-from edge_app.jsonl import JsonlWriter
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app import exit_codes, jsonl
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.jsonl import JsonlWriter
 
 pytestmark = pytest.mark.edge
 
@@ -104,7 +104,7 @@ def test_dev_full_prints_the_summary_then_one_line_and_exits_non_zero(capsys) ->
 
 
 def test_closed_pipe_is_one_line_after_the_summary() -> None:
-    code = "from edge_app.cli import main; raise SystemExit(main())"
+    code = "from wbc_edge.edge_app.cli import main; raise SystemExit(main())"
     args = [sys.executable, "-c", code, "classify", "--model", str(DEFAULT), "--runtime"]
     args += ["litert", "--source", str(FRAMES), "--jsonl", "-"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
@@ -116,7 +116,7 @@ def test_closed_pipe_is_one_line_after_the_summary() -> None:
 
 
 def test_summary_to_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
-    code = "from edge_app.cli import main; raise SystemExit(main())"
+    code = "from wbc_edge.edge_app.cli import main; raise SystemExit(main())"
     args = [sys.executable, "-c", code, "classify", "--model", str(DEFAULT), "--runtime"]
     args += ["litert", "--source", str(FRAMES), "--jsonl", str(tmp_path / "o.jsonl")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)

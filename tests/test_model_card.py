@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.errors import DataError
-from train.cli import main as train_main
-from train.model_card import CARD_FILE, write_card
+from wbc_edge.core.errors import DataError
+from wbc_edge.train.cli import main as train_main
+from wbc_edge.train.model_card import CARD_FILE, write_card
 
 DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default"
 

@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier, classify_media
-from edge_app.jsonl import JsonlWriter
-from edge_app.morphology import FEATURES, UM_PER_PX, count_lobes, measure_cell
-from edge_app.nucleus import locate_cell
-from edge_app.preprocess_spec import NucleusParams
-from edge_app.sources.files import MediaFrame
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.nucleus import locate_cell
+from wbc_edge.core.preprocess_spec import NucleusParams
+from wbc_edge.edge_app.classify import Classifier, classify_media
+from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.morphology import FEATURES, UM_PER_PX, count_lobes, measure_cell
+from wbc_edge.edge_app.sources.files import MediaFrame
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
@@ -143,8 +143,8 @@ def test_the_jsonl_record_carries_the_measurements(tmp_path: Path) -> None:
 
 
 def test_the_run_report_carries_the_measurements(tmp_path: Path) -> None:
-    from edge_app.report import RunReport
-    from edge_app.summary import DifferentialCount
+    from wbc_edge.edge_app.report import RunReport
+    from wbc_edge.edge_app.summary import DifferentialCount
 
     runtime = FixedRuntime()
     classifier = Classifier(runtime, mode="cell", scale=1.0)

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app import exit_codes
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier, classify_media
-from edge_app.cli import main
-from edge_app.decode import decode_image
-from edge_app.errors import BundleError
-from edge_app.jsonl import JsonlWriter
-from edge_app.sources.files import MediaFrame
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import BundleError
+from wbc_edge.edge_app import exit_codes
+from wbc_edge.edge_app.classify import Classifier, classify_media
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.sources.files import MediaFrame
 
 pytestmark = pytest.mark.edge
 
@@ -100,7 +100,7 @@ def test_only_the_nan_cell_fails_in_a_frame_of_two(tmp_path: Path) -> None:
 
 
 def test_saving_a_bundle_with_nan_is_refused(tmp_path: Path) -> None:
-    from edge_app.bundle import save_bundle
+    from wbc_edge.core.bundle import save_bundle
 
     shutil.copy(DEFAULT / "bundle.json", tmp_path / "bundle.json")
     bundle = load_bundle(tmp_path, verify=False)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.nucleus import find_nuclei, locate_cell, stain_mask
-from edge_app.preprocess_spec import NucleusParams
+from wbc_edge.core.nucleus import find_nuclei, locate_cell, stain_mask
+from wbc_edge.core.preprocess_spec import NucleusParams
 
 pytestmark = pytest.mark.edge
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app.bundle import Bundle, new_bundle
-from edge_app.output_kind import apply_output_kind, infer_output_kind
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.runtime import Runtime, TensorInfo, choose_artifact, runtime_available
+from wbc_edge.core.bundle import Bundle, new_bundle
+from wbc_edge.core.output_kind import apply_output_kind, infer_output_kind
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.runtime import Runtime, TensorInfo, choose_artifact, runtime_available
 
 pytestmark = pytest.mark.edge
 

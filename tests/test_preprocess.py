@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from synthetic import CLASSES, render_cell, render_field
 
-from edge_app.errors import NoCellFound
-from edge_app.nucleus import find_nuclei, locate_cell
-from edge_app.preprocess import (
+from wbc_edge.core.errors import NoCellFound
+from wbc_edge.core.nucleus import find_nuclei, locate_cell
+from wbc_edge.core.preprocess import (
     QuantParams,
     crop_window,
     normalise,
@@ -12,7 +12,7 @@ from edge_app.preprocess import (
     preprocess,
     quantize,
 )
-from edge_app.preprocess_spec import CropSpec, NormSpec, NucleusParams, PreprocessSpec
+from wbc_edge.core.preprocess_spec import CropSpec, NormSpec, NucleusParams, PreprocessSpec
 
 pytestmark = pytest.mark.edge
 

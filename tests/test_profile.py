@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from synthetic import render_field
 
-from edge_app.bundle import load_bundle, save_bundle
-from edge_app.cli import main
-from edge_app.colour import reference_colours
-from edge_app.preprocess_spec import ColourSpec
-from edge_app.profile import CameraProfile, ProfileError, load_profile, save_profile
+from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.colour import reference_colours
+from wbc_edge.core.preprocess_spec import ColourSpec
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.profile import CameraProfile, ProfileError, load_profile, save_profile
 
 pytestmark = pytest.mark.edge
 
@@ -40,7 +40,7 @@ def colour_bundle(edge_bundle: Path, fields: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("colour-bundle") / "tiny"
     shutil.copytree(edge_bundle, root)
     bundle = load_bundle(root)
-    from edge_app.decode import decode_image
+    from wbc_edge.core.decode import decode_image
 
     bg, red = reference_colours([decode_image(p) for p in sorted(fields.glob("*.png"))])
     colour = ColourSpec("reference", tuple(bg), tuple(red))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from synthetic import render_field
 
-from edge_app.colour import NO_BACKGROUND, NO_RED_CELLS, correct_colour, reference_colours
-from edge_app.preprocess_spec import ColourSpec
-from edge_app.quality import (
+from wbc_edge.core.colour import NO_BACKGROUND, NO_RED_CELLS, correct_colour, reference_colours
+from wbc_edge.core.preprocess_spec import ColourSpec
+from wbc_edge.edge_app.quality import (
     OUT_OF_FOCUS,
     OVER_EXPOSED,
     UNDER_EXPOSED,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.quality_floor import quality_record
-from edge_app.bundle import load_bundle
-from edge_app.cli import main
-from edge_app.model_quality import quality_warning
+from wbc_edge.convert.quality_floor import quality_record
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.edge_app.cli import main
+from wbc_edge.edge_app.model_quality import quality_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]

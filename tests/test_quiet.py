@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.runtime import runtime_available
+from wbc_edge.core.runtime import runtime_available
 
 pytestmark = pytest.mark.edge
 
@@ -24,7 +24,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 def test_native_stderr_hides_fd2_and_replays_it_on_failure() -> None:
     code = (
         "import os, sys\n"
-        "from edge_app.quiet import native_stderr, quiet_env\n"
+        "from wbc_edge.core.quiet import native_stderr, quiet_env\n"
         "quiet_env(verbose=len(sys.argv) > 1)\n"
         "with native_stderr():\n"
         "    os.write(2, b'C++ NOISE\\n')\n"
@@ -46,7 +46,7 @@ def test_native_stderr_hides_fd2_and_replays_it_on_failure() -> None:
 def test_classify_prints_no_runtime_noise_unless_verbose() -> None:
     base = [
         "-m",
-        "edge_app.cli",
+        "wbc_edge.edge_app.cli",
         "classify",
         "--model",
         "models/default",

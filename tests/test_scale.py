@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic import RBC_SCALE, render_field
 
-from edge_app.scale import (
+from wbc_edge.edge_app.scale import (
     CALIBRATION_FRAMES,
     RECHECK_EVERY,
     TRAINING_RBC_DIAMETER,

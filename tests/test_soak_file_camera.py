@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from test_hostile_decode import png_header
 
-from edge_app.bundle import load_bundle
-from edge_app.classify import Classifier
-from edge_app.jsonl import JsonlWriter
-from edge_app.live import LiveOptions, LiveRun
-from edge_app.runtime import open_runtime
-from edge_app.sources import FileCamera, FrameStream
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.edge_app.classify import Classifier
+from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.live import LiveOptions, LiveRun
+from wbc_edge.edge_app.sources import FileCamera, FrameStream
 
 pytestmark = pytest.mark.edge
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app.errors import DataError
-from train import splits
-from train.data import ImageRecord
+from wbc_edge.core import splits
+from wbc_edge.core.data import ImageRecord
+from wbc_edge.core.errors import DataError
 
 
 def dataset(n_groups=(7, 5, 3, 11), copies=(4, 9, 13, 2), seed=0):

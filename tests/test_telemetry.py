@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.runtime import runtime_available
+from wbc_edge.core.runtime import runtime_available
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
@@ -29,8 +29,8 @@ def run(code: str) -> str:
 def test_opening_the_openvino_runtime_never_loads_the_telemetry_package() -> None:
     out = run(
         "import sys\n"
-        "from edge_app.bundle import load_bundle\n"
-        "from edge_app.runtime import open_runtime\n"
+        "from wbc_edge.core.bundle import load_bundle\n"
+        "from wbc_edge.core.runtime import open_runtime\n"
         f"rt = open_runtime(load_bundle({str(DEFAULT)!r}), runtime='openvino')\n"
         "import openvino.tools.ovc.telemetry_utils as t\n"
         "loaded = [m for m, v in sys.modules.items() if m.startswith('openvino_tel') and v]\n"
@@ -42,7 +42,7 @@ def test_opening_the_openvino_runtime_never_loads_the_telemetry_package() -> Non
 def test_openvino_imported_first_is_switched_to_the_stub() -> None:
     out = run(
         "import openvino, openvino.tools.ovc.telemetry_utils as t\n"
-        "from edge_app.telemetry import disable_openvino_telemetry\n"
+        "from wbc_edge.core.telemetry import disable_openvino_telemetry\n"
         "before = t.tm.__name__\n"
         "disable_openvino_telemetry()\n"
         "print(before, t.tm.__name__)\n"

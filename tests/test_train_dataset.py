@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from edge_app.errors import WbcError
-from edge_app.preprocess import normalise
-from edge_app.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
-from train import dataset
-from train.augment import Augment, augment_batch
-from train.data import list_images
-from train.dataset import CellBatches, balanced_class_weights, load_cached
+from wbc_edge.core.data import list_images
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
+from wbc_edge.train import dataset
+from wbc_edge.train.augment import Augment, augment_batch
+from wbc_edge.train.dataset import CellBatches, balanced_class_weights, load_cached
 
 SPEC = PreprocessSpec(height=16, width=16, norm=NormSpec(kind="scale", scale=1 / 127.5, offset=-1))
 

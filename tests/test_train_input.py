@@ -12,12 +12,12 @@ import pytest
 from synthetic import make_cell_dataset
 from test_hostile_decode import png_header
 
-from edge_app.errors import DataError
-from edge_app.preprocess_spec import CropSpec, PreprocessSpec
-from train import splits
-from train.checks import check_split
-from train.cli import main
-from train.data import list_images, load_images
+from wbc_edge.core import splits
+from wbc_edge.core.data import list_images, load_images
+from wbc_edge.core.errors import DataError
+from wbc_edge.core.preprocess_spec import CropSpec, PreprocessSpec
+from wbc_edge.train.checks import check_split
+from wbc_edge.train.cli import main
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from edge_app.bundle import load_bundle
-from edge_app.preprocess import normalise, preprocess_file
-from edge_app.preprocess_spec import PreprocessSpec
-from train.cli import MODEL_PARAMS
-from train.config import TrainConfig
-from train.models import MODELS, WeightsChoice, build_model, get_model_info
-from train.models.heads import LrScaledDense, fold_weights, head_scale
-from train.trainer import train_bundle
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.preprocess import normalise, preprocess_file
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.train.cli import MODEL_PARAMS
+from wbc_edge.train.config import TrainConfig
+from wbc_edge.train.models import MODELS, WeightsChoice, build_model, get_model_info
+from wbc_edge.train.models.heads import LrScaledDense, fold_weights, head_scale
+from wbc_edge.train.trainer import train_bundle
 
 HEAVY = {"densenet201", "inception-resnet-v2"}  # ~30 s each for two eager steps on 2 CPUs
 SIZE_DEPENDENT = {"vgg16", "alexnet"}  # a Flatten feeds their first dense layer

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from edge_app.bundle import load_bundle
-from edge_app.errors import WbcError
-from train import cli, splits
-from train.config import TrainConfig
-from train.data import list_images
-from train.split_plan import make_split
-from train.trainer import train_bundle
+from wbc_edge.core import splits
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.data import list_images
+from wbc_edge.core.errors import WbcError
+from wbc_edge.train import cli
+from wbc_edge.train.config import TrainConfig
+from wbc_edge.train.split_plan import make_split
+from wbc_edge.train.trainer import train_bundle
 
 FAST = dict(epochs=1, batch_size=4, input_size=32, crop_size=75, verbose=0)
 
@@ -232,8 +233,8 @@ def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
     moving average of the weights, not the raw weights training leaves behind."""
     import keras
 
-    from train.checkpoints import run_callbacks
-    from train.fitting import _optimizer
+    from wbc_edge.train.checkpoints import run_callbacks
+    from wbc_edge.train.fitting import _optimizer
 
     cfg = TrainConfig(epochs=3, ema=0.9, keep_checkpoints=True, lr=0.05).resolved()
     rng = np.random.default_rng(0)
@@ -282,7 +283,7 @@ def test_transfer_trains_the_head_first_then_the_base_with_frozen_batch_norm(cel
     but not its batch-norm statistics (inference mode)."""
     import keras
 
-    from train.efficientnet_lite import build_efficientnet_lite
+    from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
 
     root, groups, cache = cells
     start = build_efficientnet_lite(0, (32, 32, 3), include_top=False)
@@ -335,7 +336,7 @@ def test_head_first_needs_a_pretrained_base(cells, tmp_path, kw, message):
 def test_weights_imagenet_offline_fails_at_once_in_one_line(cells, tmp_path, monkeypatch, capsys):
     root, _, _ = cells
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.setattr("train.models.weights.host_reachable", lambda *a, **k: False)
+    monkeypatch.setattr("wbc_edge.train.models.weights.host_reachable", lambda *a, **k: False)
     t = time.perf_counter()
     rc = cli.main([str(root), "--model", "mobilenet-v2", "--weights", "imagenet",
                    "--input-size", "96", "--out", str(tmp_path / "m")])  # fmt: skip
@@ -354,11 +355,11 @@ def test_weights_imagenet_offline_fails_at_once_in_one_line(cells, tmp_path, mon
 
 
 def test_weights_imagenet_probe_is_skipped_when_told_offline(monkeypatch, tmp_path):
-    from train.models.weights import WeightsUnavailable, ensure_keras_weights
+    from wbc_edge.train.models.weights import WeightsUnavailable, ensure_keras_weights
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setenv("WBC_OFFLINE", "1")
-    monkeypatch.setattr("train.models.weights.host_reachable", _fail)
+    monkeypatch.setattr("wbc_edge.train.models.weights.host_reachable", _fail)
     with pytest.raises(WeightsUnavailable, match="put it at"):
         ensure_keras_weights("resnet50", "r.h5", "https://example/r.h5")
     (tmp_path / "models").mkdir()
@@ -399,7 +400,7 @@ def test_list_models_prints_the_zoo(capsys):
 
 
 def test_list_models_says_which_lite_weights_are_installed(capsys, monkeypatch):
-    from train import pth_weights
+    from wbc_edge.train import pth_weights
 
     def only_lite0(variant):
         if variant != 0:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_app.bundle import load_bundle, save_bundle
-from edge_app.cli import main
-from edge_app.selftest import SELFTEST_FILE
+from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.selftest import SELFTEST_FILE
+from wbc_edge.edge_app.cli import main
 
 pytestmark = pytest.mark.edge
 RUNNABLE = ("tflite", "onnx", "openvino")

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from edge_app.cli_support import package_version
+from wbc_edge.core.cli_support import package_version
 
 
 def _mains() -> dict[str, Callable[[list[str]], int]]:
-    from convert.cli import main as convert_main
-    from edge_app.cli import main as edge_main
-    from train.cli import main as train_main
+    from wbc_edge.convert.cli import main as convert_main
+    from wbc_edge.edge_app.cli import main as edge_main
+    from wbc_edge.train.cli import main as train_main
 
     return {"wbc-train": train_main, "wbc-convert": convert_main, "wbc-edge": edge_main}
 
@@ -42,7 +42,7 @@ def test_every_command_prints_the_package_version(capsys, prog: str, sub: list[s
 
 
 def test_every_edge_subcommand_has_it() -> None:
-    from edge_app.cli import build_parser
+    from wbc_edge.edge_app.cli import build_parser
 
     parser = build_parser()
     subs = next(a for a in parser._actions if a.dest == "command").choices

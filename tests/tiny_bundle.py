@@ -2,7 +2,7 @@
 
 `build_tiny_bundle(workdir)` writes generated Kaggle-like images (4 classes x 2 source cells
 x 3 copies), a grouped train/val split manifest, a 32x32 CNN trained for a few steps on the
-train side through `edge_app.preprocess`, and a bundle (`model.keras`, `split.csv`). With
+train side through `core.preprocess`, and a bundle (`model.keras`, `split.csv`). With
 `convert=True` (the default) a copy of it gets every format at every precision via
 `convert.pipeline.convert_bundle`, parity included. It is built in a child process (the test
 process never imports TensorFlow) and cached per session (per process): later calls return
@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from edge_app.bundle import load_bundle, new_bundle, save_bundle
-from edge_app.decode import decode_image
-from edge_app.preprocess import preprocess
-from edge_app.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
-from train.data import list_images
-from train.splits import stratified_grouped, write_manifest
+from wbc_edge.core.bundle import load_bundle, new_bundle, save_bundle
+from wbc_edge.core.data import list_images
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
+from wbc_edge.core.splits import stratified_grouped, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,10 @@ def cnn_macs(widths: tuple[int, int, int], n_classes: int = 4) -> int:
 
 
 def _convert_all(float_dir: Path, out: Path) -> None:
-    from convert.formats import FORMAT_NAMES
-    from convert.parity import Thresholds
-    from convert.pipeline import ConvertConfig, convert_bundle
-    from edge_app.vocab import PRECISIONS
+    from wbc_edge.convert.formats import FORMAT_NAMES
+    from wbc_edge.convert.parity import Thresholds
+    from wbc_edge.convert.pipeline import ConvertConfig, convert_bundle
+    from wbc_edge.core.vocab import PRECISIONS
 
     config = ConvertConfig(
         formats=list(FORMAT_NAMES),

@@ -93,13 +93,13 @@ for runtime in litert onnxruntime openvino; do
     echo "== wbc-edge classify --runtime $runtime on samples/frames (qemu-user, cpu $cpu)"
     t0=$(date +%s)
     rc=0
-    QEMU_CPU="$cpu" run -m edge_app.cli classify --model models/default \
+    QEMU_CPU="$cpu" run -m wbc_edge.edge_app.cli classify --model models/default \
       --source samples/frames --runtime "$runtime" --stats || rc=$?
     vrc=-
     if [ "$rc" = 0 ]; then
       echo "== wbc-edge verify (${VERIFY[$runtime]}): the bundle's self-test on aarch64's kernels"
       vrc=0
-      QEMU_CPU="$cpu" run -m edge_app.cli verify --model models/default \
+      QEMU_CPU="$cpu" run -m wbc_edge.edge_app.cli verify --model models/default \
         --artifact "${VERIFY[$runtime]}" || vrc=$?
     fi
     [ "$cpu" = max ] && mv "$ROOT/proc.pi" "$ROOT/proc" && mv "$ROOT/sys.pi" "$ROOT/sys"

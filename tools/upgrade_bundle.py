@@ -16,10 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_app.bundle import load_bundle, save_bundle
-from edge_app.quiet import native_stderr
-from edge_app.runtime import open_runtime
-from edge_app.vocab import FORMAT_RUNTIMES
+from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.quiet import native_stderr
+from wbc_edge.core.runtime import open_runtime
+from wbc_edge.core.vocab import FORMAT_RUNTIMES
 
 
 def upgrade(path: Path) -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
-from edge_app.errors import WbcError
+from wbc_edge.core.errors import WbcError
 
 DEFAULT_AUGMENT = "flips,rot90,shift=0.1"
 # name → (default when given without a value, largest allowed value, meaning)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import keras
 
-from edge_app.bundle import new_bundle, save_bundle
-from train import splits
-from train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
-from train.fitting import RunResult, TrainData
-from train.models import parse_weights
-from train.models.registry import weights_provenance
-from train.report import write_run_report
-from train.split_plan import SplitPlan
+from wbc_edge.core import splits
+from wbc_edge.core.bundle import new_bundle, save_bundle
+from wbc_edge.train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
+from wbc_edge.train.fitting import RunResult, TrainData
+from wbc_edge.train.models import parse_weights
+from wbc_edge.train.models.registry import weights_provenance
+from wbc_edge.train.report import write_run_report
+from wbc_edge.train.split_plan import SplitPlan
 
 log = logging.getLogger(__name__)
 

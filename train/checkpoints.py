@@ -10,8 +10,8 @@ from pathlib import Path
 
 import keras
 
-from edge_app.errors import WbcError
-from train.config import CHECKPOINTS, STATE_FILE, TrainConfig
+from wbc_edge.core.errors import WbcError
+from wbc_edge.train.config import CHECKPOINTS, STATE_FILE, TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_app.errors import DataError
-from train.data import ImageSet
+from wbc_edge.core.data import ImageSet
+from wbc_edge.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

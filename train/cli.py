@@ -13,13 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_app.cli_support import add_version, run_cli
-from edge_app.errors import DataError
-from edge_app.quiet import native_stderr
-from train import splits
-from train.cell_groups import resolve_groups
-from train.data import list_images
-from train.presets import PRESETS
+from wbc_edge.core import splits
+from wbc_edge.core.cell_groups import resolve_groups
+from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core.data import list_images
+from wbc_edge.core.errors import DataError
+from wbc_edge.core.quiet import native_stderr
+from wbc_edge.train.presets import PRESETS
 
 PROG = "wbc-train"
 # Parameters of each zoo model (4 classes, default input size), for --list-models without
@@ -151,12 +151,12 @@ def train_command(argv: list[str]) -> int:
         return list_models()
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
-    from train.checks import check_classes
+    from wbc_edge.train.checks import check_classes
 
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
     with native_stderr():  # its start-up notices hidden unless --tf-logs
         import tensorflow  # noqa: F401
-    from train.trainer import train_bundle
+    from wbc_edge.train.trainer import train_bundle
 
     config = config_from_args(args)
     out = train_bundle(args.data_root, args.out, config, args.groups, args.steps_per_epoch)
@@ -166,7 +166,7 @@ def train_command(argv: list[str]) -> int:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags ask for (unset flags stay None: preset or default)."""
-    from train.config import TrainConfig
+    from wbc_edge.train.config import TrainConfig
 
     return TrainConfig(
         model=args.model, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
@@ -190,7 +190,7 @@ def config_from_args(args: argparse.Namespace):
 
 def list_models() -> int:
     """The zoo: name, family, default input, parameters, weights available."""
-    from train.models import MODELS
+    from wbc_edge.train.models import MODELS
 
     print(f"{'model':<20} {'family':<8} {'input':>5} {'params':>8}  weights")
     for info in MODELS.values():
@@ -223,7 +223,7 @@ def groups_command(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
 
-    from train import grouping
+    from wbc_edge.core import grouping
 
     images = list_images(args.data_root)
     paths = [images.root / r.path for r in images.records]
@@ -292,7 +292,7 @@ def _print_split(labels, groups, sides, classes) -> None:
 
 def card_command(argv: list[str]) -> int:
     """Write BUNDLE/MODEL_CARD.md from the bundle's metrics and parity (and a K-fold run's)."""
-    from train.model_card import write_card
+    from wbc_edge.train.model_card import write_card
 
     p = argparse.ArgumentParser(prog=f"{PROG} card", description=card_command.__doc__)
     add_version(p)
@@ -306,7 +306,7 @@ def card_command(argv: list[str]) -> int:
 
 def colour_step_command(argv: list[str]) -> int:
     """Add the colour step to BUNDLE, its references measured on DATA_ROOT (its training data)."""
-    from train.colour_step import add_colour_step
+    from wbc_edge.train.colour_step import add_colour_step
 
     p = argparse.ArgumentParser(prog=f"{PROG} colour-step", description=colour_step_command.__doc__)
     add_version(p)

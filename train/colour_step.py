@@ -15,11 +15,11 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from edge_app.bundle import load_bundle, save_bundle
-from edge_app.errors import WbcError
-from edge_app.preprocess_spec import NucleusParams
-from train.data import list_images
-from train.model_spec import measure_colour_spec
+from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.data import list_images
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.preprocess_spec import NucleusParams
+from wbc_edge.train.model_spec import measure_colour_spec
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_app.errors import WbcError
-from train import splits
-from train.augment import Augment
-from train.models import get_model_info
-from train.presets import DEFAULTS, preset_values
+from wbc_edge.core import splits
+from wbc_edge.core.errors import WbcError
+from wbc_edge.train.augment import Augment
+from wbc_edge.train.models import get_model_info
+from wbc_edge.train.presets import DEFAULTS, preset_values
 
 SPLIT_KINDS = ("grouped", "random", "folders")
 

@@ -1,8 +1,8 @@
 """Batches for Keras from uint8 arrays in memory: numpy augmentation, then the one normalisation.
 
-Images are decoded, cropped and resized once (`train.data.load_images`, cached as .npz by
+Images are decoded, cropped and resized once (`core.data.load_images`, cached as .npz by
 `load_cached`); each batch is augmented by `train.augment` (flips, rotations, zoom, shift,
-colour, blur) and normalised by `edge_app.preprocess.normalise`, the same function the device
+colour, blur) and normalised by `core.preprocess.normalise`, the same function the device
 uses. No TensorFlow.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from edge_app.preprocess import normalise
-from edge_app.preprocess_spec import PreprocessSpec
-from train.augment import Augment, augment_batch
-from train.data import ImageRecord, ImageSet, LoadedImages, load_images
+from wbc_edge.core.data import ImageRecord, ImageSet, LoadedImages, load_images
+from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.train.augment import Augment, augment_batch
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def load_cached(
     return loaded
 
 
-# Raise when `edge_app.preprocess.prepare` changes what it makes from the same spec, so that a
+# Raise when `core.preprocess.prepare` changes what it makes from the same spec, so that a
 # cache of prepared images from older code is never read as current.
 PREPARE_VERSION = 2
 

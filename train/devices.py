@@ -6,8 +6,8 @@ import logging
 
 import keras
 
-from edge_app.errors import WbcError
-from train.config import TrainConfig
+from wbc_edge.core.errors import WbcError
+from wbc_edge.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from edge_app.preprocess_spec import NormSpec
+from wbc_edge.core.preprocess_spec import NormSpec
 
 # (width multiplier, depth multiplier, input size, dropout) per variant, as in the reference.
 LITE_PARAMS = {0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 260, 0.3)}

@@ -12,22 +12,22 @@ from typing import Any
 import keras
 import numpy as np
 
-from edge_app.metrics import classification_metrics
-from edge_app.preprocess_spec import PreprocessSpec
-from train.augment import Augment
-from train.checkpoints import resume_state, run_callbacks
-from train.config import CHECKPOINTS, MODEL_FILE, TrainConfig
-from train.data import ImageSet
-from train.dataset import (
+from wbc_edge.core.data import ImageSet
+from wbc_edge.core.metrics import classification_metrics
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.train.augment import Augment
+from wbc_edge.train.checkpoints import resume_state, run_callbacks
+from wbc_edge.train.config import CHECKPOINTS, MODEL_FILE, TrainConfig
+from wbc_edge.train.dataset import (
     CellBatches,
     balanced_class_weights,
     predict_probabilities,
 )
-from train.devices import jit_setting, mixed_precision, setup_devices
-from train.models import build_model, parse_weights
-from train.models.heads import fold_weights
-from train.phases import check_phases, fit_head, freeze_batchnorm
-from train.split_plan import SplitPlan
+from wbc_edge.train.devices import jit_setting, mixed_precision, setup_devices
+from wbc_edge.train.models import build_model, parse_weights
+from wbc_edge.train.models.heads import fold_weights
+from wbc_edge.train.phases import check_phases, fit_head, freeze_batchnorm
+from wbc_edge.train.split_plan import SplitPlan
 
 log = logging.getLogger(__name__)
 

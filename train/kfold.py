@@ -8,12 +8,12 @@ import logging
 import shutil
 from pathlib import Path
 
-from edge_app.bundle import save_bundle
-from edge_app.metrics import kfold_summary
-from train import splits
-from train.bundle_writer import write_bundle
-from train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
-from train.fitting import RunResult, TrainData, train_run
+from wbc_edge.core import splits
+from wbc_edge.core.bundle import save_bundle
+from wbc_edge.core.metrics import kfold_summary
+from wbc_edge.train.bundle_writer import write_bundle
+from wbc_edge.train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
+from wbc_edge.train.fitting import RunResult, TrainData, train_run
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def attach_cv_summary(kfold_dir: Path, kfold: dict | None = None) -> list[Path]:
     """Record a K-fold run's mean ± sd in every fold bundle, so a fold model shipped on its own
     still says how the recipe does on unseen cells; `kfold` None reads it from the run's
     report.json (for runs made before this). Returns the fold bundles updated."""
-    from edge_app.bundle import load_bundle
+    from wbc_edge.core.bundle import load_bundle
 
     if kfold is None:
         kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]

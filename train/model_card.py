@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_app.bundle import Bundle, load_bundle
-from edge_app.errors import DataError
-from train.report import summed_confusion
+from wbc_edge.core.bundle import Bundle, load_bundle
+from wbc_edge.core.errors import DataError
+from wbc_edge.train.report import summed_confusion
 
 CARD_FILE = "MODEL_CARD.md"
 
@@ -128,7 +128,7 @@ def _colour_text(colour) -> str:
         return "none (frames are used as the camera gave them)"
     return (
         f"glass and red cells of each image mapped onto RGB {list(colour.background)} and "
-        f"{list(colour.red_cell)} (`edge_app/colour.py`)"
+        f"{list(colour.red_cell)} (`core/colour.py`)"
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from edge_app.colour import reference_colours
-from edge_app.decode import decode_image
-from edge_app.errors import DataError, ImageError
-from edge_app.preprocess_spec import ColourSpec, CropSpec, NucleusParams, PreprocessSpec
-from train.config import TrainConfig
-from train.data import ImageSet
-from train.models import ModelInfo
+from wbc_edge.core.colour import reference_colours
+from wbc_edge.core.data import ImageSet
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import DataError, ImageError
+from wbc_edge.core.preprocess_spec import ColourSpec, CropSpec, NucleusParams, PreprocessSpec
+from wbc_edge.train.config import TrainConfig
+from wbc_edge.train.models import ModelInfo
 
 log = logging.getLogger(__name__)
 

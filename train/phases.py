@@ -16,9 +16,9 @@ import logging
 import keras
 import numpy as np
 
-from edge_app.errors import WbcError
-from edge_app.preprocess_spec import PreprocessSpec
-from train.probe import extract_features
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.train.probe import extract_features
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_app.errors import WbcError
+from wbc_edge.core.errors import WbcError
 
 # Microscope augmentation: any orientation, a little zoom and shift, stain (hue, saturation)
 # and illumination (brightness) variation between labs, slight defocus.

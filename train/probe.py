@@ -5,7 +5,7 @@ uint8 crops normalised by the bundle spec; `fit_softmax` is a multinomial logist
 in numpy (L2-regularised, solved by accelerated gradient descent); `probe_folds` scores it on
 (grouped) K-fold sides, standardising features on the training folds only.
 
-    python -m train.probe /data/kaggle-blood-cells/TRAIN --variant 0 --folds 5
+    python -m wbc_edge.train.probe /data/kaggle-blood-cells/TRAIN --variant 0 --folds 5
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.errors import DataError
-from edge_app.preprocess import normalise
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.errors import DataError
+from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ def lite_probe_spec(
 ) -> PreprocessSpec:
     """The nucleus-crop spec with the Lite normalisation, at `input_size` (default: the
     variant's own)."""
-    from edge_app.preprocess_spec import CropSpec
-    from train.efficientnet_lite import LITE_INPUT_SIZE, LITE_PREPROCESS
+    from wbc_edge.core.preprocess_spec import CropSpec
+    from wbc_edge.train.efficientnet_lite import LITE_INPUT_SIZE, LITE_PREPROCESS
 
     size = input_size or LITE_INPUT_SIZE[variant]
     return PreprocessSpec(
@@ -172,15 +172,17 @@ def lite_probe_spec(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge_app.cli_support import run_cli
+    from wbc_edge.core.cli_support import run_cli
 
     return run_cli("wbc-probe", lambda: _probe_command(sys.argv[1:] if argv is None else argv))
 
 
 def _probe_command(argv: list[str]) -> int:
-    from edge_app.cli_support import add_version
+    from wbc_edge.core.cli_support import add_version
 
-    p = argparse.ArgumentParser(prog="python -m train.probe", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m wbc_edge.train.probe", description=__doc__.splitlines()[0]
+    )
     add_version(p)
     p.add_argument("data_root", type=Path, help="folder of class folders (e.g. Kaggle TRAIN)")
     p.add_argument("--variant", type=int, default=0, choices=[0, 1, 2])
@@ -195,9 +197,9 @@ def _probe_command(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = p.parse_args(argv)
 
-    from train import splits
-    from train.cell_groups import resolve_groups
-    from train.data import list_images
+    from wbc_edge.core import splits
+    from wbc_edge.core.cell_groups import resolve_groups
+    from wbc_edge.core.data import list_images
 
     image_set = list_images(args.data_root)
     groups, origin = resolve_groups(image_set, args.groups)
@@ -230,9 +232,9 @@ def _probe_command(argv: list[str]) -> int:
 
 
 def _features(image_set, spec: PreprocessSpec, args) -> tuple[np.ndarray, list]:
-    from train.data import load_images
-    from train.efficientnet_lite import build_efficientnet_lite
-    from train.pth_weights import load_lite_weights
+    from wbc_edge.core.data import load_images
+    from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
+    from wbc_edge.train.pth_weights import load_lite_weights
 
     if args.cache and args.cache.exists():
         cached = np.load(args.cache, allow_pickle=False)

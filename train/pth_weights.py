@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.errors import WbcError
+from wbc_edge.core.errors import WbcError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.errors import DataError
-from train import splits
-from train.cell_groups import resolve_groups
-from train.config import TrainConfig, split_kind
-from train.data import ImageSet
+from wbc_edge.core import splits
+from wbc_edge.core.cell_groups import resolve_groups
+from wbc_edge.core.data import ImageSet
+from wbc_edge.core.errors import DataError
+from wbc_edge.train.config import TrainConfig, split_kind
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _plan_from_manifest(images: ImageSet, path: Path) -> SplitPlan:
 
 
 def _groups(images: ImageSet, groups_csv: Path | None, required: bool) -> tuple[list[str], str]:
-    """Source-cell groups (train.cell_groups); a random or folder split only reports them, so
+    """Source-cell groups (core.cell_groups); a random or folder split only reports them, so
     there a missing groups table is a warning, not an error."""
     try:
         return resolve_groups(images, groups_csv)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from edge_app.errors import DataError
-from train import checks, splits
-from train.bundle_writer import write_bundle
-from train.config import MANIFEST_FILE, TrainConfig
-from train.data import ImageSet, list_images
-from train.dataset import default_cache_dir, load_cached
-from train.fitting import TrainData, train_run
-from train.kfold import train_kfold
-from train.model_spec import model_spec
-from train.models import parse_weights, preflight
-from train.split_plan import make_split, sides_for_single, subsample
+from wbc_edge.core import splits
+from wbc_edge.core.data import ImageSet, list_images
+from wbc_edge.core.errors import DataError
+from wbc_edge.train import checks
+from wbc_edge.train.bundle_writer import write_bundle
+from wbc_edge.train.config import MANIFEST_FILE, TrainConfig
+from wbc_edge.train.dataset import default_cache_dir, load_cached
+from wbc_edge.train.fitting import TrainData, train_run
+from wbc_edge.train.kfold import train_kfold
+from wbc_edge.train.model_spec import model_spec
+from wbc_edge.train.models import parse_weights, preflight
+from wbc_edge.train.split_plan import make_split, sides_for_single, subsample
 
 
 def train_bundle(

@@ -9,11 +9,11 @@ picamera2 and OpenCV are imported only when a camera opens, so tests run without
 
 from __future__ import annotations
 
-from edge_app.errors import WbcError
-from edge_app.sources.base import Camera, CameraError, FrameStream
-from edge_app.sources.files import FileCamera, MediaFrame, iter_media
-from edge_app.sources.opencv import JETSON_CSI_PIPELINE, OpenCVCamera
-from edge_app.sources.picamera import PiCamera
+from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.sources.base import Camera, CameraError, FrameStream
+from wbc_edge.edge_app.sources.files import FileCamera, MediaFrame, iter_media
+from wbc_edge.edge_app.sources.opencv import JETSON_CSI_PIPELINE, OpenCVCamera
+from wbc_edge.edge_app.sources.picamera import PiCamera
 
 __all__ = [
     "JETSON_CSI_PIPELINE",

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from edge_app.errors import WbcError, first_line
+from wbc_edge.core.errors import WbcError, first_line
 
-log = logging.getLogger("edge_app.sources")
+log = logging.getLogger("wbc_edge.edge_app.sources")
 
 
 class CameraError(WbcError):

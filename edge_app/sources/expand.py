@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_app.decode import IMAGE_SUFFIXES
-from edge_app.errors import WbcError
+from wbc_edge.core.decode import IMAGE_SUFFIXES
+from wbc_edge.core.errors import WbcError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264")
 MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES

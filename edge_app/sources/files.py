@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.decode import check_pixels, decode_stain_image, is_grey
-from edge_app.errors import ImageError, first_line
-from edge_app.sources.base import Camera, CameraError
-from edge_app.sources.expand import MEDIA_SUFFIXES, VIDEO_SUFFIXES, Input, expand_inputs
+from wbc_edge.core.decode import check_pixels, decode_stain_image, is_grey
+from wbc_edge.core.errors import ImageError, first_line
+from wbc_edge.edge_app.sources.base import Camera, CameraError
+from wbc_edge.edge_app.sources.expand import MEDIA_SUFFIXES, VIDEO_SUFFIXES, Input, expand_inputs
 
-log = logging.getLogger("edge_app.sources")
+log = logging.getLogger("wbc_edge.edge_app.sources")
 
 __all__ = ["MEDIA_SUFFIXES", "VIDEO_SUFFIXES", "FileCamera", "MediaFrame", "iter_media"]
 # A video may end this many frames (or 1%) short of the count its header announces.

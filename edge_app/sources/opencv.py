@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.sources.base import Camera, CameraError
-from edge_app.sources.files import to_rgb_from_bgr
+from wbc_edge.edge_app.sources.base import Camera, CameraError
+from wbc_edge.edge_app.sources.files import to_rgb_from_bgr
 
 JETSON_CSI_PIPELINE = (
     "nvarguscamerasrc sensor-id=0 ! "

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.errors import first_line
-from edge_app.sources.base import Camera, CameraError
+from wbc_edge.core.errors import first_line
+from wbc_edge.edge_app.sources.base import Camera, CameraError
 
-log = logging.getLogger("edge_app.sources")
+log = logging.getLogger("wbc_edge.edge_app.sources")
 
 LORES_SIZE = (640, 480)  # what the classifier sees (set --scale for it)
 MAIN_SIZE = (1280, 960)  # same 4:3 field of view, for display and snapshots

@@ -1,6 +1,6 @@
 """The model zoo of `wbc-train` (see registry.py)."""
 
-from train.models.registry import (
+from wbc_edge.train.models.registry import (
     MODELS,
     BuiltModel,
     ModelError,
@@ -9,7 +9,7 @@ from train.models.registry import (
     get_model_info,
     preflight,
 )
-from train.models.weights import WeightsChoice, WeightsUnavailable, parse_weights
+from wbc_edge.train.models.weights import WeightsChoice, WeightsUnavailable, parse_weights
 
 __all__ = [
     "MODELS",

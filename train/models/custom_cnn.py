@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from train.models.heads import thesis_head
+from wbc_edge.train.models.heads import thesis_head
 
 WIDTHS = (32, 64, 128, 256)  # one 3x3 conv block per width, each halving the resolution
 DOUBLE_CONV_BLOCKS = (2,)  # these blocks get a second 3x3 conv (more depth at low resolution)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import keras
 
-from edge_app.errors import WbcError, first_line
-from edge_app.preprocess_spec import NormSpec
-from train.models import alexnet, googlenet
-from train.models.custom_cnn import build_custom_cnn
-from train.models.heads import head_scale, new_classifier, thesis_head
-from train.models.transfer import (
+from wbc_edge.core.errors import WbcError, first_line
+from wbc_edge.core.preprocess_spec import NormSpec
+from wbc_edge.train.models import alexnet, googlenet
+from wbc_edge.train.models.custom_cnn import build_custom_cnn
+from wbc_edge.train.models.heads import head_scale, new_classifier, thesis_head
+from wbc_edge.train.models.transfer import (
     KERAS_APPS,
     NORM_CAFFE,
     NORM_RAW,
@@ -33,7 +33,7 @@ from train.models.transfer import (
     NORM_TORCH,
     build_keras_base,
 )
-from train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
+from wbc_edge.train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ModelInfo:
 
     def _package_state(self) -> str:
         """'offline, installed' or the pip command that installs the weights package."""
-        from train.pth_weights import WEIGHTS_PACKAGE, WeightsError, imagenet_weights_path
+        from wbc_edge.train.pth_weights import WEIGHTS_PACKAGE, WeightsError, imagenet_weights_path
 
         variant = int(self.name[-1])
         try:
@@ -256,8 +256,8 @@ def _keras_app(name: str):
 
 def _efficientnet_lite(variant: int):
     def build(input_size: int, weights: WeightsChoice) -> keras.Model:
-        from train.efficientnet_lite import build_efficientnet_lite
-        from train.pth_weights import load_lite_weights
+        from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
+        from wbc_edge.train.pth_weights import load_lite_weights
 
         base = build_efficientnet_lite(variant, (input_size, input_size, 3), include_top=False)
         if weights.kind == "imagenet":
@@ -304,7 +304,7 @@ def weights_provenance(name: str, input_size: int, weights: WeightsChoice) -> di
     """Where the initial weights came from, for the bundle's provenance."""
     out: dict[str, object] = {"weights": weights.describe()}
     if weights.kind == "file":
-        from edge_app.bundle import sha256_file
+        from wbc_edge.core.bundle import sha256_file
 
         out["sha256"] = sha256_file(weights.path)  # type: ignore[arg-type]
     elif weights.kind == "imagenet" and name in KERAS_APPS:
@@ -312,7 +312,7 @@ def weights_provenance(name: str, input_size: int, weights: WeightsChoice) -> di
         out["file"] = app.file_name(input_size)
         out["url"] = app.url(input_size)
     elif weights.kind == "imagenet" and name.startswith("efficientnet-lite"):
-        from train.pth_weights import imagenet_provenance
+        from wbc_edge.train.pth_weights import imagenet_provenance
 
         out.update(imagenet_provenance(int(name[-1])))
     return out

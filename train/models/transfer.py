@@ -7,7 +7,7 @@
   is replaced by a 4-way one whose learning rate is multiplied (see `heads.LrScaledDense`).
 
 Every model's input normalisation is the one its ImageNet weights were trained with, written as
-a `NormSpec` so that `edge_app.preprocess.normalise` (the one preprocessing) reproduces
+a `NormSpec` so that `core.preprocess.normalise` (the one preprocessing) reproduces
 `keras.applications.<model>.preprocess_input` exactly (tests/test_train_models.py checks it):
 
 | mode (keras) | models | NormSpec |
@@ -32,8 +32,8 @@ from typing import Any
 import keras
 from keras import layers
 
-from edge_app.preprocess_spec import NormSpec
-from train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
+from wbc_edge.core.preprocess_spec import NormSpec
+from wbc_edge.train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
 
 GS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)

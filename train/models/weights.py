@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_app.errors import WbcError
+from wbc_edge.core.errors import WbcError
 
 DOWNLOAD_HOST = "storage.googleapis.com"
 PROBE_TIMEOUT_S = 3.0

@@ -7,7 +7,7 @@ normalised per the bundle spec and returns (N, n_classes) float32 probabilities,
 backend and whatever the model's own input/output types (int8/uint8 TFLite models are
 quantized and dequantized here). The artifact's declared `output_kind` says whether its rows
 are probabilities or logits (softmaxed row by row); a bundle written before the declaration
-existed is probed once at load, never per batch (`edge_app.output_kind`).
+existed is probed once at load, never per batch (`core.output_kind`).
 
 Backends, imported lazily (never TensorFlow):
 
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.bundle import Artifact, Bundle
-from edge_app.errors import BundleError, WbcError, first_line
-from edge_app.limits import check_threads
-from edge_app.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
-from edge_app.preprocess import QuantParams, quantize
-from edge_app.telemetry import disable_openvino_telemetry
-from edge_app.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIMES
+from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.errors import BundleError, WbcError, first_line
+from wbc_edge.core.limits import check_threads
+from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
+from wbc_edge.core.preprocess import QuantParams, quantize
+from wbc_edge.core.telemetry import disable_openvino_telemetry
+from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIMES
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_app.errors import DataError
+from wbc_edge.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

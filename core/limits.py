@@ -10,7 +10,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from edge_app.errors import WbcError
+from wbc_edge.core.errors import WbcError
 
 SCALE_RANGE = (0.05, 50.0)  # camera px per training px: 20x smaller .. 50x larger than training
 THREADS_RANGE = (1, 64)  # inference threads (a Pi has 4 cores, big servers well under 64)

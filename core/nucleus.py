@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_app.preprocess_spec import NucleusParams
-from edge_app.resample import shrink_by
+from wbc_edge.core.preprocess_spec import NucleusParams
+from wbc_edge.core.resample import shrink_by
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Training caches `prepare` (uint8, cheap to augment); everything that feeds a model calls
 `preprocess` (= `prepare` then `normalise`). The bundle's `PreprocessSpec` drives both.
-The colour step (`edge_app.colour`) runs first, on the whole image, because the stain mask
+The colour step (`core.colour`) runs first, on the whole image, because the stain mask
 that finds the nucleus depends on colour too. Field mode corrects a frame once and cuts its
 cells from the corrected frame with `spec.after_colour()`.
 """
@@ -15,12 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_app.colour import apply_lut, correct_colour
-from edge_app.decode import decode_image
-from edge_app.errors import NoCellFound
-from edge_app.nucleus import Nucleus, locate_cell
-from edge_app.preprocess_spec import PreprocessSpec
-from edge_app.resample import shrink
+from wbc_edge.core.colour import apply_lut, correct_colour
+from wbc_edge.core.decode import decode_image
+from wbc_edge.core.errors import NoCellFound
+from wbc_edge.core.nucleus import Nucleus, locate_cell
+from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.resample import shrink
 
 _INTERPOLATION = {
     "area": cv2.INTER_AREA,
@@ -102,7 +102,7 @@ def prepare(
 ) -> np.ndarray:
     """RGB uint8 image → colour-normalised, cropped, resized uint8 (H, W, 3) in model order.
 
-    `lut`: the colour table of the whole frame (`edge_app.colour.colour_table`), applied to
+    `lut`: the colour table of the whole frame (`core.colour.colour_table`), applied to
     the crop only, which gives the same pixels as correcting the frame first; `spec` is then
     the spec after its colour step (`after_colour()`) and the nucleus is given.
     """

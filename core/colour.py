@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_app.preprocess_spec import ColourSpec
+from wbc_edge.core.preprocess_spec import ColourSpec
 
 MIN_FRACTION = 0.03  # a reference needs at least this share of the image's usable pixels
 NUCLEUS_SHARE = 0.15  # a darker side smaller than this is taken for nuclei, not red cells

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 OutputKind = Literal["probabilities", "logits"]
 OUTPUT_KINDS: tuple[OutputKind, ...] = ("probabilities", "logits")
@@ -30,7 +30,7 @@ def infer_output_kind(raw: np.ndarray) -> OutputKind:
 def probe_batch(spec: PreprocessSpec, n: int = 4, seed: int = 0) -> np.ndarray:
     """A fixed batch of random pixels normalised per the spec: a softmax model's rows sum to 1
     on it, a logits model's almost surely do not."""
-    from edge_app.preprocess import normalise
+    from wbc_edge.core.preprocess import normalise
 
     rng = np.random.default_rng(seed)
     return normalise(rng.integers(0, 256, (n, spec.height, spec.width, 3), dtype=np.uint8), spec)

@@ -1,7 +1,7 @@
 """The model bundle: `models/<name>/bundle.json` plus its files — the contract between stages.
 
 Every stage reads and writes bundles through this module. The whole file is decoded strictly
-(`edge_app.typed_json`): a wrong type, a NaN, a value out of its vocabulary or a missing field
+(`core.typed_json`): a wrong type, a NaN, a value out of its vocabulary or a missing field
 anywhere is one line `bundle.json: artifacts[2].file: expected a string, got 5`, every problem
 listed, never a traceback later. Unknown top-level keys are kept and warned about (a newer
 writer may add one); unknown keys inside a typed part are refused. Every file a bundle needs
@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from edge_app.errors import BundleError
-from edge_app.output_kind import OutputKind
-from edge_app.preprocess_spec import ColorOrder, PreprocessSpec
-from edge_app.typed_json import decode
-from edge_app.vocab import Format, Precision
+from wbc_edge.core.errors import BundleError
+from wbc_edge.core.output_kind import OutputKind
+from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
+from wbc_edge.core.typed_json import decode
+from wbc_edge.core.vocab import Format, Precision
 
 log = logging.getLogger(__name__)
 

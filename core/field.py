@@ -1,6 +1,6 @@
 """Field mode: find every white cell in a whole field of view and cut the crop the model expects.
 
-The detector is `edge_app.nucleus.find_nuclei` (the same stain mask, closing and lobe merging as
+The detector is `core.nucleus.find_nuclei` (the same stain mask, closing and lobe merging as
 cell mode), run with `scale` = camera pixels per training-image pixel. Each nucleus becomes one
 cell: its box is the nucleus box grown by a margin (the cytoplasm around it), and its model input
 is `preprocess(rgb, spec, scale, nucleus)`, the same crop cell mode would cut from a Kaggle image.
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_app.nucleus import Nucleus, find_nuclei
-from edge_app.preprocess import preprocess
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.nucleus import Nucleus, find_nuclei
+from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 DEFAULT_FIELD_SCALE = 2.0  # camera px per training px for 640x480 BCCD-like frames
 TRAINING_IMAGE = (320, 240)  # width, height of the Kaggle crops the classifiers learn from
@@ -48,7 +48,7 @@ def find_cells(
 ) -> list[Cell]:
     """Every white cell in an RGB frame, largest nucleus first (lobes already merged).
 
-    `small`: the frame already at the training scale (see `edge_app.nucleus.find_nuclei`).
+    `small`: the frame already at the training scale (see `core.nucleus.find_nuclei`).
     """
     h, w = rgb.shape[:2]
     nuclei = find_nuclei(rgb, spec.nucleus.for_field(), scale, small)
@@ -77,7 +77,7 @@ def cell_inputs(
     lut: np.ndarray | None = None,
 ) -> np.ndarray:
     """The model inputs (N, H, W, 3) float32 for the cells of one frame (`lut`: see
-    `edge_app.preprocess.prepare`)."""
+    `core.preprocess.prepare`)."""
     if not cells:
         return np.zeros((0, spec.height, spec.width, 3), np.float32)
     return np.stack([cell_input(rgb, c.nucleus, spec, scale, lut) for c in cells])

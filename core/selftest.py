@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_app.bundle import Artifact, Bundle
-from edge_app.errors import BundleError, WbcError
-from edge_app.preprocess import normalise
+from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.errors import BundleError, WbcError
+from wbc_edge.core.preprocess import normalise
 
 SELFTEST_FILE = "selftest.npz"
 DEFAULT_MIN_AGREEMENT = 0.99  # wbc-convert's default, for a bundle that records none
@@ -110,8 +110,8 @@ def threshold(bundle: Bundle) -> float:
 
 def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int | None) -> Verdict:
     """Run the sample through `art` on this machine and compare with the float model."""
-    from edge_app.quiet import native_stderr
-    from edge_app.runtime import open_runtime
+    from wbc_edge.core.quiet import native_stderr
+    from wbc_edge.core.runtime import open_runtime
 
     with native_stderr():
         rt = open_runtime(bundle, art, threads=threads)

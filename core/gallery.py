@@ -1,6 +1,6 @@
 """The crop each cell's model input was made from, as uint8 RGB: what the model saw.
 
-`edge_app.preprocess.prepare` cuts and resizes the crop (in the model's colour order); the model
+`core.preprocess.prepare` cuts and resizes the crop (in the model's colour order); the model
 input is `normalise` of it. Keeping the crop lets a report show every counted cell exactly as it
 was classified, and lets a technician's corrections become training images.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_app.field import training_window
-from edge_app.nucleus import Nucleus
-from edge_app.preprocess import prepare
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.field import training_window
+from wbc_edge.core.nucleus import Nucleus
+from wbc_edge.core.preprocess import prepare
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 
 def model_crop(

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.decode import decode_image, is_image_file
-from edge_app.errors import DataError, ImageError, NoCellFound
-from edge_app.preprocess import prepare
-from edge_app.preprocess_spec import PreprocessSpec
+from wbc_edge.core.decode import decode_image, is_image_file
+from wbc_edge.core.errors import DataError, ImageError, NoCellFound
+from wbc_edge.core.preprocess import prepare
+from wbc_edge.core.preprocess_spec import PreprocessSpec
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from edge_app.errors import ImageError, WbcError, first_line
+from wbc_edge.core.errors import ImageError, WbcError, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Largest image decoded, in pixels; a larger file is refused with its size. Measured peak memory

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from edge_app.errors import WbcError
-from edge_app.quiet import quiet_env
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.quiet import quiet_env
 
 DISTRIBUTION = "wbc-edge"
 # The exit statuses every command shares (wbc-edge's whole table: edge_app/exit_codes.py).
@@ -36,7 +36,7 @@ def add_version(*parsers: argparse.ArgumentParser) -> None:
 def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
     """Run a command's body: user errors print `prog: message` and return 2, no traceback.
 
-    TensorFlow/absl/LiteRT log lines are hidden unless `verbose` (edge_app.quiet).
+    TensorFlow/absl/LiteRT log lines are hidden unless `verbose` (core.quiet).
     """
     quiet_env(verbose)
     logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s")

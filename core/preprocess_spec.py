@@ -1,7 +1,7 @@
 """The preprocessing spec: every step from a decoded image to the model's input tensor.
 
 It is stored in the bundle (`bundle.json` → `preprocessing`) and applied by one function,
-`edge_app.preprocess.preprocess`, in training, calibration, parity and on the device.
+`core.preprocess.preprocess`, in training, calibration, parity and on the device.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, get_args
 
-from edge_app.typed_json import decode_dataclass
+from wbc_edge.core.typed_json import decode_dataclass
 
 CropMethod = Literal["nucleus", "none", "center"]
 NormKind = Literal["scale", "mean_std"]
@@ -52,7 +52,7 @@ class NucleusParams:
 
 @dataclass(frozen=True)
 class ColourSpec:
-    """Colour normalisation, the first step after decoding (see `edge_app.colour`).
+    """Colour normalisation, the first step after decoding (see `core.colour`).
 
     `reference`: the image's empty glass and red cells are mapped onto these colours (RGB,
     0..255), measured once on the training data. `none`: the image is used as decoded.

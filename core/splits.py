@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.errors import DataError
-from train.data import ImageRecord
+from wbc_edge.core.data import ImageRecord
+from wbc_edge.core.errors import DataError
 
 SIDE_NAMES = {1: ("train",), 2: ("train", "val"), 3: ("train", "val", "test")}
 MANIFEST_COLUMNS = ("path", "class", "group", "side")
