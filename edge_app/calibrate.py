@@ -18,10 +18,11 @@ import numpy as np
 
 from wbc_edge.core.colour import correct_colour, split_regions
 from wbc_edge.core.errors import WbcError
+from wbc_edge.core.field import RBC_DIAMETER
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.edge_app.profile import CameraProfile
 from wbc_edge.edge_app.quality import focus_measure
-from wbc_edge.edge_app.scale import RBC_UM, TRAINING_RBC_DIAMETER, estimate_scale
+from wbc_edge.edge_app.scale import RBC_UM, estimate_scale
 
 DEFAULT_FRAMES = 8
 
@@ -38,12 +39,13 @@ class Calibration:
 
     def format(self) -> str:
         p = self.profile
-        um = RBC_UM / (p.scale * TRAINING_RBC_DIAMETER)
+        across = p.scale * RBC_DIAMETER  # a red cell's diameter in camera px
+        um = RBC_UM / across
         lines = [
             f"calibrated on {self.used} of {self.seen} frames ({p.frame_size[0]}x"
             f"{p.frame_size[1]}):",
             f"  scale       {p.scale:.3f} camera px per training px "
-            f"(a red cell is {p.scale * TRAINING_RBC_DIAMETER:.1f} px across; {um:.3f} µm/px)",
+            f"(a red cell is {across:.1f} px across; {um:.3f} µm/px)",
             f"  glass       RGB {_rgb(p.background)}",
             f"  red cells   RGB {_rgb(p.red_cell)}",
             f"  focus       {p.focus:.0f} (frames below {0.4 * p.focus:.0f} will be flagged)",
@@ -113,7 +115,7 @@ def picture(cal: Calibration, spec: PreprocessSpec) -> np.ndarray:
     corrected, _ = correct_colour(rgb, spec.colour)
     mask = split_regions(corrected).cells
     panel = np.repeat((mask * 200 + 30).astype(np.uint8)[:, :, None], 3, axis=2)
-    d = cal.profile.scale * TRAINING_RBC_DIAMETER
+    d = cal.profile.scale * RBC_DIAMETER
     h, w = rgb.shape[:2]
     centre = (min(w - 1, round(0.6 * d)), min(h - 1, round(0.6 * d)))  # top left, off the cell
     for p in (corrected, panel):
