@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wbc_edge.core.colour import Illumination, apply_lut, colour_table
-from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, cell_input, find_cells
+from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, find_cells
 from wbc_edge.core.gallery import model_crop
 from wbc_edge.core.nucleus import Nucleus, locate_cell, working_image
-from wbc_edge.core.preprocess import preprocess
+from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.edge_app.morphology import Morphology, measure_cell
 from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
@@ -36,46 +36,49 @@ class FoundCells:
     """The white cells of one frame before classification.
 
     `boxes`/`nuclei` pair up (None: the whole image is the cell, or no nucleus is needed);
-    `timings` are the seconds of `STAGES`. `inputs()` and `crops()` cut the cells.
+    `timings` are the seconds of `STAGES`. `inputs()` and `crops()` cut the cells, once.
     """
 
     boxes: list[Box | None]
     nuclei: list[Nucleus | None]
     quality: FrameQuality
     scale: float
+    frame: np.ndarray  # as captured
+    lut: np.ndarray | None  # its colour table (None: nothing to correct)
+    spec: PreprocessSpec  # after the colour step: the table is applied to each crop
+    field_mode: bool
     timings: dict[str, float] = field(default_factory=dict)
-    _frame: np.ndarray | None = None
-    _lut: np.ndarray | None = None
-    _spec: PreprocessSpec | None = None
-    _field: bool = True
+    _crops: list[np.ndarray] | None = None
 
     def inputs(self) -> np.ndarray:
         """The model inputs (N, H, W, 3) float32, one per cell."""
-        spec = self._spec
-        assert spec is not None and self._frame is not None
+        spec = self.spec
         if not self.nuclei:
             return np.zeros((0, spec.height, spec.width, 3), np.float32)
-        rgb, lut, scale = self._frame, self._lut, self.scale
-        if self._field:
-            return np.stack([cell_input(rgb, n, spec, scale, lut) for n in self.nuclei])
-        return preprocess(rgb, spec, scale, self.nuclei[0], lut=lut)[None]
+        return normalise(np.stack(self._cut()), spec)
 
     def measure(self, i: int, scale_known: bool) -> Morphology | None:
         """What `edge_app.morphology` measures of cell `i` (None: no nucleus to measure)."""
-        nucleus, spec = self.nuclei[i], self._spec
-        if nucleus is None or spec is None or self._frame is None:
+        nucleus, spec = self.nuclei[i], self.spec
+        if nucleus is None:
             return None
         return measure_cell(
-            self._frame, nucleus, spec.nucleus, self.scale, spec.crop.size, scale_known, self._lut
+            self.frame, nucleus, spec.nucleus, self.scale, spec.crop.size, scale_known, self.lut
         )
 
     def crops(self, keep: list[int]) -> list[np.ndarray]:
         """The uint8 crops (model colour order) of cells `keep`, as the model saw them."""
-        assert self._spec is not None and self._frame is not None
-        return [
-            model_crop(self._frame, self._spec, self.scale, self.nuclei[i], self._field, self._lut)
-            for i in keep
-        ]
+        cut = self._cut()
+        return [cut[i] for i in keep]
+
+    def _cut(self) -> list[np.ndarray]:
+        """Every cell's uint8 crop, cut and corrected once for the model and the report."""
+        if self._crops is None:
+            self._crops = [
+                model_crop(self.frame, self.spec, self.scale, n, self.field_mode, self.lut)
+                for n in self.nuclei
+            ]
+        return self._crops
 
 
 class CellFinder:
@@ -138,7 +141,7 @@ class CellFinder:
         }
         field_mode = self.mode == "field"
         return FoundCells(
-            boxes, nuclei, quality, scale, timings, rgb, lut, self._crop_spec, field_mode
+            boxes, nuclei, quality, scale, rgb, lut, self._crop_spec, field_mode, timings
         )
 
     def drift_warnings(self) -> list[str]:
