@@ -41,9 +41,18 @@ def convert(job: Job, ctx: ConvertContext) -> dict[str, Any]:
         info["inference_precision"] = "f32"
     if job.precision == "int8":
         model, info = _quantize(model, ctx)
+    drop_conversion_parameters(model)
     xml = ctx.out_dir / job.file
     ov.save_model(model, str(xml), compress_to_fp16=job.precision == "fp16")
     return {**job.options, **info}
+
+
+def drop_conversion_parameters(model: Any) -> None:
+    """Leave out the `conversion_parameters` convert_model records in the IR: they hold the
+    converter's temporary SavedModel path, a machine path that means nothing to a user."""
+    rt_info = model.get_rt_info()
+    if "conversion_parameters" in rt_info:
+        del rt_info["conversion_parameters"]
 
 
 def _quantize(model: Any, ctx: ConvertContext) -> tuple[Any, dict[str, Any]]:

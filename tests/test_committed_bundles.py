@@ -4,6 +4,7 @@ default one verifies on this machine from its own self-test sample (no data need
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from wbc_edge.edge_app.cli import main
 pytestmark = pytest.mark.edge
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny-bundle"
+# where a development machine keeps things: a user's bundle must name none of them
+MACHINE_PATH = re.compile(rb"(/tmp/|/root/|/home/|/work/|/Users/|[A-Z]:\\)")
 
 
 @pytest.mark.parametrize("name", ["default", "custom-cnn-grouped"])
@@ -27,6 +31,14 @@ def test_committed_bundles_are_schema_2_with_every_file_hashed(name: str) -> Non
         if art.format == "openvino":
             assert [f.file for f in art.extra_files] == [Path(art.file).stem + ".bin"]
         assert "weights_sha256" not in art.options
+
+
+@pytest.mark.parametrize("root", [MODELS / "default", MODELS / "custom-cnn-grouped", FIXTURE])
+def test_no_committed_bundle_text_names_a_machine_path(root: Path) -> None:
+    texts = [p for p in root.rglob("*") if p.suffix in {".json", ".xml", ".md", ".csv", ".txt"}]
+    assert any(p.suffix == ".xml" for p in texts)  # the OpenVINO IRs are among them
+    found = [p.name for p in texts if MACHINE_PATH.search(p.read_bytes())]
+    assert found == []
 
 
 def test_the_default_bundle_verifies_here_from_its_own_sample(capsys) -> None:

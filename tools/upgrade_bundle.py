@@ -1,4 +1,4 @@
-"""Upgrade a schema-1 bundle to schema 2 in place, without retraining or data.
+"""Upgrade a bundle in place (schema 1 to 2; machine paths out of its IRs), without retraining.
 
     python tools/upgrade_bundle.py models/default [models/other ...]
 
@@ -7,25 +7,31 @@ checks every hash). This records what schema 1 could not: each artifact's `outpu
 decided as the runtime decides it for an undeclared artifact (a probe batch, once; the Keras
 file gets the kind its converted artifacts share), and its `contract_sha256`, the fingerprint
 of the classes and preprocessing bundle.json gives now — so only run it on a bundle.json you
-trust (the committed one, not one edited since). Never imports TensorFlow.
+trust (the committed one, not one edited since). It also drops the `conversion_parameters`
+block older converters left in OpenVINO IRs (the converter's temporary SavedModel path, a
+machine path; the graph is untouched) and re-hashes those files. Never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
-from wbc_edge.core.bundle import load_bundle, save_bundle
+from wbc_edge.core.bundle import Bundle, load_bundle, save_bundle
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.core.runtime import open_runtime
 from wbc_edge.core.vocab import FORMAT_RUNTIMES
 
 
+CONVERSION_BLOCK = re.compile(r"\n[ \t]*<conversion_parameters>.*?</conversion_parameters>", re.S)
+
+
 def upgrade(path: Path) -> list[str]:
     """Fill in the schema-2 fields of one bundle; lines saying what was recorded."""
     bundle = load_bundle(path)
-    lines = []
+    lines = drop_conversion_paths(bundle)
     for art in bundle.artifacts:
         if art.output_kind is None and art.format in FORMAT_RUNTIMES:
             with native_stderr(), open_runtime(bundle, art, threads=1) as rt:
@@ -40,6 +46,23 @@ def upgrade(path: Path) -> list[str]:
             f"{art.file}: output_kind {art.output_kind}, contract {art.contract_sha256[:12]}"
         )
     save_bundle(bundle)
+    return lines
+
+
+def drop_conversion_paths(bundle: Bundle) -> list[str]:
+    """Remove the IRs' `conversion_parameters` (a temporary path) and re-record their hashes."""
+    lines = []
+    for art in bundle.artifacts:
+        xml = bundle.artifact_path(art)
+        if art.format != "openvino" or not xml.is_file():
+            continue
+        text = xml.read_text(encoding="utf-8")
+        kept = CONVERSION_BLOCK.sub("", text)
+        if kept != text:
+            xml.write_text(kept, encoding="utf-8")
+            record = bundle.file_hash(art.file)
+            art.sha256, art.size_bytes = record.sha256, record.size_bytes
+            lines.append(f"{art.file}: conversion_parameters (a temporary path) removed")
     return lines
 
 
