@@ -153,7 +153,6 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
     """
     ref_bg = np.asarray(spec.background, np.float64)
     ref_red = np.asarray(spec.red_cell, np.float64)
-    x = _X
     if ill.background is not None and ill.red_cell is not None:
         bg, red = np.asarray(ill.background, np.float64), np.asarray(ill.red_cell, np.float64)
         seen = np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0))
@@ -161,7 +160,7 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
         clipped = bg >= CLIPPED  # over half the glass at 255 in this channel: its median is lost
         g = shared_gamma(seen[~clipped], ref[~clipped]) if (~clipped).any() else 1.0
         bg = np.where(clipped, red * np.exp(ref / g), bg)  # where the glass would lie
-        lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g
+        lut = ref_bg[:, None] * (_X[None, :] / bg[:, None]) ** g
     elif ill.background is not None or ill.red_cell is not None:
         seen, ref = (
             (np.asarray(ill.background), ref_bg)
@@ -169,7 +168,7 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
             else (np.asarray(ill.red_cell), ref_red)
         )
         gain = np.clip(ref / np.maximum(seen, 1.0), *GAIN_RANGE)
-        lut = gain[:, None] * x[None, :]
+        lut = gain[:, None] * _X[None, :]
     else:
         return None
     return np.clip(lut + 0.5, 0, 255).astype(np.uint8)
