@@ -35,6 +35,7 @@ CLIPPED = 254  # a glass median this high in a channel: over half of the glass i
 ITERATIONS = 2  # rounds of split-on-corrected-image refinement (see measure_illumination)
 STATS_PIXELS = 6_000  # the references are measured on a thumbnail of about this many pixels
 _MAX_PIXELS = 160_000
+_X = np.arange(256, dtype=np.float64)  # the 256 input values of a table
 
 NO_BACKGROUND = "no_background"
 NO_RED_CELLS = "no_red_cells"
@@ -73,22 +74,29 @@ def split_regions(rgb: np.ndarray) -> Regions:
     Where the darker side is small (the threshold fell between stained nuclei and the rest,
     as after a brightening gamma), the brighter side is split again.
     """
-    brightest = cv2.max(cv2.max(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
-    usable = brightest > DARK
-    green = rgb[:, :, 1]
-    values = _subsample(green[usable])
-    none = np.zeros_like(usable)
+    red, green, blue = cv2.split(rgb)
+    usable = cv2.max(cv2.max(red, green), blue) > DARK
+    values = green[_thinned(usable)]
     if values.size < 64:
+        none = np.zeros_like(usable)
         return Regions(usable, none, none)
     t = _otsu(values)
-    upper = values[values > t]
-    if np.mean(values <= t) < NUCLEUS_SHARE and upper.size >= 64:
-        t2 = _otsu(upper)
-        hi, lo = upper[upper > t2], upper[upper <= t2]
-        if hi.size and lo.size and hi.mean() >= MIN_CONTRAST * lo.mean():
-            t = t2
+    if np.count_nonzero(values <= t) / values.size < NUCLEUS_SHARE:
+        t = _split_brighter(values[values > t], t)
     glass = usable & (green > t)
     return Regions(usable, glass, usable & ~glass)
+
+
+def _split_brighter(upper: np.ndarray, t: float) -> float:
+    """Otsu's threshold within the brighter side `upper` where it separates two classes of
+    clearly different green; else `t`, the threshold as it was."""
+    if upper.size < 64:
+        return t
+    t2 = _otsu(upper)
+    hi, lo = upper[upper > t2], upper[upper <= t2]
+    if hi.size and lo.size and hi.mean() >= MIN_CONTRAST * lo.mean():
+        return t2
+    return t
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -105,18 +113,20 @@ def estimate_illumination(
     nearer of the spec's two references in chromaticity (neutral grey without a spec).
     """
     regions = split_regions(rgb) if regions is None else regions
+    planes = cv2.split(rgb)
     n = max(1, np.count_nonzero(regions.usable))
-    glass_px = _subsample(rgb[regions.glass])
-    cell_px = _red_cell_pixels(rgb, regions)
     glass_frac = np.count_nonzero(regions.glass) / n
     red_frac = np.count_nonzero(regions.cells) / n
-    background = _median(glass_px) if glass_frac >= MIN_FRACTION else None
+    background = _masked_median(planes, regions.glass) if glass_frac >= MIN_FRACTION else None
     if background is not None and min(background) >= CLIPPED:
         background = None  # the glass is clipped in every channel: its colour is unknown
-    red = _median(cell_px) if red_frac >= MIN_FRACTION and len(cell_px) else None
+    red = None
+    if red_frac >= MIN_FRACTION:
+        red_cells = _red_cell_mask(planes[1], regions.cells)
+        red = _masked_median(planes, red_cells) if red_cells.any() else None
     if background is not None and red is not None and background[1] < MIN_CONTRAST * red[1]:
         # no two classes: one material only (all glass, or all cells), told apart by colour
-        if _looks_like_glass(_median(_subsample(rgb[regions.usable])), spec):
+        if _looks_like_glass(_masked_median(planes, regions.usable), spec):
             red = None
         else:
             background = None
@@ -143,7 +153,6 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
     """
     ref_bg = np.asarray(spec.background, np.float64)
     ref_red = np.asarray(spec.red_cell, np.float64)
-    x = np.arange(256, dtype=np.float64)
     if ill.background is not None and ill.red_cell is not None:
         bg, red = np.asarray(ill.background, np.float64), np.asarray(ill.red_cell, np.float64)
         seen = np.log(np.maximum(bg, 1.0) / np.maximum(red, 1.0))
@@ -151,7 +160,7 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
         clipped = bg >= CLIPPED  # over half the glass at 255 in this channel: its median is lost
         g = shared_gamma(seen[~clipped], ref[~clipped]) if (~clipped).any() else 1.0
         bg = np.where(clipped, red * np.exp(ref / g), bg)  # where the glass would lie
-        lut = ref_bg[:, None] * (x[None, :] / bg[:, None]) ** g
+        lut = ref_bg[:, None] * (_X[None, :] / bg[:, None]) ** g
     elif ill.background is not None or ill.red_cell is not None:
         seen, ref = (
             (np.asarray(ill.background), ref_bg)
@@ -159,7 +168,7 @@ def colour_lut(ill: Illumination, spec: ColourSpec) -> np.ndarray | None:
             else (np.asarray(ill.red_cell), ref_red)
         )
         gain = np.clip(ref / np.maximum(seen, 1.0), *GAIN_RANGE)
-        lut = gain[:, None] * x[None, :]
+        lut = gain[:, None] * _X[None, :]
     else:
         return None
     return np.clip(lut + 0.5, 0, 255).astype(np.uint8)
@@ -213,14 +222,18 @@ def colour_table(
     """
     if spec.method == "none":
         return None, None
-    ill = measure_illumination(rgb, spec) if ill is None else ill
+    lut = None
+    if ill is None:
+        ill, lut = _refine(thumbnail(rgb), spec, ITERATIONS)
     used = ill
     if fallback is not None and (ill.background is None or ill.red_cell is None):
         used = Illumination(
             ill.background or fallback.background,
             ill.red_cell or fallback.red_cell,
         )
-    return colour_lut(used, spec), ill
+    if lut is None or used is not ill:
+        lut = colour_lut(used, spec)
+    return lut, ill
 
 
 def measure_illumination(
@@ -232,23 +245,45 @@ def measure_illumination(
     round corrects the image with the references so far, splits the corrected image, and
     measures the references again on the original pixels of that split.
     """
-    rgb = thumbnail(rgb)
-    ill = estimate_illumination(rgb, spec=spec)
+    return _refine(thumbnail(rgb), spec, rounds)[0]
+
+
+def _refine(
+    small: np.ndarray, spec: ColourSpec, rounds: int
+) -> tuple[Illumination, np.ndarray | None]:
+    """`measure_illumination` of a thumbnail, and the illumination's table (`colour_lut`),
+    which the last round has already built."""
+    ill = estimate_illumination(small, spec=spec)
+    lut = colour_lut(ill, spec)
     for _ in range(rounds):
-        lut = colour_lut(ill, spec)
         if lut is None or not (ill.background and ill.red_cell):
             break
-        again = estimate_illumination(rgb, split_regions(apply_lut(rgb, lut)), spec)
+        again = estimate_illumination(small, split_regions(apply_lut(small, lut)), spec)
         if again == ill:
             break  # a fixed point: every further round would give the same again
-        ill = again
-    return ill
+        ill, lut = again, colour_lut(again, spec)
+    return ill, lut
 
 
 def thumbnail(rgb: np.ndarray, pixels: int = STATS_PIXELS) -> np.ndarray:
     """Every k-th pixel in each direction, at most about `pixels` of them (same statistics)."""
-    k = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / pixels))))
-    return np.ascontiguousarray(rgb[::k, ::k]) if k > 1 else rgb
+    k = thumbnail_step(rgb.shape, pixels)
+    # `take` copies the columns about twice as fast as `ascontiguousarray(rgb[::k, ::k])`
+    return rgb[::k].take(np.arange(0, rgb.shape[1], k), axis=1) if k > 1 else rgb
+
+
+def thumbnail_step(shape: tuple[int, ...], pixels: int) -> int:
+    """The step k of `thumbnail`: every k-th row and column leave at most about `pixels`."""
+    return max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / pixels))))
+
+
+def histogram(plane: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts (256,) int64 of the values of a uint8 plane, where `mask` (bool or uint8) is set.
+
+    OpenCV counts in float32, exact up to 2**24 pixels a value.
+    """
+    mask = None if mask is None else mask.view(np.uint8)
+    return cv2.calcHist([plane], [0], mask, [256], [0, 256]).ravel().astype(np.int64)
 
 
 def reference_colours(images: list[np.ndarray]) -> tuple[list[float], list[float]]:
@@ -289,33 +324,39 @@ def _is_red(red: tuple[float, ...], glass: tuple[float, ...] | None) -> bool:
     return red[0] / max(red[1], 1.0) > RED_MARGIN * glass[0] / max(glass[1], 1.0)
 
 
-def _red_cell_pixels(rgb: np.ndarray, regions: Regions) -> np.ndarray:
+def _red_cell_mask(green: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """Cell pixels without the stained nuclei: the upper half of the cells' green values."""
-    px = _subsample(rgb[regions.cells])
-    if len(px) == 0:
-        return px
-    green = px[:, 1]
-    return px[green >= _median_u8(green)] if len(px) > 16 else px
+    cells = _thinned(cells)
+    n = np.count_nonzero(cells)
+    if n <= 16:
+        return cells
+    return cells & (green >= _hist_median(histogram(green, cells), n))
 
 
-def _subsample(px: np.ndarray) -> np.ndarray:
-    step = max(1, len(px) // _MAX_PIXELS)
-    return px[::step]
+def _thinned(mask: np.ndarray) -> np.ndarray:
+    """Every k-th set pixel of a bool mask (raster order), at most about `_MAX_PIXELS` set."""
+    n = np.count_nonzero(mask)
+    step = max(1, n // _MAX_PIXELS)
+    if step == 1:
+        return mask
+    out = np.zeros(mask.size, bool)
+    out[np.flatnonzero(mask)[::step]] = True
+    return out.reshape(mask.shape)
 
 
-def _median(px: np.ndarray) -> tuple[float, float, float]:
-    """Per-channel median of (N, 3) uint8 pixels (as `np.median`, from histograms)."""
-    px = px.reshape(-1, 3)
-    r, g, b = (_median_u8(px[:, c]) for c in range(3))
+def _masked_median(planes: tuple[np.ndarray, ...], mask: np.ndarray) -> tuple[float, float, float]:
+    """Per-channel median of the (thinned) pixels under a bool mask, as `np.median`."""
+    mask = _thinned(mask)
+    n = np.count_nonzero(mask)
+    r, g, b = (_hist_median(histogram(p, mask), n) for p in planes)
     return (r, g, b)
 
 
-def _median_u8(values: np.ndarray) -> float:
-    """`np.median` of uint8 values, counted instead of sorted (the mean of the two middle
+def _hist_median(counts: np.ndarray, n: int) -> float:
+    """`np.median` of the `n` uint8 values counted in `counts` (the mean of the two middle
     values for an even count)."""
-    n = len(values)
     if n == 0:
         return float("nan")
-    below = np.cumsum(np.bincount(values, minlength=256))
+    below = np.cumsum(counts)
     lo, hi = np.searchsorted(below, [(n - 1) // 2, n // 2], side="right")
     return (float(lo) + float(hi)) / 2

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from synthetic import render_field
 
-from wbc_edge.core.colour import _median, _median_u8, apply_lut, colour_table, correct_colour
+from wbc_edge.core.colour import (
+    _hist_median,
+    _masked_median,
+    apply_lut,
+    colour_table,
+    correct_colour,
+    histogram,
+)
 from wbc_edge.core.field import cell_inputs, find_cells
 from wbc_edge.core.preprocess_spec import ColourSpec, PreprocessSpec
 from wbc_edge.core.resample import shrink, shrink_by
@@ -47,9 +54,12 @@ def test_histogram_median_is_numpys() -> None:
     rng = np.random.default_rng(3)
     for n in (1, 2, 3, 17, 1000, 1001):
         v = rng.integers(0, 256, n).astype(np.uint8)
-        assert _median_u8(v) == np.median(v)
-    px = rng.integers(0, 256, (999, 3)).astype(np.uint8)
-    assert _median(px) == tuple(np.median(px.astype(float), axis=0))
+        assert _hist_median(np.bincount(v, minlength=256), n) == np.median(v)
+        assert _hist_median(histogram(v.reshape(1, -1)), n) == np.median(v)
+    img = rng.integers(0, 256, (27, 37, 3)).astype(np.uint8)
+    mask = rng.random((27, 37)) < 0.6
+    planes = tuple(np.ascontiguousarray(img[:, :, c]) for c in range(3))
+    assert _masked_median(planes, mask) == tuple(np.median(img[mask].astype(float), axis=0))
 
 
 def test_a_table_applied_to_a_crop_gives_the_corrected_frames_pixels() -> None:
