@@ -24,7 +24,6 @@ from wbc_edge.core.quiet import native_stderr
 from wbc_edge.core.runtime import open_runtime
 from wbc_edge.core.vocab import FORMAT_RUNTIMES
 
-
 CONVERSION_BLOCK = re.compile(r"\n[ \t]*<conversion_parameters>.*?</conversion_parameters>", re.S)
 
 
