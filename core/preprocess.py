@@ -110,6 +110,12 @@ def prepare(
     crop, _ = crop_cell(rgb, spec, scale, nucleus)
     if lut is not None:
         crop = apply_lut(crop, lut)
+    return finish_crop(crop, spec)
+
+
+def finish_crop(crop: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The last steps of `prepare`: a cut, colour-corrected crop → uint8 at the model's size
+    and in its colour order (for a caller that has cut the window itself)."""
     out = resize(crop, spec)
     if spec.color_order == "BGR":
         out = out[:, :, ::-1]

@@ -19,9 +19,9 @@ from wbc_edge.core.colour import Illumination, apply_lut, colour_table
 from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, find_cells
 from wbc_edge.core.gallery import model_crop
 from wbc_edge.core.nucleus import Nucleus, locate_cell, working_image
-from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.preprocess import crop_window, finish_crop, normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
-from wbc_edge.edge_app.morphology import Morphology, measure_cell
+from wbc_edge.edge_app.morphology import Morphology, measure_window
 from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
 from wbc_edge.edge_app.quality import FrameQuality, assess_frame
 from wbc_edge.edge_app.scale import RunScale
@@ -49,6 +49,7 @@ class FoundCells:
     field_mode: bool
     timings: dict[str, float] = field(default_factory=dict)
     _crops: list[np.ndarray] | None = None
+    _windows: dict[int, tuple[np.ndarray, tuple[int, int]]] = field(default_factory=dict)
 
     def inputs(self) -> np.ndarray:
         """The model inputs (N, H, W, 3) float32, one per cell."""
@@ -62,8 +63,9 @@ class FoundCells:
         nucleus, spec = self.nuclei[i], self.spec
         if nucleus is None:
             return None
-        return measure_cell(
-            self.frame, nucleus, spec.nucleus, self.scale, spec.crop.size, scale_known, self.lut
+        window, origin = self._window(i, nucleus)
+        return measure_window(
+            window, origin, nucleus, spec.nucleus, self.scale, spec.crop.size, scale_known
         )
 
     def crops(self, keep: list[int]) -> list[np.ndarray]:
@@ -74,11 +76,26 @@ class FoundCells:
     def _cut(self) -> list[np.ndarray]:
         """Every cell's uint8 crop, cut and corrected once for the model and the report."""
         if self._crops is None:
+            spec = self.spec
             self._crops = [
-                model_crop(self.frame, self.spec, self.scale, n, self.field_mode, self.lut)
-                for n in self.nuclei
+                finish_crop(self._window(i, n)[0], spec)
+                if n is not None and spec.crop.method == "nucleus"
+                else model_crop(self.frame, spec, self.scale, n, self.field_mode, self.lut)
+                for i, n in enumerate(self.nuclei)
             ]
         return self._crops
+
+    def _window(self, i: int, nucleus: Nucleus) -> tuple[np.ndarray, tuple[int, int]]:
+        """Cell `i`'s crop window around its nucleus (`spec.crop.size` training px), colour
+        corrected, and its top-left corner in the frame: cut once for the model's crop (of a
+        nucleus-crop model) and the morphology."""
+        if i not in self._windows:
+            side = self.spec.crop.size * self.scale
+            window, box = crop_window(self.frame, nucleus.cx, nucleus.cy, side)
+            if self.lut is not None:
+                window = apply_lut(window, self.lut)
+            self._windows[i] = window, box[:2]
+        return self._windows[i]
 
 
 class CellFinder:

@@ -26,6 +26,7 @@ numpy and OpenCV only: it runs on the device.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -131,12 +132,28 @@ def measure_cell(
     bundle's crop size); `scale_known`: the scale was measured or given (µm² are reported);
     `lut`: the frame's colour table when `rgb` is the frame as captured (applied to the crop).
     """
-    crop, (x0, y0, _, _) = crop_window(rgb, nucleus.cx, nucleus.cy, size * scale)
+    window, box = crop_window(rgb, nucleus.cx, nucleus.cy, size * scale)
     if lut is not None:
-        crop = apply_lut(crop, lut)
+        window = apply_lut(window, lut)
+    return measure_window(window, box[:2], nucleus, params, scale, size, scale_known)
+
+
+def measure_window(
+    window: np.ndarray,
+    origin: tuple[int, int],
+    nucleus: Nucleus,
+    params: NucleusParams,
+    scale: float = 1.0,
+    size: int = 150,
+    scale_known: bool = False,
+) -> Morphology:
+    """`measure_cell` of the window already cut around the nucleus (`core.preprocess.
+    crop_window`, colour-corrected) whose top-left corner lies at `origin` in the frame."""
+    crop = window
     if crop.shape[0] != size:
         crop = shrink(crop, (size, size)) if crop.shape[0] > size else _enlarge(crop, size)
     f = size / max(1, round(size * scale))  # training px per frame px
+    x0, y0 = origin
     box = tuple((v - o) * f for v, o in zip(nucleus.box, (x0, y0, x0, y0), strict=True))
     nuc = nucleus_mask(crop, params, box)
     return measure_masks(crop, nuc, params, scale_known)
@@ -152,21 +169,48 @@ def nucleus_mask(
     """uint8 0/1 mask of the nucleus: the chromatin (B - G above NUCLEUS_STAIN, closed) in
     components centred in `box` (x0, y0, x1, y1 in crop px, the finder's nucleus box; None:
     the component nearest the crop's centre)."""
-    strict = dataclasses.replace(params, stain_threshold=NUCLEUS_STAIN)
-    mask = _close(stain_mask(crop, strict), params.close_radius)
-    n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    mask = _close(stain_mask(crop, _stained_above(params, NUCLEUS_STAIN)), params.close_radius)
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
     if n <= 1:
         return mask
+    areas, centres = _areas_and_centres(mask, labels, n)
     if box is not None:
         x0, y0, x1, y1 = box
-        cx, cy = centres[1:, 0], centres[1:, 1]
+        cx, cy = centres[:, 0], centres[:, 1]
         keep = (cx >= x0 - 1) & (cx <= x1 + 1) & (cy >= y0 - 1) & (cy <= y1 + 1)
-        keep &= stats[1:, cv2.CC_STAT_AREA] >= MIN_LOBE_PX
+        keep &= areas >= MIN_LOBE_PX
         if keep.any():
-            return np.isin(labels, np.flatnonzero(keep) + 1).astype(np.uint8)
+            return _only(labels, np.flatnonzero(keep) + 1, n)
     h, w = mask.shape
-    d = np.hypot(centres[1:, 0] - w / 2, centres[1:, 1] - h / 2)
+    d = np.hypot(centres[:, 0] - w / 2, centres[:, 1] - h / 2)
     return (labels == int(np.argmin(d)) + 1).astype(np.uint8)
+
+
+def _areas_and_centres(
+    mask: np.ndarray, labels: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel count and mean (x, y) of components 1..n-1 (as connectedComponentsWithStats,
+    which costs several times the labelling in OpenCV 5)."""
+    points = cv2.findNonZero(mask).reshape(-1, 2)
+    lab = labels[points[:, 1], points[:, 0]]
+    areas = np.bincount(lab, minlength=n)[1:]
+    xs = np.bincount(lab, points[:, 0], n)[1:]
+    ys = np.bincount(lab, points[:, 1], n)[1:]
+    return areas, np.stack([xs / areas, ys / areas], axis=1)
+
+
+def _only(labels: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """uint8 0/1 mask of the pixels whose label is in `keep` (labels 1..n-1)."""
+    chosen = np.zeros(n, np.uint8)
+    chosen[keep] = 1
+    chosen[0] = 0
+    return chosen[labels]
+
+
+@functools.lru_cache(maxsize=8)
+def _stained_above(params: NucleusParams, threshold: float) -> NucleusParams:
+    """The nucleus parameters with another B - G threshold (made once per bundle)."""
+    return dataclasses.replace(params, stain_threshold=threshold)
 
 
 def measure_masks(
@@ -214,10 +258,11 @@ def count_lobes(nuc: np.ndarray, depth: float = LOBE_DEPTH) -> int:
     MIN_LOBE_SHARE of the deep area (or MIN_LOBE_PX) are specks. 0 for an empty mask."""
     if not nuc.any():
         return 0
-    dist = _distance(np.pad(nuc, 1))[1:-1, 1:-1]
+    rows, cols = _around(nuc, 0)  # the ring padded around its box is as far as its edge
+    dist = _distance(np.pad(nuc[rows, cols], 1))[1:-1, 1:-1]
     deep = (dist > depth * float(dist.max())).astype(np.uint8)
-    _, _, stats, _ = cv2.connectedComponentsWithStats(deep, connectivity=8)
-    sizes = stats[1:, cv2.CC_STAT_AREA]
+    n, labels = cv2.connectedComponents(deep, connectivity=8)
+    sizes = np.bincount(labels[deep > 0], minlength=n)[1:]
     floor = max(MIN_LOBE_PX, MIN_LOBE_SHARE * float(sizes.sum()))
     return max(1, int(np.sum(sizes >= floor)))
 
@@ -226,18 +271,32 @@ def cell_mask(
     crop: np.ndarray, nuc: np.ndarray, params: NucleusParams, reach: int = CELL_REACH
 ) -> np.ndarray:
     """uint8 0/1: the nucleus and the cytoplasm-coloured pixels (B - G above CELL_STAIN)
-    joined to it within `reach` px, holes filled."""
+    joined to it within `reach` px, holes filled.
+
+    Only the nucleus's box widened by `reach` and the closing's reach is looked at: nothing
+    farther can be joined, and the closing there sees what it sees in the whole crop.
+    """
     if not nuc.any():
         return nuc
-    loose = dataclasses.replace(params, stain_threshold=CELL_STAIN)
-    near = (_distance(1 - nuc) <= reach).astype(np.uint8)
-    solid = (_close(stain_mask(crop, loose), params.close_radius) | nuc) & near
-    _, labels = cv2.connectedComponents(solid, connectivity=8)
-    touching = np.isin(labels, np.unique(labels[(nuc > 0) & (labels > 0)])).astype(np.uint8)
+    rows, cols = _around(nuc, reach + 2 * params.close_radius + 2)
+    part, near_nuc = crop[rows, cols], nuc[rows, cols]
+    loose = _stained_above(params, CELL_STAIN)
+    near = (_distance(1 - near_nuc) <= reach).astype(np.uint8)
+    solid = (_close(stain_mask(part, loose), params.close_radius) | near_nuc) & near
+    n, labels = cv2.connectedComponents(solid, connectivity=8)
+    touching = _only(labels, labels[near_nuc > 0], n)
     contours, _ = cv2.findContours(touching, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    out = np.zeros_like(touching)
-    cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
+    out = np.zeros_like(nuc)
+    cv2.drawContours(out[rows, cols], contours, -1, 1, thickness=cv2.FILLED)
     return out
+
+
+def _around(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The rows and columns of the mask's set pixels' box widened by `margin` (clipped)."""
+    x, y, w, h = cv2.boundingRect(mask)
+    rows = slice(max(0, y - margin), min(mask.shape[0], y + h + margin))
+    cols = slice(max(0, x - margin), min(mask.shape[1], x + w + margin))
+    return rows, cols
 
 
 def _shape(nuc: np.ndarray) -> tuple[float, float, float]:
