@@ -16,9 +16,11 @@ from wbc_edge.core.colour import (
     histogram,
 )
 from wbc_edge.core.field import cell_inputs, find_cells
+from wbc_edge.core.gallery import model_crop
 from wbc_edge.core.preprocess_spec import ColourSpec, PreprocessSpec
 from wbc_edge.core.resample import shrink, shrink_by
 from wbc_edge.edge_app.finder import CellFinder
+from wbc_edge.edge_app.morphology import measure_cell
 from wbc_edge.edge_app.scale import RECHECK_EVERY, RunScale
 
 pytestmark = pytest.mark.edge
@@ -84,6 +86,19 @@ def test_finder_finds_the_cells_the_corrected_frame_shows() -> None:
     assert found.inputs().shape == (2, 32, 32, 3)
     assert [c.shape for c in found.crops([0, 1])] == [(32, 32, 3)] * 2
     assert set(found.timings) == {"colour", "scale", "quality", "find"}
+
+
+def test_the_shared_window_gives_the_crops_and_morphology_of_separate_cuts() -> None:
+    rgb = warm(render_field(np.random.default_rng(4), n_cells=2)[0])
+    found = CellFinder(SPEC, "field", scale=2.0).find(rgb)
+    assert found.nuclei
+    spec = found.spec
+    for i, nucleus in enumerate(found.nuclei):
+        assert nucleus is not None
+        crop = model_crop(rgb, spec, 2.0, nucleus, True, found.lut)
+        np.testing.assert_array_equal(found.crops([i])[0], crop)
+        alone = measure_cell(rgb, nucleus, spec.nucleus, 2.0, spec.crop.size, True, found.lut)
+        assert found.measure(i, True) == alone
 
 
 def test_run_scale_is_due_while_calibrating_then_every_recheck() -> None:
