@@ -51,6 +51,18 @@ def test_bench_command_prints_the_table(edge_bundle, tmp_path, capsys) -> None:
     row = next(line for line in out.splitlines() if line.startswith("tflite int8"))
     assert f"{TINY_MACS / 1e6:.1f}" in row and re.search(r"\d\.\d\dx", row)
     assert "bare interp." in out and "latency" in out
+    # benchmarks/bench_versions.py reads the same row: each stage's p50 and the ratio
+    rows = _bench_versions().rows_of(out)
+    p50s = [float(cell.split("/")[0]) for cell in row.split() if "/" in cell][:-1]
+    assert rows == {"tflite int8 on litert": [*p50s, float(re.search(r"(\S+)x", row)[1])]}
+
+
+def _bench_versions():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_versions.py"
+    spec = importlib.util.spec_from_file_location("bench_versions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_macs_of_an_unknown_format_are_not_guessed(tmp_path) -> None:
