@@ -140,11 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", type=limits.float_in(*limits.SCALE_RANGE), help="as for classify")
     b.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="only this one")
     b.add_argument("--precision", choices=PRECISION_ORDER, help="only this precision")
-    b.add_argument(
-        "--threads",
-        type=limits.int_in(*limits.THREADS_RANGE),
-        help="inference threads (default: the cores this process may use)",
-    )
+    _threads_option(b)
     b.add_argument(
         "--passes",
         type=limits.int_in(1, 1000),
@@ -170,11 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this artifact: FORMAT-PRECISION (tflite-int8) or its file; repeatable "
         "(default: every artifact not marked failed)",
     )
-    y.add_argument(
-        "--threads",
-        type=limits.int_in(*limits.THREADS_RANGE),
-        help="inference threads (default: the cores this process may use)",
-    )
+    _threads_option(y)
     y.add_argument("--verbose", action="store_true", help="show runtime log lines")
     y.set_defaults(func=cmd_verify)
     add_version(ap, *sub.choices.values())
@@ -187,6 +179,14 @@ def _report_option(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="write a printable HTML report (count, 95%% intervals, every cell) and CSV to DIR",
+    )
+
+
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=limits.int_in(*limits.THREADS_RANGE),
+        help="inference threads (default: the cores this process may use)",
     )
 
 
@@ -222,11 +222,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_THRESHOLD,
         help="cells below this confidence are flagged uncertain (default %(default)g)",
     )
-    p.add_argument(
-        "--threads",
-        type=limits.int_in(*limits.THREADS_RANGE),
-        help="inference threads (default: the cores this process may use)",
-    )
+    _threads_option(p)
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
     p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
 
