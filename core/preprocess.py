@@ -59,6 +59,15 @@ def crop_window(
     return crop, box
 
 
+def corrected_window(
+    rgb: np.ndarray, cx: float, cy: float, size: float, lut: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """`crop_window` with the frame's colour table (None: none) applied to the window only,
+    and the window's top-left corner in the image."""
+    window, box = crop_window(rgb, cx, cy, size)
+    return (window if lut is None else apply_lut(window, lut)), box[:2]
+
+
 def crop_cell(
     rgb: np.ndarray, spec: PreprocessSpec, scale: float = 1.0, nucleus: Nucleus | None = None
 ) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:

@@ -19,7 +19,7 @@ from wbc_edge.core.colour import Illumination, apply_lut, colour_table
 from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, find_cells
 from wbc_edge.core.gallery import model_crop
 from wbc_edge.core.nucleus import Nucleus, locate_cell, working_image
-from wbc_edge.core.preprocess import crop_window, finish_crop, normalise
+from wbc_edge.core.preprocess import corrected_window, finish_crop, normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.edge_app.morphology import Morphology, measure_window
 from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
@@ -91,10 +91,7 @@ class FoundCells:
         nucleus-crop model) and the morphology."""
         if i not in self._windows:
             side = self.spec.crop.size * self.scale
-            window, box = crop_window(self.frame, nucleus.cx, nucleus.cy, side)
-            if self.lut is not None:
-                window = apply_lut(window, self.lut)
-            self._windows[i] = window, box[:2]
+            self._windows[i] = corrected_window(self.frame, nucleus.cx, nucleus.cy, side, self.lut)
         return self._windows[i]
 
 

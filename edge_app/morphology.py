@@ -32,10 +32,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wbc_edge.core.colour import apply_lut
 from wbc_edge.core.field import RBC_DIAMETER
 from wbc_edge.core.nucleus import Nucleus, stain_mask
-from wbc_edge.core.preprocess import crop_window
+from wbc_edge.core.preprocess import corrected_window
 from wbc_edge.core.preprocess_spec import NucleusParams
 from wbc_edge.core.resample import shrink
 from wbc_edge.edge_app.scale import RBC_UM
@@ -132,10 +131,8 @@ def measure_cell(
     bundle's crop size); `scale_known`: the scale was measured or given (µm² are reported);
     `lut`: the frame's colour table when `rgb` is the frame as captured (applied to the crop).
     """
-    window, box = crop_window(rgb, nucleus.cx, nucleus.cy, size * scale)
-    if lut is not None:
-        window = apply_lut(window, lut)
-    return measure_window(window, box[:2], nucleus, params, scale, size, scale_known)
+    window, origin = corrected_window(rgb, nucleus.cx, nucleus.cy, size * scale, lut)
+    return measure_window(window, origin, nucleus, params, scale, size, scale_known)
 
 
 def measure_window(
@@ -147,8 +144,8 @@ def measure_window(
     size: int = 150,
     scale_known: bool = False,
 ) -> Morphology:
-    """`measure_cell` of the window already cut around the nucleus (`core.preprocess.
-    crop_window`, colour-corrected) whose top-left corner lies at `origin` in the frame."""
+    """`measure_cell` of the window already cut around the nucleus and colour-corrected
+    (`core.preprocess.corrected_window`), whose top-left corner lies at `origin` in the frame."""
     crop = window
     if crop.shape[0] != size:
         crop = shrink(crop, (size, size)) if crop.shape[0] > size else _enlarge(crop, size)
