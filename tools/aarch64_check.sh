@@ -6,8 +6,8 @@
 # the wheels exist, the code runs on aarch64 and its kernels agree with the float model;
 # its timings are the emulator's, not a Pi's. Too slow for CI (see docs/install-pi.md).
 # QEMU_CPU (default cortex-a72, a Pi 4's CPU) picks the emulated CPU. VERIFY_RUNTIMES (default
-# "litert onnxruntime") are the runtimes whose artifacts are verified: OpenVINO's verify takes
-# about 31 s a crop under emulation (some 100 minutes for the 200 crops), so add it on purpose.
+# "litert onnxruntime") are the runtimes whose artifacts are verified: OpenVINO's verify of its
+# two artifacts took 22 minutes under emulation (qemu's max CPU), so add it on purpose.
 #
 #   sudo tools/aarch64_check.sh [ROOT_DIR]        # default /tmp/wbc-arm64; reused when present
 #
