@@ -21,6 +21,7 @@ from wbc_edge.core.bundle import Bundle
 from wbc_edge.core.errors import BundleError, first_line
 from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from wbc_edge.core.quiet import native_stderr
+from wbc_edge.core.temperature import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,17 @@ class SourceModel:
         return infer_output_kind(raw)
 
     def predict(self, batch: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Float reference probabilities (N, n_classes), per the model's output kind."""
+        """Float reference probabilities (N, n_classes), per the model's output kind, calibrated
+        as every runtime calibrates them (`core.temperature`, the bundle's temperature)."""
         out = [
             np.asarray(self.keras_model(batch[i : i + batch_size], training=False))
             for i in range(0, len(batch), batch_size)
         ]
         if not out:
             return np.zeros((0, len(self.bundle.classes)), np.float32)
-        return apply_output_kind(np.concatenate(out).astype(np.float32), self.output_kind)
+        probs = apply_output_kind(np.concatenate(out).astype(np.float32), self.output_kind)
+        cm = self.bundle.count_model
+        return calibrate(probs, None if cm is None else cm.temperature)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -28,6 +28,7 @@ from typing import Any, Literal, get_args
 from wbc_edge.core.errors import BundleError
 from wbc_edge.core.output_kind import OutputKind
 from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
+from wbc_edge.core.temperature import T_RANGE
 from wbc_edge.core.typed_json import decode
 from wbc_edge.core.vocab import Format, Precision
 
@@ -91,6 +92,21 @@ class SelfTest:
 
 
 @dataclass
+class CountModel:
+    """`count_model` of bundle.json: what turns the model's outputs into a lab's differential.
+
+    `temperature` calibrates every runtime's probabilities (`core.temperature`); `confusion`
+    (rows true, columns predicted, counts of out-of-fold cells, classes in bundle order)
+    corrects the differential for the model's known confusions (`core.label_shift`); `source`
+    says in words which cells they were measured on."""
+
+    temperature: float
+    confusion: list[list[int]]
+    source: str
+    min_cells: int = 50
+
+
+@dataclass
 class InputSpec:
     """`input` of bundle.json: the model's input tensor, derived from the preprocessing."""
 
@@ -123,6 +139,7 @@ class Bundle:
     parity: dict[str, Any] = field(default_factory=dict)
     selftest: SelfTest | None = None
     quality: dict[str, Any] = field(default_factory=dict)  # numbers/flags/notes, loosely typed
+    count_model: CountModel | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept
     schema_version: int = SCHEMA_VERSION
 
@@ -212,6 +229,8 @@ class Bundle:
             data["selftest"] = asdict(self.selftest)
         if self.quality:
             data["quality"] = self.quality
+        if self.count_model is not None:
+            data["count_model"] = asdict(self.count_model)
         return {**data, **{k: v for k, v in self.extra.items() if k not in data}}
 
 
@@ -258,6 +277,7 @@ _TOP: dict[str, tuple[Any, bool]] = {
     "parity": (dict[str, Any], False),
     "selftest": (SelfTest | None, False),
     "quality": (dict[str, Any], False),
+    "count_model": (CountModel | None, False),
 }
 
 
@@ -303,6 +323,7 @@ def bundle_from_dict(data: Any, file: Path, warn: bool = True) -> Bundle:
         parity=got.get("parity", {}),
         selftest=got.get("selftest"),
         quality=got.get("quality", {}),
+        count_model=got.get("count_model"),
         extra=extra,
     )
     _check_contract(bundle, problems, warn)
@@ -450,9 +471,24 @@ def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
         _check_record(got["selftest"], "selftest", problems)
         if got["selftest"].n < 1:
             problems.append("selftest.n: must be at least 1")
+    if got.get("count_model") is not None:
+        _check_count_model(got["count_model"], len(got.get("classes") or []), problems)
     thresholds = (got.get("parity") or {}).get("thresholds")
     if thresholds is not None:  # the ranges are wbc-convert's to check, where they are given
         decode(Thresholds, thresholds, "parity.thresholds", problems)
+
+
+def _check_count_model(cm: CountModel, k: int, problems: list[str]) -> None:
+    lo, hi = T_RANGE
+    if not lo <= cm.temperature <= hi:
+        problems.append(f"count_model.temperature: {cm.temperature} is outside [{lo}, {hi}]")
+    rows = cm.confusion
+    if len(rows) != k or any(len(r) != k for r in rows):
+        problems.append(f"count_model.confusion: must be {k} rows of {k} counts (one per class)")
+    elif any(v < 0 for r in rows for v in r) or any(sum(r) == 0 for r in rows):
+        problems.append("count_model.confusion: counts must be non-negative, every row some")
+    if cm.min_cells < 1:
+        problems.append("count_model.min_cells: must be at least 1")
 
 
 def _check_classes(classes: list, problems: list[str]) -> None:

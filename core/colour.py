@@ -16,6 +16,7 @@ leaves in the same valley, so the same pixels are chosen whatever the camera did
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -284,6 +285,34 @@ def histogram(plane: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """
     mask = None if mask is None else mask.view(np.uint8)
     return cv2.calcHist([plane], [0], mask, [256], [0, 256]).ravel().astype(np.int64)
+
+
+def pooled_illumination(ills: Iterable[Illumination | None]) -> Illumination:
+    """One light from many images of one camera: the median glass and the median red-cell
+    colour over the images that show each (None where no image shows it).
+
+    A camera's lamp and white balance are the same for every frame it takes; one crop's own
+    estimate is noisy (few glass pixels, a stained cell filling the view), their median is not.
+    """
+    seen = [i for i in ills if i is not None]
+    bgs = [i.background for i in seen if i.background is not None]
+    reds = [i.red_cell for i in seen if i.red_cell is not None]
+    return Illumination(_median_colour(bgs), _median_colour(reds))
+
+
+def _median_colour(colours: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+    if not colours:
+        return None
+    r, g, b = (float(v) for v in np.median(np.asarray(colours, np.float64), axis=0))
+    return (r, g, b)
+
+
+def pooled_table(images: Iterable[np.ndarray], spec: ColourSpec) -> np.ndarray | None:
+    """The colour table of a set of images taken as one run (one camera): `colour_lut` of the
+    pooled light of their own estimates. The training data's images give a near-identity
+    table (its references are their median)."""
+    ills = [measure_illumination(rgb, spec) for rgb in images]
+    return colour_lut(pooled_illumination(ills), spec)
 
 
 def reference_colours(images: list[np.ndarray]) -> tuple[list[float], list[float]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wbc_edge.core.colour import apply_lut, pooled_table
 from wbc_edge.core.decode import decode_image, is_image_file
 from wbc_edge.core.errors import DataError, ImageError, NoCellFound
 from wbc_edge.core.preprocess import prepare
@@ -105,14 +106,21 @@ def load_images(
     records: Sequence[ImageRecord] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> LoadedImages:
-    """Decode and `prepare` each record once; unreadable or cell-less files are skipped by name."""
+    """Decode and `prepare` each record once; unreadable or cell-less files are skipped by name.
+
+    A spec whose light is estimated per run takes the records as one run (one camera): one
+    table, `core.colour.pooled_table` of an even sample of them, for every image.
+    """
     records = list(image_set.records if records is None else records)
     out = np.empty((len(records), spec.height, spec.width, 3), np.uint8)
     kept: list[ImageRecord] = []
     skipped: dict[str, str] = {}
+    lut = run_table(image_set.root, records, spec)
+    crop_spec = spec if lut is None else spec.after_colour()
     for i, rec in enumerate(records):
         try:
-            out[len(kept)] = prepare(decode_image(image_set.root / rec.path), spec)
+            rgb = decode_image(image_set.root / rec.path)
+            out[len(kept)] = prepare(rgb if lut is None else apply_lut(rgb, lut), crop_spec)
             kept.append(rec)
         except (ImageError, NoCellFound) as exc:
             skipped[rec.path.as_posix()] = exc.message
@@ -120,3 +128,23 @@ def load_images(
         if progress:
             progress(i + 1, len(records))
     return LoadedImages(out[: len(kept)], kept, skipped)
+
+
+RUN_SAMPLE = 400  # images a data set's pooled light is measured on
+
+
+def run_table(
+    root: Path, records: Sequence[ImageRecord], spec: PreprocessSpec
+) -> np.ndarray | None:
+    """The colour table of `records` taken as one run, for a spec that estimates its light
+    per run (None: the spec corrects each image itself, or has no colour step)."""
+    if spec.colour.method == "none" or spec.colour.estimate != "run" or not records:
+        return None
+    step = max(1, len(records) // RUN_SAMPLE)
+    sample = []
+    for rec in records[::step]:
+        try:
+            sample.append(decode_image(root / rec.path))
+        except ImageError:
+            continue
+    return pooled_table(sample, spec.colour)

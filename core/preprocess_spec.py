@@ -14,6 +14,7 @@ from wbc_edge.core.typed_json import decode_dataclass
 CropMethod = Literal["nucleus", "none", "center"]
 NormKind = Literal["scale", "mean_std"]
 ColourMethod = Literal["none", "reference"]
+ColourEstimate = Literal["image", "run"]
 Interpolation = Literal["area", "linear", "cubic", "nearest"]
 ColorOrder = Literal["RGB", "BGR"]
 
@@ -56,11 +57,16 @@ class ColourSpec:
 
     `reference`: the image's empty glass and red cells are mapped onto these colours (RGB,
     0..255), measured once on the training data. `none`: the image is used as decoded.
+    `estimate` says whose glass and red cells are measured: `run`, pooled over a run's frames
+    (one camera's lamp and white balance: `edge_app.light.RunLight`; a data set is one run,
+    `core.colour.pooled_table`); `image`, each image's own (bundles made before the pooled
+    estimate; noisy on a single crop).
     """
 
     method: ColourMethod = "none"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     red_cell: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    estimate: ColourEstimate = "image"
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class PreprocessSpec:
         d["norm"]["std"] = list(self.norm.std)
         d["colour"]["background"] = list(self.colour.background)
         d["colour"]["red_cell"] = list(self.colour.red_cell)
+        if self.colour.estimate == "image":
+            del d["colour"]["estimate"]  # as bundles wrote it before `estimate` existed
         return d
 
     @classmethod
@@ -146,6 +154,7 @@ class PreprocessSpec:
             ("interpolation", self.interpolation, Interpolation),
             ("norm.kind", self.norm.kind, NormKind),
             ("colour.method", self.colour.method, ColourMethod),
+            ("colour.estimate", self.colour.estimate, ColourEstimate),
         ):
             if value not in get_args(kind):
                 out.append(f"{name}: {value!r} is not one of {', '.join(get_args(kind))}")

@@ -3,9 +3,10 @@
 `open_runtime(bundle)` chooses the best artifact the bundle lists (and this machine can run),
 builds the interpreter / session / compiled model once, and checks the model against the
 bundle (input size, number of classes). `Runtime.predict(batch)` takes float32 NHWC already
-normalised per the bundle spec and returns (N, n_classes) float32 probabilities, whatever the
-backend and whatever the model's own input/output types (int8/uint8 TFLite models are
-quantized and dequantized here). The artifact's declared `output_kind` says whether its rows
+normalised per the bundle spec and returns (N, n_classes) float32 probabilities, calibrated
+with the bundle's temperature (`core.temperature`) when it has one, whatever the backend and
+whatever the model's own input/output types (int8/uint8 TFLite models are quantized and
+dequantized here). The artifact's declared `output_kind` says whether its rows
 are probabilities or logits (softmaxed row by row); a bundle written before the declaration
 existed is probed once at load, never per batch (`core.output_kind`).
 
@@ -42,6 +43,7 @@ from wbc_edge.core.limits import check_threads
 from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
 from wbc_edge.core.preprocess import QuantParams, quantize
 from wbc_edge.core.telemetry import disable_openvino_telemetry
+from wbc_edge.core.temperature import calibrate
 from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIMES
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,13 @@ class Runtime(ABC):
                 f"({n}, {self.n_classes}) for {self.n_classes} classes",
                 self.bundle.path,
             )
-        return apply_output_kind(out, self.output_kind)
+        return calibrate(apply_output_kind(out, self.output_kind), self.temperature)
+
+    @property
+    def temperature(self) -> float | None:
+        """The bundle's calibration temperature (None: the model's own probabilities)."""
+        cm = self.bundle.count_model
+        return None if cm is None else cm.temperature
 
     def _probe_output_kind(self) -> OutputKind:
         """An artifact of an old bundle declares no output kind: decide it once, here, from a

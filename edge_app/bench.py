@@ -28,7 +28,6 @@ from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
 from wbc_edge.edge_app.classify import Classifier, JsonlWriter, write_frame
 from wbc_edge.edge_app.macs import artifact_macs
 from wbc_edge.edge_app.scale import CALIBRATION_FRAMES, RECHECK_EVERY
-from wbc_edge.edge_app.summary import DifferentialCount
 
 STAGES = ("colour", "scale", "quality", "find", "preprocess", "infer", "measure", "records")
 WARMUP_FRAMES = 2
@@ -117,7 +116,7 @@ def bench_artifact(
     macs = artifact_macs(rt.path, rt.artifact.format)
     result = ArtifactBench(rt.artifact, rt.name, rt.inference_precision, rt.threads, macs)
     inputs = [rt.model_inputs(_batch(classifier, f.rgb)) for f in frames]
-    count = DifferentialCount(classifier.classes, classifier.threshold)
+    count = classifier.new_count()
     clock = time.perf_counter
     with JsonlWriter(os.devnull) as writer:
         for f, x in zip(frames[:WARMUP_FRAMES], inputs, strict=False):

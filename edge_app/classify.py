@@ -24,9 +24,10 @@ given a nucleus crop): explanations for a technician, not an input of the model.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.core.runtime import Runtime
 from wbc_edge.edge_app.finder import MODES, CellFinder
 from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 from wbc_edge.edge_app.morphology import Morphology
 from wbc_edge.edge_app.profile import CameraProfile, ProfileError
 from wbc_edge.edge_app.quality import FrameQuality
@@ -181,6 +183,22 @@ class Classifier:
         """What has drifted away from the run's scale or the camera profile, one line each."""
         return self.finder.drift_warnings()
 
+    def new_count(self) -> DifferentialCount:
+        """An empty differential count for this classifier's run (the bundle's count model
+        corrects it)."""
+        cm = self.bundle.count_model
+        if cm is None:
+            return DifferentialCount(self.classes, self.threshold)
+        return DifferentialCount(
+            self.classes, self.threshold, confusion=cm.confusion, min_cells=cm.min_cells
+        )
+
+    def run_notes(self) -> list[str]:
+        """The summary's lines on the run: its scale, its light, what drifted."""
+        light = self.finder.describe_light()
+        notes = [self.run_scale.describe(), *([light] if light else [])]
+        return notes + self.drift_warnings()
+
     def _result(self, box: Box | None, p: np.ndarray, morphology: Morphology | None) -> CellResult:
         return cell_result(self.classes, p, self.threshold, box, morphology)
 
@@ -252,8 +270,8 @@ def classify_media(
     everything so far written and counted. `truth` tallies agreement with folder labels.
     `on_frame` sees each classified frame after it is counted (saved pictures, reports).
     """
-    count = DifferentialCount(classifier.classes, classifier.threshold)
-    it = iter(frames)
+    count = classifier.new_count()
+    it = read_ahead(iter(frames), classifier)
     while (stop is None or not stop.is_set()) and not writer.failed:
         t0 = time.perf_counter()
         item = next(it, None)
@@ -284,6 +302,14 @@ def classify_media(
             times.add("records", t2 - t1)
             times.frame_done(total=t2 - t0)
     return count
+
+
+def read_ahead(frames: Iterator[MediaFrame], classifier: Classifier) -> Iterator[MediaFrame]:
+    """The same frames, the run's light measured on the first `CALIBRATION_FRAMES` of them
+    before any is classified (files can be read ahead; a live camera cannot)."""
+    first = list(itertools.islice(frames, CALIBRATION_FRAMES))
+    classifier.finder.prime_light([f.rgb for f in first if f.error is None and f.rgb is not None])
+    return itertools.chain(first, frames)
 
 
 def write_frame(

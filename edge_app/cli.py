@@ -246,7 +246,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
-        count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
+        count.notes += classifier.run_notes()
         text = "\n".join([*outputs.finish(count), count.format(title)])
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
@@ -284,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {how})"
         if stream.failures:
             title += f"; the camera failed and was reopened {stream.failures} times"
-        count.notes += [classifier.run_scale.describe(), *classifier.drift_warnings()]
+        count.notes += classifier.run_notes()
         text = count.format(title)
         if report is not None:
             page = report.write(count)

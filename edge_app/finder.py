@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wbc_edge.core.colour import Illumination, apply_lut, colour_table
+from wbc_edge.core.colour import Illumination, apply_lut, colour_table, measure_illumination
 from wbc_edge.core.field import DEFAULT_FIELD_SCALE, Box, find_cells
 from wbc_edge.core.gallery import model_crop
 from wbc_edge.core.nucleus import Nucleus, locate_cell, working_image
 from wbc_edge.core.preprocess import corrected_window, finish_crop, normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.edge_app.light import RunLight
 from wbc_edge.edge_app.morphology import Morphology, measure_window
 from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
 from wbc_edge.edge_app.quality import FrameQuality, assess_frame
@@ -115,6 +116,8 @@ class CellFinder:
         if scale is None and profile is not None:
             scale, origin = profile.scale, "the camera profile's"
         self.run_scale = RunScale(None if scale is None else float(scale), origin)
+        fixed = profile.illumination if profile is not None else None
+        self.light = RunLight(spec.colour, fixed, "the camera profile's")
         self.lamp_drift: float | None = None  # the last frame's glass vs the profile's
         self._crop_spec = spec.after_colour()  # the table is applied by the finder, once
 
@@ -130,7 +133,7 @@ class CellFinder:
             check_frame_size(self.profile, (rgb.shape[1], rgb.shape[0]), self.profile_path)
         clock = time.perf_counter
         t0 = clock()
-        lut, ill = self._colour(rgb)
+        lut, ill = self._colour(rgb, observe)
         t1 = clock()
         if observe:
             due = self.run_scale.due()
@@ -158,6 +161,19 @@ class CellFinder:
             boxes, nuclei, quality, scale, rgb, lut, self._crop_spec, field_mode, timings
         )
 
+    def prime_light(self, frames: list[np.ndarray]) -> None:
+        """Measure the run's light on its first frames before any is counted (files)."""
+        colour = self.spec.colour
+        if colour.method != "none" and colour.estimate == "run":
+            self.light.prime([measure_illumination(rgb, colour) for rgb in frames])
+
+    def describe_light(self) -> str | None:
+        """The run's light, one line (None: the bundle measures each image on its own)."""
+        colour = self.spec.colour
+        if colour.method == "none" or colour.estimate != "run":
+            return None
+        return self.light.describe()
+
     def drift_warnings(self) -> list[str]:
         """What has drifted away from the run's scale or the camera profile, one line each."""
         out = []
@@ -171,12 +187,25 @@ class CellFinder:
                 f"the lamp differs from the camera profile by {100 * self.lamp_drift:.0f} % "
                 "(white balance, brightness or another lamp): recalibrate"
             )
+        if self.light.drift is not None and self.profile is None:
+            out.append(
+                f"the lamp differs from the run's first frames by {100 * self.light.drift:.0f} % "
+                "(white balance, brightness or another lamp): start a new run"
+            )
         return out
 
-    def _colour(self, rgb: np.ndarray) -> tuple[np.ndarray | None, Illumination | None]:
-        """The frame's colour table (a profile fills a missing reference) and its light."""
+    def _colour(
+        self, rgb: np.ndarray, observe: bool
+    ) -> tuple[np.ndarray | None, Illumination | None]:
+        """The frame's colour table and its own light: the run's pooled light
+        (`edge_app.light`), or, for a bundle that estimates per image, the frame's own (a
+        profile filling a missing reference)."""
+        colour = self.spec.colour
+        if colour.method != "none" and colour.estimate == "run":
+            seen = measure_illumination(rgb, colour)
+            return self.light.table(seen, observe), seen
         fallback = self.profile.illumination if self.profile is not None else None
-        return colour_table(rgb, self.spec.colour, fallback=fallback)
+        return colour_table(rgb, colour, fallback=fallback)
 
     def _cells(
         self, rgb: np.ndarray, small: np.ndarray, scale: float

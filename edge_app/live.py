@@ -147,7 +147,7 @@ class LiveRun:
         self.writer = writer
         self.options = options
         self.camera = camera
-        self.count = DifferentialCount(classifier.classes, classifier.threshold)
+        self.count = classifier.new_count()
         self.tracker = CellTracker(classifier.classes)
         self.times = StageTimes()
         self.frames = 0

@@ -4,7 +4,11 @@ DIR holds:
 
     report.html      the differential count (table + bar chart with 95 % intervals), the gallery
                      of every counted cell as the model saw it, flagged frames, model and run
-    count.csv        class, cells, percent, ci95_low, ci95_high, uncertain (+ a total row)
+    count.csv        class, cells, percent, ci95_low, ci95_high (the differential a lab reads:
+                     corrected for the model's known confusions when the bundle has a count
+                     model and enough cells were counted, `estimate` says which),
+                     raw_percent, raw_ci95_low, raw_ci95_high (classify-and-count, Wilson),
+                     uncertain (+ a total row)
     cells.csv        one row per counted cell: where it was, what it was called, and its
                      nucleus and cell area (µm²), nucleus:cell ratio, lobes and granule score
     report.json      all of the above, read back by `wbc-edge review`; each cell with its
@@ -13,7 +17,9 @@ DIR holds:
     cells/N-context.jpg  the cell at training-image scale and size (what `wbc-train` learns from)
 
 The page embeds its images (data URIs) and loads nothing from the network, so report.html alone
-can be mailed or filed. The interval is the Wilson score interval for a proportion of n cells.
+can be mailed or filed. The raw count's interval is the Wilson score interval for a proportion
+of n cells; the corrected one's is a bootstrap over the cells and the confusion matrix
+(`core.label_shift`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.field import TRAINING_IMAGE, training_window
 from wbc_edge.core.gallery import to_rgb
+from wbc_edge.core.label_shift import MIN_CELLS, corrected_differential
 from wbc_edge.edge_app.annotated import frame_flags, save_rgb
 from wbc_edge.edge_app.classify import CellResult, FrameResult, cell_result
 from wbc_edge.edge_app.report_html import render_html
@@ -41,6 +48,7 @@ from wbc_edge.edge_app.summary import DifferentialCount
 
 Z95 = 1.959963984540054
 INTERVAL = "Wilson score interval, 95 %"
+CORRECTED_INTERVAL = "bootstrap over the cells and the confusion matrix, 95 %"
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -159,7 +167,9 @@ class RunReport:
         """Write report.json, count.csv, cells.csv and report.html; returns the page's path."""
         data = {
             "meta": {k: v for k, v in self.meta.items() if k != "spec"},
-            "count": count_table(count.counts, count.threshold, self.cells)
+            "count": count_table(
+                count.counts, count.threshold, self.cells, self.meta.get("count_model")
+            )
             | {
                 "frames": count.frames,
                 "frames_without_white_cell": count.empty_frames,
@@ -176,40 +186,72 @@ class RunReport:
 
 
 def count_table(
-    counts: dict[str, int], threshold: float, cells: list[ReportCell] | None = None
+    counts: dict[str, int],
+    threshold: float,
+    cells: list[ReportCell] | None = None,
+    count_model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Counts, percentages and Wilson 95 % intervals per class (percent, 0..100)."""
+    """Per class (percent, 0..100): the estimate a lab reads (`percent`, `ci95_*`) and the raw
+    classify-and-count (`raw_*`, Wilson intervals). The estimate is corrected for the model's
+    out-of-fold confusions when `count_model` (a bundle's, as `report_count_model` gives it)
+    is given and enough cells were counted; else it is the raw count, and `estimate` says so."""
     n = sum(counts.values())
+    confusion = None if count_model is None else count_model["confusion"]
+    min_cells = MIN_CELLS if count_model is None else int(count_model["min_cells"])
+    diff = corrected_differential(
+        list(counts), list(counts.values()), confusion, min_cells=min_cells
+    )
     rows = []
-    for cls, k in counts.items():
+    for i, (cls, k) in enumerate(counts.items()):
         lo, hi = wilson_interval(k, n)
+        raw = {
+            "raw_percent": round(100 * k / n, 2) if n else 0.0,
+            "raw_ci95_low": round(100 * lo, 2),
+            "raw_ci95_high": round(100 * hi, 2),
+        }
+        if diff.corrected is not None and diff.low is not None and diff.high is not None:
+            est = (diff.corrected[i], diff.low[i], diff.high[i])
+        else:
+            est = (k / n if n else 0.0, lo, hi)
+        estimate = {
+            key: round(100 * v, 2)
+            for key, v in zip(("percent", "ci95_low", "ci95_high"), est, strict=True)
+        }
         uncertain = sum(c.uncertain for c in cells or [] if c.label == cls)
-        rows.append(
-            {
-                "class": cls,
-                "cells": k,
-                "percent": round(100 * k / n, 2) if n else 0.0,
-                "ci95_low": round(100 * lo, 2),
-                "ci95_high": round(100 * hi, 2),
-                "uncertain": uncertain,
-            }
-        )
+        rows.append({"class": cls, "cells": k, **estimate, **raw, "uncertain": uncertain})
     uncertain = sum(c.uncertain for c in cells or [])
+    corrected = diff.corrected is not None
     return {
         "cells": n,
         "rows": rows,
         "uncertain": uncertain,
         "threshold": threshold,
-        "interval": INTERVAL,
+        "estimate": "corrected" if corrected else "raw",
+        "estimate_note": diff.note,
+        "interval": CORRECTED_INTERVAL if corrected else INTERVAL,
+        "raw_interval": INTERVAL,
     }
 
 
+def report_count_model(bundle) -> dict[str, Any] | None:
+    """What report.json keeps of the bundle's count model (the review recounts with it)."""
+    cm = bundle.count_model
+    return None if cm is None else {"confusion": cm.confusion, "min_cells": cm.min_cells}
+
+
+COUNT_FIELDS = [
+    "class", "cells", "percent", "ci95_low", "ci95_high", "estimate",
+    "raw_percent", "raw_ci95_low", "raw_ci95_high", "uncertain",
+]  # fmt: skip
+
+
 def write_count_csv(path: Path, table: dict[str, Any]) -> None:
-    fields = ["class", "cells", "percent", "ci95_low", "ci95_high", "uncertain"]
+    fields = COUNT_FIELDS
+    estimate = table.get("estimate", "raw")
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fields, extrasaction="ignore")
         w.writeheader()
-        w.writerows(table["rows"])
+        w.writerows({**row, "estimate": estimate} for row in table["rows"])
         total = table["cells"]
         w.writerow(
             {
@@ -218,6 +260,8 @@ def write_count_csv(path: Path, table: dict[str, Any]) -> None:
                 "percent": 100.0 if total else 0.0,
                 "ci95_low": "",
                 "ci95_high": "",
+                "estimate": estimate,
+                "raw_percent": 100.0 if total else 0.0,
                 "uncertain": table["uncertain"],
             }
         )
@@ -291,6 +335,7 @@ def run_meta(bundle, runtime, classifier, source: str) -> dict[str, Any]:
         "source": source,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "spec": classifier.spec,
+        "count_model": report_count_model(bundle),
     }
 
 

@@ -51,8 +51,8 @@ def render_html(data: dict[str, Any], folder: Path, form: bool = False) -> str:
         "<h2>Differential count</h2>",
         count_html(count, data.get("review")),
         chart_svg(count["rows"]),
-        f"<p class=sub>95 % interval: Wilson score interval for a proportion of "
-        f"{count['cells']} cells. Uncertain: confidence below {count['threshold']:.2f}, "
+        f"<p class=sub>95 % interval: {escape(count['interval'])} ({count['cells']} cells). "
+        f"Uncertain: confidence below {count['threshold']:.2f}, "
         "counted in the class the model gave, shown first in the gallery.</p>",
         "<h2>Run</h2>",
         meta_html(meta, count),
@@ -73,15 +73,24 @@ def render_html(data: dict[str, Any], folder: Path, form: bool = False) -> str:
 
 
 def count_html(count: dict[str, Any], review: dict[str, Any] | None) -> str:
+    """The count table: the differential a lab reads (corrected when the bundle can) with its
+    interval, the raw count beside it, and the reviewed count after corrections."""
     reviewed = {r["class"]: r for r in (review or {}).get("count", {}).get("rows", [])}
-    head = "<tr><th>class</th><th>cells</th><th>%</th><th>95 % interval</th><th>uncertain</th>"
+    corrected = count.get("estimate") == "corrected"
+    what = "differential % (corrected)" if corrected else "differential %"
+    head = (
+        f"<tr><th>class</th><th>cells counted</th><th>{what}</th><th>95 % interval</th>"
+        "<th>raw %</th><th>uncertain</th>"
+    )
     if reviewed:
         head += "<th>reviewed cells</th><th>reviewed %</th><th>95 % interval</th>"
     rows = [f"<table>{head}</tr>"]
     for r in count["rows"]:
+        raw = r.get("raw_percent", r["percent"])  # reports written before the correction
         line = (
             f"<tr><td>{escape(r['class'])}</td><td>{r['cells']}</td><td>{r['percent']:.1f}</td>"
-            f"<td>{r['ci95_low']:.1f}&ndash;{r['ci95_high']:.1f}</td><td>{r['uncertain']}</td>"
+            f"<td>{r['ci95_low']:.1f}&ndash;{r['ci95_high']:.1f}</td><td>{raw:.1f}</td>"
+            f"<td>{r['uncertain']}</td>"
         )
         if reviewed:
             v = reviewed[r["class"]]
@@ -91,11 +100,17 @@ def count_html(count: dict[str, Any], review: dict[str, Any] | None) -> str:
             )
         rows.append(line + "</tr>")
     total = f"<tr class=total><td>total</td><td>{count['cells']}</td><td>100.0</td><td></td>"
-    total += f"<td>{count['uncertain']}</td>"
+    total += f"<td>100.0</td><td>{count['uncertain']}</td>"
     if reviewed:
         rc = review["count"]
         total += f"<td>{rc['cells']}</td><td>100.0</td><td></td>"
     rows.append(total + "</tr></table>")
+    note = count.get("estimate_note")
+    if note:
+        rows.append(
+            f"<p class=note>Differential: {escape(note)}. Raw %: each cell's label counted "
+            f"({escape(count.get('raw_interval', count['interval']))}).</p>"
+        )
     if review:
         n, rejected = len(review.get("corrections", {})), review["count"].get("rejected", 0)
         rows.append(

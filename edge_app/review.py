@@ -75,7 +75,7 @@ def reviewed_count(data: dict[str, Any], corrections: dict[str, str]) -> dict[st
             rejected += 1
         else:
             counts[label] += 1
-    table = count_table(counts, data["count"]["threshold"])
+    table = count_table(counts, data["count"]["threshold"], None, data["meta"].get("count_model"))
     unreviewed = [c for c in data["cells"] if c["uncertain"] and str(c["id"]) not in corrections]
     for row in table["rows"]:  # uncertain cells nobody has looked at yet
         row["uncertain"] = sum(c["label"] == row["class"] for c in unreviewed)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wbc_edge.core.label_shift import MIN_CELLS, Differential, corrected_differential
+
 STAGES = (
     "capture",
     "colour",
@@ -63,6 +65,8 @@ class DifferentialCount:
     notes: list[str] = field(default_factory=list)  # lines for the summary (scale, drift)
     failed: list[tuple[str, str]] = field(default_factory=list)  # first FAILED_SHOWN (source, why)
     uncertain_cells: list[CellNote] = field(default_factory=list)  # the first LIST_UNCERTAIN
+    confusion: list[list[int]] | None = None  # the bundle's out-of-fold confusion (correction)
+    min_cells: int = MIN_CELLS
 
     def __post_init__(self) -> None:
         self.counts = {c: self.counts.get(c, 0) for c in self.classes}
@@ -115,11 +119,19 @@ class DifferentialCount:
         total = self.cells
         return {c: (100.0 * n / total if total else 0.0) for c, n in self.counts.items()}
 
+    def differential(self) -> Differential:
+        """The raw and (with enough cells and a confusion matrix) corrected differential."""
+        counts = [self.counts[c] for c in self.classes]
+        return corrected_differential(
+            self.classes, counts, self.confusion, min_cells=self.min_cells
+        )
+
     def to_dict(self) -> dict:
         return {
             "cells": self.cells,
             "counts": dict(self.counts),
             "percent": {c: round(p, 2) for c, p in self.percentages().items()},
+            "differential": self.differential().to_dict(),
             "uncertain": self.uncertain,
             "threshold": self.threshold,
             "frames": self.frames,
@@ -136,11 +148,24 @@ class DifferentialCount:
         lines = [
             f"{title}: {self.cells} white {_cells(self.cells)} in {self.frames} "
             f"{'frame' if self.frames == 1 else 'frames'}",
-            f"  {'class':<{width}} {'cells':>6} {'%':>6}",
         ]
-        for cls, pct in self.percentages().items():
-            lines.append(f"  {cls:<{width}} {self.counts[cls]:>6} {pct:>6.1f}")
+        diff = self.differential()
+        if diff.corrected is not None and diff.low is not None and diff.high is not None:
+            lines.append(
+                f"  {'class':<{width}} {'cells':>6} {'raw %':>6}   differential % (95 % interval)"
+            )
+            for i, (cls, pct) in enumerate(self.percentages().items()):
+                est, lo, hi = (100 * v[i] for v in (diff.corrected, diff.low, diff.high))
+                lines.append(
+                    f"  {cls:<{width}} {self.counts[cls]:>6} {pct:>6.1f}   "
+                    f"{est:>5.1f} ({lo:.1f}-{hi:.1f})"
+                )
+        else:
+            lines.append(f"  {'class':<{width}} {'cells':>6} {'raw %':>6}")
+            for cls, pct in self.percentages().items():
+                lines.append(f"  {cls:<{width}} {self.counts[cls]:>6} {pct:>6.1f}")
         lines.append(f"  {'total':<{width}} {self.cells:>6} {100.0 if self.cells else 0.0:>6.1f}")
+        lines.append(f"  raw %: each cell's label counted; differential: {diff.note}")
         lines.append(
             f"  uncertain (confidence < {self.threshold:.2f}): {self.uncertain} of {self.cells} "
             f"{_cells(self.cells)} (counted above; check them by eye)"

@@ -8,6 +8,12 @@ for focus. Written as a spec string:
 
     flips,rot90,scale=0.1,shift=0.05,hue=8,sat=0.2,bright=0.15,gain=0.05,gamma=0.1,blur=0.3
 
+`lamp=AMOUNT` is another camera seen through the colour step, for a model whose bundle has
+one: per-channel gains (1 ± AMOUNT), a gamma and an exposure are applied to the crop as the
+camera would apply them to the raw frame, then the run's colour table (`core.colour`), built
+from the training data's pooled references as that camera would show them, maps it back. The
+model learns what the step leaves of a camera, as the device will show it.
+
 Hue and saturation do not depend on the channel order (a hue rotation drawn symmetrically is
 the same distribution for RGB and BGR), so one function serves every model.
 """
@@ -19,7 +25,9 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
+from wbc_edge.core.colour import CLIPPED, Illumination, apply_lut, colour_lut
 from wbc_edge.core.errors import WbcError
+from wbc_edge.core.preprocess_spec import ColourSpec
 
 DEFAULT_AUGMENT = "flips,rot90,shift=0.1"
 # name → (default when given without a value, largest allowed value, meaning)
@@ -32,6 +40,7 @@ _AMOUNTS: dict[str, tuple[float, float, str]] = {
     "gain": (0.05, 0.5, "largest gain change of each channel on its own, fraction"),
     "gamma": (0.1, 0.5, "largest change of the exponent of a gamma curve, fraction"),
     "blur": (0.3, 1.0, "probability of a Gaussian blur (sigma 0.5 to 1.2 px)"),
+    "lamp": (0.2, 0.5, "another camera before the colour step: largest gain change, fraction"),
 }
 
 
@@ -50,6 +59,7 @@ class Augment:
     gain: float = 0.0
     gamma: float = 0.0
     blur: float = 0.0
+    lamp: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -68,7 +78,7 @@ class Augment:
         """'flips,rot90,shift=0.1' → Augment; 'none' or '' → no augmentation.
 
         Tokens: hflip, vflip, flips (both), rot90, and NAME[=AMOUNT] for shift, scale, hue,
-        sat, bright, gain, gamma, blur (AMOUNT defaults as in `_AMOUNTS`)."""
+        sat, bright, gain, gamma, blur, lamp (AMOUNT defaults as in `_AMOUNTS`)."""
         if not text or text == "none":
             return cls()
         kw: dict[str, object] = {}
@@ -105,8 +115,15 @@ def _amount(key: str, value: str) -> float:
     return amount
 
 
-def augment_batch(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
-    """Augmented copy of a uint8 (N, H, W, 3) batch of square images."""
+def augment_batch(
+    batch: np.ndarray,
+    aug: Augment,
+    rng: np.random.Generator,
+    colour: ColourSpec | None = None,
+) -> np.ndarray:
+    """Augmented copy of a uint8 (N, H, W, 3) batch of square images (RGB order for `lamp`).
+
+    `colour`: the model's colour step, which `lamp` passes each new camera through."""
     out = batch.copy()
     n, h, w = batch.shape[:3]
     if aug.hflip:
@@ -125,6 +142,8 @@ def augment_batch(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> 
         out = _zoom_shift(out, aug.scale, aug.shift, rng)
     elif aug.shift > 0:
         out = _shift(out, aug.shift, rng)
+    if aug.lamp > 0:
+        out = _lamp(out, aug.lamp, rng, colour)
     if aug.colour:
         out = _colour(out, aug, rng)
     if aug.camera:
@@ -193,6 +212,39 @@ def _camera(batch: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.nda
         for c in range(3):
             lut = np.clip(255.0 * gains[i, c] * x ** gammas[i] + 0.5, 0, 255).astype(np.uint8)
             out[i, :, :, c] = cv2.LUT(batch[i, :, :, c], lut)
+    return out
+
+
+def _lamp(
+    batch: np.ndarray, amount: float, rng: np.random.Generator, colour: ColourSpec | None
+) -> np.ndarray:
+    """Each image as another camera takes it (gains 1 ± amount per channel, gamma and exposure
+    within exp(±2·amount) and exp(-1.5·amount)..exp(amount)), then through that camera's run
+    table: the training references as the camera shows them, mapped back onto themselves."""
+    n = len(batch)
+    gains = rng.uniform(1 - amount, 1 + amount, (n, 3))
+    gammas = np.exp(rng.uniform(-2 * amount, 2 * amount, n))
+    exposure = np.exp(rng.uniform(-1.5 * amount, amount, n))
+    x = np.arange(256, dtype=np.float64) / 255.0
+    out = np.empty_like(batch)
+    for i in range(n):
+        k = gains[i] * exposure[i]
+
+        def camera(v: np.ndarray, k=k, g=gammas[i]) -> np.ndarray:
+            return np.clip(255.0 * k[:, None] * (v / 255.0) ** g, 0.0, 255.0)
+
+        table = np.clip(camera(255.0 * np.tile(x, (3, 1))) + 0.5, 0, 255).astype(np.uint8)
+        seen = apply_lut(batch[i], table)
+        if colour is not None and colour.method == "reference":
+            refs = np.asarray([colour.background, colour.red_cell], np.float64).T  # (3, 2)
+            bg, red = camera(refs).T
+            glass = None if min(bg) >= CLIPPED else (float(bg[0]), float(bg[1]), float(bg[2]))
+            lut = colour_lut(
+                Illumination(glass, (float(red[0]), float(red[1]), float(red[2]))), colour
+            )
+            if lut is not None:
+                seen = apply_lut(seen, lut)
+        out[i] = seen
     return out
 
 

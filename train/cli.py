@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": split_command,
         "card": card_command,
         "colour-step": colour_step_command,
+        "count-model": count_model_command,
     }
     verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
     argv = [a for a in argv if a != "--tf-logs"]
@@ -64,7 +65,8 @@ def train_parser() -> argparse.ArgumentParser:
         description="Train a model into a bundle (model.keras, report, split manifest). "
         "Subcommands: `groups` (recover source cells), `split` (write a manifest), "
         "`card` (write a bundle's MODEL_CARD.md), `colour-step` (add the colour step to a "
-        "bundle trained without it).",
+        "bundle trained without it), `count-model` (calibration and confusion matrix from a "
+        "K-fold run's out-of-fold predictions).",
         epilog="Every preset value can be overridden by its flag. See docs/training.md.",
     )
     add_version(p)
@@ -314,6 +316,36 @@ def colour_step_command(argv: list[str]) -> int:
     p.add_argument("data_root", type=Path)
     args = p.parse_args(argv)
     print(f"wrote {add_colour_step(args.bundle, args.data_root)}; run wbc-convert for parity")
+    return 0
+
+
+def count_model_command(argv: list[str]) -> int:
+    """Fit the temperature and the confusion matrix of a K-fold RUN on its out-of-fold
+    predictions (DATA_ROOT: its training data) and store them in BUNDLE (default: the run's
+    fold 0). Run wbc-convert afterwards: parity covers the calibrated output."""
+    from wbc_edge.train.count_model import fit_count_model, out_of_fold, write_count_model
+
+    p = argparse.ArgumentParser(prog=f"{PROG} count-model", description=count_model_command.__doc__)
+    add_version(p)
+    p.add_argument("run", type=Path, help="a wbc-train --kfold output folder")
+    p.add_argument("data_root", type=Path)
+    p.add_argument("--bundle", type=Path, help="bundle to write into (default RUN/folds/fold0)")
+    args = p.parse_args(argv)
+    held = out_of_fold(args.run, args.data_root)
+    k = len(list((args.run / "folds").glob("fold*")))
+    source = (
+        f"out-of-fold predictions of {k} grouped folds of {args.data_root.name} "
+        f"({len(held.labels)} images of {len(set(held.groups))} source cells), "
+        "light pooled per fold"
+    )
+    model, stats = fit_count_model(held, source)
+    target = args.bundle or args.run / "folds" / "fold0"
+    path = write_count_model(target, model, stats)
+    print(
+        f"wrote {path}: temperature {model.temperature:g} (NLL {stats['nll_before']} -> "
+        f"{stats['nll_after']}, ECE {stats['ece_before']} -> {stats['ece_after']}), confusion "
+        f"of {stats['images']} out-of-fold images; run wbc-convert for parity"
+    )
     return 0
 
 

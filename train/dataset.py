@@ -68,6 +68,8 @@ class CellBatches(keras.utils.PyDataset):
         self.images, self.labels = images, np.asarray(labels, np.int64)
         self.n_classes, self.spec, self.batch_size = n_classes, spec, int(batch_size)
         self.augment = augment if augment is not None and augment.active else None
+        if self.augment is not None and self.augment.lamp and spec.color_order != "RGB":
+            raise ValueError("augment lamp: the model's colour order must be RGB")
         self.shuffle, self.seed = shuffle, seed
         self.class_weights = class_weights
         self.max_batches = max_batches
@@ -84,7 +86,7 @@ class CellBatches(keras.utils.PyDataset):
         x = self.images[idx]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.augment is not None:
-            x = augment_batch(x, self.augment, rng)
+            x = augment_batch(x, self.augment, rng, self.spec.colour)
         y = np.eye(self.n_classes, dtype=np.float32)[self.labels[idx]]
         x = normalise(x, self.spec)
         w = None if self.class_weights is None else self.class_weights[self.labels[idx]]

@@ -58,4 +58,4 @@ def measure_colour_spec(images: ImageSet, sample: int = COLOUR_SAMPLE) -> Colour
     except ValueError as exc:
         raise DataError(f"cannot measure colour references: {exc}", images.root) from None
     log.info("colour references: glass %s, red cells %s", background, red_cell)
-    return ColourSpec("reference", tuple(background), tuple(red_cell))  # type: ignore[arg-type]
+    return ColourSpec("reference", tuple(background), tuple(red_cell), "run")  # type: ignore[arg-type]

@@ -1,0 +1,118 @@
+"""Metrics that match use: per source cell, and the differential of simulated smears.
+
+A lab reads the differential of one smear, not a balanced accuracy. `smear_errors` draws
+300-cell smears from held-out cells at the mixes of `MIXES` (each cell a random copy of a
+random source cell of its class) and compares the shares a lab would read with the true ones,
+raw (classify-and-count) and corrected for the model's confusions (`core.label_shift`).
+
+The mixes, white cells only (basophils, under 1 %, are not among the four classes):
+reference intervals for an adult differential are neutrophils 40-75 %, lymphocytes 20-45 %,
+monocytes 2-10 %, eosinophils 1-6 % (Bain, *Blood Cells: A Practical Guide*, 5th ed., 2015);
+each abnormal mix raises one class well past its interval at the others' expense.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+from wbc_edge.core.label_shift import confusion_rates, estimate_shares
+from wbc_edge.train.out_of_fold import HeldOut
+
+SMEAR_CELLS = 300
+MIXES: dict[str, dict[str, float]] = {  # percent of white cells
+    "normal": {"NEUTROPHIL": 60, "LYMPHOCYTE": 30, "MONOCYTE": 7, "EOSINOPHIL": 3},
+    "neutrophilia": {"NEUTROPHIL": 85, "LYMPHOCYTE": 10, "MONOCYTE": 4, "EOSINOPHIL": 1},
+    "lymphocytosis": {"NEUTROPHIL": 30, "LYMPHOCYTE": 60, "MONOCYTE": 7, "EOSINOPHIL": 3},
+    "eosinophilia": {"NEUTROPHIL": 50, "LYMPHOCYTE": 25, "MONOCYTE": 7, "EOSINOPHIL": 18},
+    "monocytosis": {"NEUTROPHIL": 52, "LYMPHOCYTE": 27, "MONOCYTE": 18, "EOSINOPHIL": 3},
+}
+
+
+def per_cell(held: HeldOut) -> tuple[float, list[float]]:
+    """Accuracy with one vote per source cell (the share of its copies read right, so every
+    cell weighs the same however many copies it has) and each class's recall over cells."""
+    right = held.predicted == held.labels
+    by_cell: dict[str, list[bool]] = defaultdict(list)
+    label_of: dict[str, int] = {}
+    for g, r, y in zip(held.groups, right, held.labels, strict=True):
+        by_cell[g].append(bool(r))
+        label_of[g] = int(y)
+    score = {g: float(np.mean(v)) for g, v in by_cell.items()}
+    recall = [
+        float(np.mean([s for g, s in score.items() if label_of[g] == k]))
+        if any(label_of[g] == k for g in score) else float("nan")
+        for k in range(len(held.classes))
+    ]  # fmt: skip
+    return float(np.mean(list(score.values()))), recall
+
+
+def per_image(held: HeldOut) -> tuple[float, list[float]]:
+    """Accuracy over images and each class's recall (a cell without a nucleus found is a miss)."""
+    right = held.predicted == held.labels
+    recall = [float(right[held.labels == k].mean()) for k in range(len(held.classes))]
+    return float(right.mean()), recall
+
+
+Corrector = Callable[[np.ndarray], np.ndarray]  # predicted counts -> shares
+
+
+def smear_errors(
+    held: HeldOut,
+    confusion: np.ndarray | None,
+    smears: int = 200,
+    seed: int = 0,
+    cells: int = SMEAR_CELLS,
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Per mix, per way (`raw`, `corrected`): the reported minus true share of each class
+    (percentage points), one value per simulated smear. `confusion` (rows true) corrects;
+    None leaves only `raw`."""
+    rng = np.random.default_rng(seed)
+    k = len(held.classes)
+    pred = held.predicted
+    copies: dict[int, list[np.ndarray]] = {c: [] for c in range(k)}
+    by_cell: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(held.groups):
+        by_cell[g].append(i)
+    for idx in by_cell.values():
+        copies[int(held.labels[idx[0]])].append(np.asarray(idx))
+    rates = None if confusion is None else confusion_rates(confusion)
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for mix_name, mix in MIXES.items():
+        true = np.array([mix[c] for c in held.classes], np.float64)
+        n_true = np.round(true / true.sum() * cells).astype(int)
+        true_share = 100.0 * n_true / n_true.sum()
+        errors: dict[str, list[list[float]]] = {"raw": []}
+        if rates is not None:
+            errors["corrected"] = []
+        for _ in range(smears):
+            counts = np.zeros(k)
+            for c in range(k):
+                if not copies[c]:
+                    continue
+                for _cell in range(n_true[c]):
+                    group = copies[c][rng.integers(len(copies[c]))]
+                    p = pred[group[rng.integers(len(group))]]
+                    if p >= 0:
+                        counts[p] += 1
+            if counts.sum() == 0:
+                continue
+            errors["raw"].append((100.0 * counts / counts.sum() - true_share).tolist())
+            if rates is not None:
+                shares = estimate_shares(counts, rates)
+                errors["corrected"].append((100.0 * shares - true_share).tolist())
+        out[mix_name] = {
+            way: {c: [e[j] for e in rows] for j, c in enumerate(held.classes)}
+            for way, rows in errors.items()
+        }
+    return out
+
+
+def confusion_matrix(held: HeldOut) -> np.ndarray:
+    """(true, predicted) counts of the images whose nucleus was found."""
+    k = len(held.classes)
+    pred = held.predicted
+    found = pred >= 0
+    return np.bincount(held.labels[found] * k + pred[found], minlength=k * k).reshape(k, k)
