@@ -30,6 +30,7 @@ from wbc_edge.core.decode import decode_image
 from wbc_edge.core.field import DEFAULT_FIELD_SCALE
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.edge_app.finder import CellFinder
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 
 Box = tuple[int, int, int, int]
 
@@ -87,6 +88,7 @@ def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float
     unmatched: list[str] = []
     seconds = 0.0
     finder = CellFinder(spec, "field", scale)
+    finder.prime_light([rgb for _, rgb, _ in frames[:CALIBRATION_FRAMES]])  # as classify does
     one = [0, 0]  # frames with exactly one annotated WBC; of them, those with one found
     for name, rgb, truth in frames:
         t0 = time.perf_counter()

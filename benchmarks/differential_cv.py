@@ -13,9 +13,11 @@ camera shift of the raw images (`--shifts`). Printed per row, side by side:
   right), and every class's recall over cells;
 - the differential of simulated 300-cell smears at realistic mixes (`train.smears.MIXES`):
   mean |reported - true| in percentage points, the worst class of each mix, raw
-  (classify-and-count) and corrected for the confusions (`core.label_shift`; the confusion
-  matrix is that of the *other* folds, as captured, so no smear is corrected with its own
-  errors; a single bundle has no other folds and gets no corrected row).
+  (classify-and-count), corrected for the confusions (`core.label_shift`, what the device
+  does) and re-estimated by EM on calibrated probabilities (`train.smears.em_shares`, the
+  alternative measured). The confusion matrix and the temperature are those of the *other*
+  folds, as captured, so no smear is corrected with its own errors; a single bundle has no
+  other folds and gets raw rows only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from robustness import gains, gamma
 
 from wbc_edge.core.data import list_images
 from wbc_edge.core.decode import decode_image
+from wbc_edge.core.temperature import fit_temperature
 from wbc_edge.train.out_of_fold import HeldOut, held_out_images, predict_held_out
 from wbc_edge.train.smears import MIXES, confusion_matrix, per_cell, per_image, smear_errors
 
@@ -77,9 +80,14 @@ def summarise(parts: list[HeldOut], reference: list[HeldOut], smears: int) -> di
     acc_cell, rec_cell = per_cell(joined)
     errors: dict[str, dict[str, dict[str, list[float]]]] = {}
     for i, held in enumerate(parts):
-        others = [confusion_matrix(r) for j, r in enumerate(reference) if j != i]
-        conf = np.sum(others, axis=0) if others else None
-        for mix, ways in smear_errors(held, conf, smears, seed=i).items():
+        others = [r for j, r in enumerate(reference) if j != i]
+        conf = np.sum([confusion_matrix(r) for r in others], axis=0) if others else None
+        t = None
+        if others:
+            fit = HeldOut.join(others)
+            found = np.isfinite(fit.probs).all(axis=1)
+            t = fit_temperature(fit.probs[found], fit.labels[found])
+        for mix, ways in smear_errors(held, conf, smears, seed=i, temperature=t).items():
             for way, per_class in ways.items():
                 slot = errors.setdefault(mix, {}).setdefault(way, {})
                 for c, values in per_class.items():
@@ -125,7 +133,7 @@ def print_rows(rows: dict[str, dict], classes: list[str]) -> None:
     mixes = list(MIXES)
     print(f"{'model / colour / shift':<42} {'way':<9} " + " ".join(f"{m[:12]:>13}" for m in mixes))
     for name, r in rows.items():
-        for way in ("raw", "corrected"):
+        for way in ("raw", "corrected", "em"):
             if way not in r["smears"][mixes[0]]:
                 continue
             cells = []

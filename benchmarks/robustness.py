@@ -39,6 +39,7 @@ from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.runtime import open_runtime
 from wbc_edge.edge_app.classify import Classifier
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def held_out(bundle_dir: Path, data: Path, limit: int) -> list[tuple[Path, str]]
 
 def cell_mode(rt, images: list[tuple[np.ndarray, str]], shift: Shift) -> dict:
     clf = Classifier(rt, "cell")
+    clf.finder.prime_light([shift.apply(rgb) for rgb, _ in images[:CALIBRATION_FRAMES]])
     classes = clf.classes
     confusion = np.zeros((len(classes), len(classes)), int)
     missing = flagged = 0
@@ -169,6 +171,7 @@ def field_mode(
     rt, frames: list[tuple[str, np.ndarray, list[Box]]], shift: Shift, reference: dict | None
 ) -> dict:
     clf = Classifier(rt, "field")
+    clf.finder.prime_light([shift.apply(rgb) for _, rgb, _ in frames[:CALIBRATION_FRAMES]])
     tp = fn = fp = agree = compared = one_total = one_ok = flagged = 0
     labels: dict[tuple[str, int], str] = {}
     for name, rgb, truth in frames:

@@ -23,7 +23,8 @@ from wbc_edge.convert.held_out import Key, Seen, drop_seen, key_of
 from wbc_edge.convert.source import Calibration, HeldOut
 from wbc_edge.core.bundle import Bundle
 from wbc_edge.core.cell_groups import shipped_groups_path
-from wbc_edge.core.data import list_images
+from wbc_edge.core.colour import apply_lut
+from wbc_edge.core.data import list_images, run_table
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import BundleError, DataError, ImageError, NoCellFound, WbcError
 from wbc_edge.core.preprocess import preprocess
@@ -247,8 +248,11 @@ def preprocess_rows(
 ) -> tuple[np.ndarray, list[Labelled], dict[str, str]]:
     """Decode + preprocess rows in order until `limit` images succeed (None: all).
 
-    Files that cannot be read or hold no cell are skipped by name with the reason.
+    Files that cannot be read or hold no cell are skipped by name with the reason. A spec that
+    measures its light per run takes the rows as one run (`core.data.run_table`).
     """
+    lut = run_table(root, rows, spec)
+    spec = spec if lut is None else spec.after_colour()
     kept: list[tuple[Labelled, np.ndarray]] = []
     skipped: dict[str, str] = {}
     want = len(rows) if limit is None else limit
@@ -256,7 +260,7 @@ def preprocess_rows(
         for start in range(0, len(rows), 64):
             chunk = rows[start : start + 64]
             for row, result in zip(
-                chunk, pool.map(lambda r: _one(root, r, spec), chunk), strict=True
+                chunk, pool.map(lambda r: _one(root, r, spec, lut), chunk), strict=True
             ):
                 if isinstance(result, str):
                     skipped[row.path] = result
@@ -269,9 +273,12 @@ def preprocess_rows(
     return images.astype(np.float32), [r for r, _ in kept], skipped
 
 
-def _one(root: Path, row: Labelled, spec: PreprocessSpec) -> np.ndarray | str:
+def _one(
+    root: Path, row: Labelled, spec: PreprocessSpec, lut: np.ndarray | None
+) -> np.ndarray | str:
     try:
-        return preprocess(decode_image(root / row.path), spec)
+        rgb = decode_image(root / row.path)
+        return preprocess(rgb if lut is None else apply_lut(rgb, lut), spec)
     except (ImageError, NoCellFound) as exc:
         return exc.message
 

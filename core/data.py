@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,11 +134,10 @@ def load_images(
 RUN_SAMPLE = 400  # images a data set's pooled light is measured on
 
 
-def run_table(
-    root: Path, records: Sequence[ImageRecord], spec: PreprocessSpec
-) -> np.ndarray | None:
-    """The colour table of `records` taken as one run, for a spec that estimates its light
-    per run (None: the spec corrects each image itself, or has no colour step)."""
+def run_table(root: Path, records: Sequence[Any], spec: PreprocessSpec) -> np.ndarray | None:
+    """The colour table of `records` (anything with a `path` under `root`) taken as one run,
+    for a spec that estimates its light per run (None: the spec corrects each image itself,
+    or has no colour step)."""
     if spec.colour.method == "none" or spec.colour.estimate != "run" or not records:
         return None
     step = max(1, len(records) // RUN_SAMPLE)

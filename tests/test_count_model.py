@@ -154,3 +154,42 @@ def test_a_profile_fixes_the_light_from_the_first_frame() -> None:
     rgb = render_field(np.random.default_rng(7), n_cells=1)[0]
     assert np.array_equal(light.table(measure_illumination(rgb, SPEC)), colour_lut(profile, SPEC))
     assert "the camera profile's" in light.describe()
+
+
+def test_classify_report_gives_the_corrected_differential_and_the_raw_count(
+    tmp_path, edge_bundle
+) -> None:
+    import csv
+    import json
+    import shutil
+    from pathlib import Path
+
+    from wbc_edge.core.bundle import CountModel, load_bundle, save_bundle
+    from wbc_edge.edge_app.cli import main
+
+    bundle_dir = tmp_path / "bundle"
+    shutil.copytree(edge_bundle, bundle_dir)
+    bundle = load_bundle(bundle_dir)
+    k = len(bundle.classes)
+    confusion = (np.eye(k, dtype=int) * 90 + 10).tolist()  # every class misread 10 % of the time
+    bundle.count_model = CountModel(1.5, confusion, "a test's confusions", min_cells=1)
+    save_bundle(bundle)
+    frames = Path(__file__).resolve().parents[1] / "samples" / "frames"
+    report = tmp_path / "report"
+    assert main(["classify", "--model", str(bundle_dir), "--source", str(frames),
+                 "--report", str(report)]) in (0, 1)  # fmt: skip
+    data = json.loads((report / "report.json").read_text())
+    assert data["count"]["estimate"] == "corrected"
+    assert data["meta"]["count_model"]["confusion"] == confusion
+    with open(report / "count.csv", newline="") as fh:
+        rows = {r["class"]: r for r in csv.DictReader(fh)}
+    n = data["count"]["cells"]
+    assert n > 0
+    for row in data["count"]["rows"]:
+        got = rows[row["class"]]
+        assert got["estimate"] == "corrected"
+        assert float(got["raw_percent"]) == pytest.approx(100 * row["cells"] / n, abs=0.01)
+        assert float(got["ci95_low"]) <= float(got["percent"]) <= float(got["ci95_high"])
+    assert sum(float(rows[c]["percent"]) for c in bundle.classes) == pytest.approx(100, abs=0.1)
+    html = (report / "report.html").read_text()
+    assert "differential % (corrected)" in html and "raw %" in html

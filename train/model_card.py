@@ -70,6 +70,7 @@ def write_card(bundle_dir: Path, cv_dir: Path | None = None, speed: Path | None 
     if kfold:
         lines += _cv_section(kfold, bundle.classes)
     lines += _held_out_section(bundle)
+    lines += _count_model_section(bundle)
     lines += _parity_section(bundle)
     if speed is not None:
         text = Path(speed).read_text().rstrip()
@@ -180,7 +181,10 @@ def _cv_section(kfold: dict, classes: list[str]) -> list[str]:
 
 
 def _held_out_section(bundle: Bundle) -> list[str]:
-    rows = [m for m in bundle.metrics if not m["split"].endswith((":mean", ":sd"))]
+    rows = [
+        m for m in bundle.metrics
+        if not m["split"].endswith((":mean", ":sd")) and "accuracy" in m["values"]
+    ]  # fmt: skip
     if not rows:
         return []
     lines = ["## This bundle's model on its own held-out images", ""]
@@ -190,6 +194,32 @@ def _held_out_section(bundle: Bundle) -> list[str]:
         lines.append(f"| `{m['split']}` | {v['n']} | {v['accuracy']:.4f} | "
                      f"{v['macro_avg']['recall']:.4f} |")  # fmt: skip
     lines.append("")
+    return lines
+
+
+def _count_model_section(bundle: Bundle) -> list[str]:
+    """Calibration and the differential's correction (`wbc-train count-model`)."""
+    cm = bundle.count_model
+    if cm is None:
+        return []
+    stats = next((m["values"] for m in bundle.metrics if m["split"].endswith(":calibration")), {})
+    lines = ["## Calibration and the corrected differential", ""]
+    lines.append(
+        f"Every runtime divides the model's logits by the temperature **{cm.temperature:g}**, "
+        f"fitted on {cm.source}."
+    )
+    if stats:
+        lines.append(
+            f"Negative log-likelihood {stats['nll_before']} -> {stats['nll_after']}, expected "
+            f"calibration error {stats['ece_before']} -> {stats['ece_after']} "
+            "(15 equal-width bins; `calibration.png`)."
+        )
+    lines += ["", "Out-of-fold confusion the differential is corrected with (rows true):", ""]
+    lines += ["| true \\ predicted | " + " | ".join(bundle.classes) + " |"]
+    lines += ["| --- " * (len(bundle.classes) + 1) + "|"]
+    for name, row in zip(bundle.classes, cm.confusion, strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", "![reliability diagram](calibration.png)", ""]
     return lines
 
 

@@ -30,7 +30,6 @@ from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import DataError, NoCellFound
 from wbc_edge.core.preprocess import prepare
 from wbc_edge.core.preprocess_spec import PreprocessSpec
-from wbc_edge.core.temperature import calibrate
 
 COLOUR_WAYS = ("run", "image", "none")
 Shift = Callable[[np.ndarray], np.ndarray]
@@ -123,8 +122,8 @@ def predict_held_out(
     model=None,
     decoded: list[np.ndarray] | None = None,
 ) -> HeldOut:
-    """The bundle's Keras model on its held-out side, prepared `way` after `shift`, calibrated
-    with the bundle's temperature when it has one."""
+    """The bundle's Keras model on its held-out side, prepared `way` after `shift`: the
+    model's own probabilities (uncalibrated: the temperature is fitted on these)."""
     from wbc_edge.train.dataset import predict_probabilities
 
     bundle: Bundle = load_bundle(bundle_dir, verify=False)
@@ -140,9 +139,7 @@ def predict_held_out(
     crops, found = prepare_run(decoded, bundle.preprocessing, way)
     probs = np.full((len(decoded), len(bundle.classes)), np.nan, np.float32)
     if found.any():
-        p = predict_probabilities(model, crops, bundle.preprocessing)
-        cm = bundle.count_model
-        probs[found] = calibrate(p, None if cm is None else cm.temperature)
+        probs[found] = predict_probabilities(model, crops, bundle.preprocessing)
     index = {c: i for i, c in enumerate(bundle.classes)}
     labels = np.array([index[r.label] for r in images.records])
     return HeldOut(list(bundle.classes), [r.path.as_posix() for r in images.records], labels,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from wbc_edge.core.label_shift import confusion_rates, estimate_shares
+from wbc_edge.core.temperature import calibrate
 from wbc_edge.train.out_of_fold import HeldOut
 
 SMEAR_CELLS = 300
@@ -59,16 +60,33 @@ def per_image(held: HeldOut) -> tuple[float, list[float]]:
 Corrector = Callable[[np.ndarray], np.ndarray]  # predicted counts -> shares
 
 
+def em_shares(probs: np.ndarray, train_prior: np.ndarray, iterations: int = 200) -> np.ndarray:
+    """Class shares re-estimated from calibrated probabilities by EM (Saerens et al. 2002):
+    each cell's posterior reweighted by the new over the training prior, until stable. The
+    alternative to `core.label_shift` that `smear_errors` measures beside it."""
+    pi = train_prior.copy()
+    for _ in range(iterations):
+        w = probs * (pi / train_prior)[None, :]
+        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+        new = w.mean(axis=0)
+        if np.abs(new - pi).max() < 1e-8:
+            return new
+        pi = new
+    return pi
+
+
 def smear_errors(
     held: HeldOut,
     confusion: np.ndarray | None,
     smears: int = 200,
     seed: int = 0,
     cells: int = SMEAR_CELLS,
+    temperature: float | None = None,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """Per mix, per way (`raw`, `corrected`): the reported minus true share of each class
-    (percentage points), one value per simulated smear. `confusion` (rows true) corrects;
-    None leaves only `raw`."""
+    """Per mix, per way: the reported minus true share of each class (percentage points), one
+    value per simulated smear. Ways: `raw` (classify-and-count); `corrected` with `confusion`
+    (rows true; `core.label_shift`); `em` on the probabilities at `temperature` (`em_shares`,
+    training prior balanced). None leaves a way out."""
     rng = np.random.default_rng(seed)
     k = len(held.classes)
     pred = held.predicted
@@ -87,22 +105,28 @@ def smear_errors(
         errors: dict[str, list[list[float]]] = {"raw": []}
         if rates is not None:
             errors["corrected"] = []
+        if temperature is not None:
+            errors["em"] = []
         for _ in range(smears):
-            counts = np.zeros(k)
+            drawn = []
             for c in range(k):
                 if not copies[c]:
                     continue
                 for _cell in range(n_true[c]):
                     group = copies[c][rng.integers(len(copies[c]))]
-                    p = pred[group[rng.integers(len(group))]]
-                    if p >= 0:
-                        counts[p] += 1
-            if counts.sum() == 0:
+                    drawn.append(int(group[rng.integers(len(group))]))
+            seen = np.asarray([i for i in drawn if pred[i] >= 0], np.int64)
+            if not len(seen):
                 continue
+            counts = np.bincount(pred[seen], minlength=k).astype(np.float64)
             errors["raw"].append((100.0 * counts / counts.sum() - true_share).tolist())
             if rates is not None:
                 shares = estimate_shares(counts, rates)
                 errors["corrected"].append((100.0 * shares - true_share).tolist())
+            if temperature is not None:
+                probs = calibrate(held.probs[seen], temperature)
+                shares = em_shares(probs.astype(np.float64), np.full(k, 1.0 / k))
+                errors["em"].append((100.0 * shares - true_share).tolist())
         out[mix_name] = {
             way: {c: [e[j] for e in rows] for j, c in enumerate(held.classes)}
             for way, rows in errors.items()
