@@ -141,7 +141,7 @@ def csv_field(value: object) -> object:
     if not isinstance(value, str):
         return value
     text = printable(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if value.startswith(FORMULA_START) else text
 
 
 def safe_file_stem(text: str, limit: int = 80) -> str:

@@ -155,7 +155,7 @@ def meta_html(meta: dict[str, Any], count: dict[str, Any]) -> str:
         ),
         ("date (UTC)", meta["date"]),
     ]
-    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{_text(v)}</dd>" for k, v in items)
     return f"<dl>{body}</dl>"
 
 
@@ -171,7 +171,7 @@ def flagged_html(flagged: list[dict[str, Any]]) -> str:
     if not flagged:
         return "<p>No frame carries a quality flag.</p>"
     rows = "".join(
-        f"<tr><td>{escape(f['source'])}</td><td>{f['frame']}</td>"
+        f"<tr><td>{_text(f['source'])}</td><td>{_text(f['frame'])}</td>"
         f"<td>{escape(', '.join(f['flags']))}</td></tr>"
         for f in flagged
     )
@@ -224,7 +224,7 @@ def _figure(
         f"<figure class={kind} id=cell-{c['id']} data-label='{escape(c['label'])}'>",
         f"<img alt='cell {c['id']}' src='{_data_uri(folder, c['crop'])}'>",
         f"<figcaption>{tag}#{c['id']} &middot; {c['confidence']:.2f}<br>"
-        f"<small>{escape(where)}</small>",
+        f"<small>{_text(where)}</small>",
     ]
     if c.get("morphology"):
         lines.append(f"<br><small>{escape(morphology_line(c['morphology']))}</small>")
@@ -253,6 +253,13 @@ def morphology_line(m: dict[str, Any]) -> str:
     return (
         f"N {area} · N:C {m['nc_ratio']:.2f} · {m['lobes']} {lobes} · gran {m['granule_score']:.2f}"
     )
+
+
+def _text(value: Any) -> str:
+    """A value from the report as HTML text: control characters and odd bytes escaped."""
+    from wbc_edge.core.safe_io import printable
+
+    return escape(printable(str(value)))
 
 
 def _data_uri(folder: Path, rel: str) -> str:

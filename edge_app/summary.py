@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wbc_edge.core.safe_io import printable
+
 STAGES = (
     "capture",
     "colour",
@@ -37,7 +39,7 @@ class CellNote:
     confidence: float
 
     def format(self, with_source: bool = True) -> str:
-        where = [self.source] if with_source else []
+        where = [printable(self.source)] if with_source else []
         if self.frame not in (0, "0"):
             where.append(f"frame {self.frame}")
         if self.box is not None:
@@ -159,7 +161,7 @@ class DifferentialCount:
                 "unfit to count from (see the flags in the JSONL)"
             )
         lines.append(f"  errors (unreadable inputs): {self.errors}")
-        lines += [f"    {source}: {why}" for source, why in self.failed]
+        lines += [f"    {printable(source)}: {printable(why)}" for source, why in self.failed]
         if self.errors > len(self.failed) and self.failed:
             lines.append(f"    ... and {self.errors - len(self.failed)} more")
         lines += [f"  {note}" for note in self.notes]
@@ -168,6 +170,7 @@ class DifferentialCount:
 
 def format_cells(source: str, notes: list[CellNote], threshold: float) -> str:
     """One line per cell of a single image, largest nucleus first."""
+    source = printable(source)
     if not notes:
         return f"{source}: no white cell found"
     lines = [f"{source}: {len(notes)} white {_cells(len(notes))}"]
