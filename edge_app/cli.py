@@ -28,7 +28,7 @@ from wbc_edge.core import limits
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.cli_support import add_version, run_cli
 from wbc_edge.core.decode import MAX_PIXELS
-from wbc_edge.core.errors import WbcError
+from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.core.runtime import open_runtime
 from wbc_edge.core.safe_io import printable, write_image
@@ -422,6 +422,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for art in _verify_artifacts(bundle, args.artifact):
         try:
             verdicts.append(selftest.verify_artifact(bundle, art, sample, args.threads))
+        except BundleError as exc:  # its runtime is here and cannot load it: a failure
+            why = exc.message.removeprefix(f"{art.file}: ")
+            verdicts.append(selftest.load_failed(bundle, art, printable(why)[:120]))
         except WbcError as exc:  # no runtime for it here: a row that says so
             if args.artifact:
                 raise
