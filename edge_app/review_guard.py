@@ -5,21 +5,24 @@
   browser cannot read or change the review.
 - `Host` must name the address the server is bound to (DNS rebinding gets 403).
 - A POST must come from the page itself: `Origin` (or, without one, `Referer`) is this server.
-- A body has a `Content-Length` of at most `MAX_BODY` bytes, is read whole within the socket
-  timeout, is ASCII form data with at most `MAX_FIELDS` fields named `c<id>`; anything else is
-  400. Error answers carry a fixed reason phrase, never text from the request.
+- A body has a `Content-Length` of at most `MAX_BODY` bytes, is read whole within
+  `BODY_SECONDS` (no read waits longer than the socket timeout) and is ASCII form data with at
+  most `MAX_FIELDS` fields named `c<id>`; anything else is a 4xx. Error answers carry a fixed
+  reason phrase, never text from the request.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY = 2_000_000  # bytes of a Save (a 100,000-cell report's choices fit)
 MAX_FIELDS = 200_000
-REQUEST_TIMEOUT = 10.0  # seconds a client may take to send a request
+REQUEST_TIMEOUT = 10.0  # seconds a client may stay silent (the socket's timeout)
+BODY_SECONDS = 30.0  # seconds a client may take to send a whole body
 MAX_CLIENTS = 16  # connections served at once; more are closed at once
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -93,15 +96,20 @@ def content_length(headers) -> int:
     return n
 
 
-def read_body(rfile, length: int) -> bytes:
-    """Exactly `length` bytes (the socket's timeout bounds the wait); a short body is 400."""
-    data = b""
-    while len(data) < length:
-        chunk = rfile.read(length - len(data))
+def read_body(rfile, length: int, seconds: float = BODY_SECONDS) -> bytes:
+    """Exactly `length` bytes within `seconds` (each read also within the socket's timeout);
+    a body cut short is 400, one sent too slowly 408."""
+    deadline = time.monotonic() + seconds
+    chunks, got = [], 0
+    while got < length:
+        if time.monotonic() > deadline:
+            raise Refused(408, "Request Timeout")
+        chunk = rfile.read1(min(65536, length - got))
         if not chunk:
             raise Refused(400, "Bad Request: the body was cut short")
-        data += chunk
-    return data
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def parse_choices(body: bytes) -> dict[str, str]:
