@@ -75,7 +75,8 @@ def pixel_budget() -> int:
         value = 0
     if not 1 <= value <= MAX_PIXELS_LIMIT:
         raise WbcError(
-            f"{MAX_PIXELS_ENV}={text!r} is not a number of pixels from 1 to {MAX_PIXELS_LIMIT:,}"
+            f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels (at most "
+            f"{MAX_PIXELS_LIMIT:,})"
         )
     return value
 

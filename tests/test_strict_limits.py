@@ -161,7 +161,7 @@ def test_max_pixels_inf_is_one_line(edge_bundle, tmp_path, capsys, monkeypatch) 
     monkeypatch.setenv("WBC_MAX_PIXELS", "inf")
     argv = ["classify", "--model", str(edge_bundle), "--source", str(FRAMES)]
     err = one_line(capsys, argv)
-    assert "WBC_MAX_PIXELS='inf' is not a number of pixels from 1 to" in err
+    assert "WBC_MAX_PIXELS='inf' is not a positive number of pixels (at most 1,000,000,000)" in err
 
 
 def test_the_report_records_the_scale_each_frame_was_analysed_at(tmp_path) -> None:
