@@ -25,7 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from wbc_edge.core.bundle_files import file_outside
+from wbc_edge.core.class_names import class_name_problem
 from wbc_edge.core.errors import BundleError
+from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.output_kind import OutputKind
 from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
 from wbc_edge.core.temperature import T_RANGE
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before file lists, output kinds and contract fingerprints
 BUNDLE_FILE = "bundle.json"
+BUNDLE_BYTES = 8_000_000  # bundle.json is tens of KB; a larger one is not read
 Status = Literal["ok", "failed", "unchecked"]  # set by the parity check
 STATUSES: tuple[str, ...] = get_args(Status)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -254,10 +258,7 @@ def load_bundle(path: Path | str, verify: bool = True) -> Bundle:
     file = path / BUNDLE_FILE if path.is_dir() or path.suffix != ".json" else path
     if not file.exists():
         raise BundleError("no bundle here (expected a folder holding bundle.json)", file)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"not valid JSON ({exc})", file) from None
+    data = read_json(file, BUNDLE_BYTES, error=BundleError)
     bundle = bundle_from_dict(data, file)
     if verify:
         verify_files(bundle)
@@ -326,7 +327,7 @@ def bundle_from_dict(data: Any, file: Path, warn: bool = True) -> Bundle:
         count_model=got.get("count_model"),
         extra=extra,
     )
-    _check_contract(bundle, problems, warn)
+    _check_contract(bundle, problems, warn, required=version >= 2)
     _raise(problems, file)
     return bundle
 
@@ -353,9 +354,12 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_bundle(bundle: Bundle) -> Path:
-    """Write bundle.json atomically (a crash never leaves half a file), as schema 2."""
+    """Write bundle.json atomically (a crash never leaves half a file), as schema 2; a bundle
+    read as schema 1 whose artifacts still lack a fingerprint stays schema 1 (schema 2 requires
+    one; tools/upgrade_bundle.py records them)."""
     bundle.root.mkdir(parents=True, exist_ok=True)
-    bundle.schema_version = SCHEMA_VERSION
+    stamped = all(a.contract_sha256 is not None for a in bundle.artifacts)
+    bundle.schema_version = SCHEMA_VERSION if stamped else 1
     data = bundle.to_dict()
     bundle_from_dict(data, bundle.path, warn=False)  # never write what this module would refuse
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
@@ -379,7 +383,10 @@ def verify_files(bundle: Bundle) -> None:
     problems = []
     for where, rec in records:
         full = bundle.artifact_path(rec)
-        if not full.is_file() and not full.is_dir():
+        outside = file_outside(bundle.root, full)
+        if outside:
+            problems.append(f"{where}.file: {rec.file} {outside}")
+        elif not full.is_file() and not full.is_dir():
             problems.append(f"{where}.file: {rec.file} is missing")
         elif _size(full) != rec.size_bytes or sha256_file(full) != rec.sha256:
             problems.append(
@@ -496,6 +503,8 @@ def _check_classes(classes: list, problems: list[str]) -> None:
         problems.append("classes: must be a non-empty list of names")
     elif len(set(classes)) != len(classes):
         problems.append("classes: names must be unique")
+    else:
+        problems += [f"classes: {p}" for p in map(class_name_problem, classes) if p]
 
 
 def _check_artifact(art: Artifact, where: str, problems: list[str]) -> None:
@@ -515,8 +524,9 @@ def _check_record(rec: FileHash | SelfTest, where: str, problems: list[str]) -> 
         problems.append(f"{where}.size_bytes: {rec.size_bytes} is negative")
 
 
-def _check_contract(bundle: Bundle, problems: list[str], warn: bool) -> None:
-    """Artifacts (and the self-test sample) made for other classes or preprocessing."""
+def _check_contract(bundle: Bundle, problems: list[str], warn: bool, required: bool) -> None:
+    """Artifacts (and the self-test sample) made for other classes or preprocessing; from
+    schema 2 on (`required`) every artifact must carry its fingerprint."""
     now = bundle.contract_sha256
     stamped = [
         (f"artifacts[{i}]", a.file, a.contract_sha256) for i, a in enumerate(bundle.artifacts)
@@ -524,7 +534,12 @@ def _check_contract(bundle: Bundle, problems: list[str], warn: bool) -> None:
     if bundle.selftest is not None:
         stamped.append(("selftest", bundle.selftest.file, bundle.selftest.contract_sha256))
     for where, file, recorded in stamped:
-        if recorded is not None and recorded != now:
+        if recorded is None and required:
+            problems.append(
+                f"{where}.contract_sha256: missing for {file} (schema 2 records it for every "
+                "artifact; run tools/upgrade_bundle.py on a bundle.json you trust)"
+            )
+        elif recorded is not None and recorded != now:
             problems.append(
                 f"{where}.contract_sha256: {file} was made and checked for other classes or "
                 "preprocessing than bundle.json now gives (class order changed? a step "

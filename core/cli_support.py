@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.quiet import quiet_env
+from wbc_edge.core.safe_io import printable
 
 DISTRIBUTION = "wbc-edge"
 # The exit statuses every command shares (wbc-edge's whole table: edge_app/exit_codes.py).
@@ -39,12 +40,15 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
     TensorFlow/absl/LiteRT log lines are hidden unless `verbose` (core.quiet).
     """
     quiet_env(verbose)
-    logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter(f"{prog}: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         return main()
     except WbcError as exc:
-        for line in str(exc).splitlines() or [""]:  # a bundle lists every problem, one a line
-            print(f"{prog}: {line}", file=sys.stderr)
+        text = exc.message if exc.path is None else f"{printable(str(exc.path))}: {exc.message}"
+        for line in text.splitlines() or [""]:  # a bundle lists every problem, one a line
+            print(f"{prog}: {printable(line)}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -53,6 +57,13 @@ def run_cli(prog: str, main: Callable[[], int], verbose: bool = False) -> int:
         silence_stdout()
         print(f"{prog}: stdout: the reader closed the pipe", file=sys.stderr)
         return OUTPUT_FAILED
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped (a file name cannot drive the terminal)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 def silence_stdout() -> None:

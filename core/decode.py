@@ -26,6 +26,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # 2 GB Pi; on a 1 GB Pi set WBC_MAX_PIXELS=20000000. Callers may pass `max_pixels`.
 MAX_PIXELS = 50_000_000
 MAX_PIXELS_ENV = "WBC_MAX_PIXELS"
+MAX_PIXELS_LIMIT = 1_000_000_000  # the most WBC_MAX_PIXELS may allow (3 GB an RGB image)
 GREY_TOLERANCE = 6  # max |R-G|, |G-B| (0..255) of a sampled pixel for the image to count as grey
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
@@ -70,10 +71,13 @@ def pixel_budget() -> int:
         return MAX_PIXELS
     try:
         value = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # "inf" is a float no int can hold
         value = 0
-    if value < 1:
-        raise WbcError(f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels")
+    if not 1 <= value <= MAX_PIXELS_LIMIT:
+        raise WbcError(
+            f"{MAX_PIXELS_ENV}={text!r} is not a positive number of pixels (at most "
+            f"{MAX_PIXELS_LIMIT:,})"
+        )
     return value
 
 

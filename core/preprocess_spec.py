@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, get_args
 
+from wbc_edge.core.spec_ranges import range_problems
 from wbc_edge.core.typed_json import decode_dataclass
 
 CropMethod = Literal["nucleus", "none", "center"]
@@ -176,4 +177,5 @@ class PreprocessSpec:
         for name in ("min_area", "close_radius", "merge_radius"):
             if getattr(nucleus, name) < 0:
                 out.append(f"nucleus.{name}: must not be negative")
-        return out
+        seen = {p.split(":")[0] for p in out}  # one message per field
+        return out + [p for p in range_problems(self) if p.split(":")[0] not in seen]

@@ -43,9 +43,12 @@ class Verdict:
     agreement: float | None  # None: not run here
     max_abs_prob_diff: float | None
     threshold: float
+    failed_to_load: bool = False  # a runtime for it is here, and it cannot load the file
 
     @property
     def passed(self) -> bool | None:
+        if self.failed_to_load:
+            return False
         return None if self.agreement is None else self.agreement >= self.threshold
 
 
@@ -128,7 +131,13 @@ def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int 
 
 
 def not_run(bundle: Bundle, art: Artifact, why: str) -> Verdict:
+    """No runtime for it on this machine: a row that says so, neither pass nor fail."""
     return Verdict(key(art), art.file, why, None, None, threshold(bundle))
+
+
+def load_failed(bundle: Bundle, art: Artifact, why: str) -> Verdict:
+    """Its runtime is here but cannot load it (a cut or corrupt file): a failure."""
+    return Verdict(key(art), art.file, why, None, None, threshold(bundle), failed_to_load=True)
 
 
 def key(art: Artifact) -> str:

@@ -2,18 +2,21 @@
 
 `field0.png` -> `DIR/field0.jpg`; frame 12 of `clip.mp4` -> `DIR/clip-frame000012.jpg`. Two
 sources with the same name (`EOS/1.png`, `LYM/1.png`) get their folder put in front
-(`EOS_1.jpg`), then a number.
+(`EOS_1.jpg`), then a number. DIR is an `OutputFolder`: an input or a file wbc-edge did not
+write is never replaced (the picture goes beside it, `field0-2.jpg`), and a folder that cannot
+be written fails before the run starts. Names are written as bytes, whatever their encoding.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
 from wbc_edge.core.errors import WbcError
+from wbc_edge.core.safe_io import encode_image
 from wbc_edge.edge_app.classify import FrameResult
+from wbc_edge.edge_app.output_folder import OutputFolder
 from wbc_edge.edge_app.sources.files import VIDEO_SUFFIXES, MediaFrame
 
 log = logging.getLogger("wbc_edge.edge_app.annotated")
@@ -22,12 +25,9 @@ log = logging.getLogger("wbc_edge.edge_app.annotated")
 class AnnotatedFrames:
     """Write annotated copies of classified frames into one folder."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WbcError(f"cannot create ({exc.strerror})", self.folder) from None
+    def __init__(self, folder: Path, inputs: Iterable[Path | str] = ()) -> None:
+        self.out = OutputFolder(folder, inputs)
+        self.folder = self.out.folder
         self._used: set[str] = set()
         self.saved: dict[tuple[str, int], Path] = {}  # (source, frame) -> file
 
@@ -39,9 +39,13 @@ class AnnotatedFrames:
         flags = frame_flags(result)
         status = [frame_line(result)] + ([f"quality: {', '.join(flags)}"] if flags else [])
         view = draw_cells(item.rgb, result.cells, status=status)
-        path = self.folder / self.name_for(item.source, item.frame)
-        if save_rgb(path, view):
-            self.saved[(item.source, item.frame)] = path
+        name = self.name_for(item.source, item.frame)
+        path = self.out.write_beside(name, encode_image(view, ".jpg"))
+        self.saved[(item.source, item.frame)] = path
+
+    def finish(self) -> None:
+        """Record what was written (the folder's manifest)."""
+        self.out.save()
 
     def name_for(self, source: str, frame: int) -> str:
         """A file name for this frame, unique in the folder."""
@@ -80,14 +84,3 @@ def frame_flags(result: FrameResult) -> list[str]:
         return []
     flags = quality.get("flags") if isinstance(quality, dict) else getattr(quality, "flags", None)
     return [str(f) for f in flags or []]
-
-
-def save_rgb(path: Path, rgb: np.ndarray, quality: int = 92) -> bool:
-    """Write an RGB image (JPEG/PNG by suffix); False, with a warning, if it cannot."""
-    import cv2
-
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() == ".jpg" else []
-    if cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]), params):
-        return True
-    log.warning("could not write %s", path)
-    return False

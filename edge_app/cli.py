@@ -28,9 +28,10 @@ from wbc_edge.core import limits
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.cli_support import add_version, run_cli
 from wbc_edge.core.decode import MAX_PIXELS
-from wbc_edge.core.errors import WbcError
+from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.core.runtime import open_runtime
+from wbc_edge.core.safe_io import printable, write_image
 from wbc_edge.core.vocab import PRECISION_ORDER, RUNTIMES
 from wbc_edge.edge_app.calibrate import DEFAULT_FRAMES
 from wbc_edge.edge_app.classify import (
@@ -84,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("review", help="reclassify the cells of a --report folder in a browser")
     v.add_argument("report_dir", type=Path, help="a folder written by --report")
     v.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
-    v.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: any)")
+    v.add_argument(
+        "--port",
+        type=limits.int_in(0, 65535),
+        default=8765,
+        help="port (default %(default)s; 0: any)",
+    )
     v.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     v.add_argument("--verbose", action="store_true", help="show every log line")
     v.set_defaults(func=cmd_review)
@@ -241,7 +247,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         paths = [i.path for i in inputs]
-        outputs = ClassifyOutputs(classifier, rt, args.source, args.save, args.report)
+        outputs = ClassifyOutputs(classifier, rt, args.source, args.save, args.report, paths)
         with JsonlWriter(args.jsonl, paths) as writer, stop_on_signals() as stop:
             count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
@@ -274,8 +280,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 track=not args.no_track,
                 max_frames=args.max_frames,
             )
-            live = LiveRun(classifier, writer, options, camera)
-            report = _live_report(args, live, rt)
+            live = LiveRun(classifier, writer, options, camera, inputs)
+            report = _live_report(args, live, rt, inputs)
             count = live.run(stream, stop)
             if stream.replay_error:
                 count.add_error(args.camera, stream.replay_error)
@@ -288,21 +294,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         text = count.format(title)
         if report is not None:
             page = report.write(count)
-            text = f"report: {page} (count: {page.parent / 'count.csv'})\n" + text
+            csv = page.parent / "count.csv"
+            text = f"report: {printable(str(page))} (count: {printable(str(csv))})\n" + text
         _report(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
 
 
-def _live_report(args: argparse.Namespace, live, rt):
+def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):
     """The RunReport of `run --report DIR`, fed by the live loop; None without --report."""
     if args.report is None:
         return None
-    from wbc_edge.edge_app.report import LiveReportCells, RunReport, run_meta
+    from wbc_edge.edge_app.report import LIVE_GALLERY, LiveReportCells, RunReport, run_meta
 
     report = RunReport(
         args.report,
         run_meta(live.classifier.bundle, rt, live.classifier, args.camera),
         live.classifier.classes,
+        inputs,
+        max_cells=LIVE_GALLERY,
     )
     live.classifier.keep_crops = True
     live.report_cells = LiveReportCells(report)
@@ -321,14 +330,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.profile import save_profile
 
     bundle = load_bundle(args.model)
+    png = args.picture or args.out.with_suffix(".png")
+    _check_calibrate_outputs(args, png)  # before a frame is read
     frames, name = _calibration_frames(args)
     cal = calibrate(frames, bundle.preprocessing, args.frames, name)
     save_profile(cal.profile, args.out)
-    png = args.picture or args.out.with_suffix(".png")
-    _write_png(png, picture(cal, bundle.preprocessing))
+    write_image(png, picture(cal, bundle.preprocessing))
     print(cal.format())
-    print(f"wrote {args.out} and {png}")
+    print(f"wrote {printable(str(args.out))} and {printable(str(png))}")
     return 0
+
+
+def _check_calibrate_outputs(args: argparse.Namespace, png: Path) -> None:
+    """Refuse a --out or --picture that is one of the --source files, one and the same file,
+    or (for --out) an existing file that is not a camera profile."""
+    from wbc_edge.edge_app.output_folder import file_ids
+    from wbc_edge.edge_app.profile import is_profile_file
+    from wbc_edge.edge_app.sources.files import expand_source
+
+    inputs = file_ids(expand_source(args.source)) if args.source is not None else set()
+    for path, what in ((args.out, "the profile"), (png, "the picture")):
+        if file_ids([path]) & inputs:
+            raise WbcError(f"is one of the inputs: refusing to overwrite it with {what}", path)
+    if args.out.resolve() == png.resolve():
+        raise WbcError("--out and --picture name the same file; give another --picture", png)
+    if args.out.exists() and not is_profile_file(args.out):
+        raise WbcError(
+            "exists and is not a camera profile: refusing to overwrite it (choose another --out)",
+            args.out,
+        )
 
 
 def _calibration_frames(args: argparse.Namespace):
@@ -344,14 +374,6 @@ def _calibration_frames(args: argparse.Namespace):
 
     stream = FrameStream(open_source(args.camera, size=args.size))
     return ((f"frame {i}", rgb, None) for i, (_, rgb) in enumerate(stream)), args.camera
-
-
-def _write_png(path: Path, rgb) -> None:
-    import cv2
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), rgb[:, :, ::-1]):
-        raise WbcError("cannot write the picture", path)
 
 
 def _profile(args: argparse.Namespace):
@@ -400,6 +422,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for art in _verify_artifacts(bundle, args.artifact):
         try:
             verdicts.append(selftest.verify_artifact(bundle, art, sample, args.threads))
+        except BundleError as exc:  # its runtime is here and cannot load it: a failure
+            why = exc.message.removeprefix(f"{art.file}: ")
+            verdicts.append(selftest.load_failed(bundle, art, printable(why)[:120]))
         except WbcError as exc:  # no runtime for it here: a row that says so
             if args.artifact:
                 raise

@@ -23,13 +23,14 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from wbc_edge.core.errors import WbcError
+from wbc_edge.core.safe_io import encode_image
 from wbc_edge.edge_app.capture import FrameGrabber
 from wbc_edge.edge_app.classify import (
     CellResult,
@@ -42,6 +43,7 @@ from wbc_edge.edge_app.classify import (
     frame_fields,
     write_failed,
 )
+from wbc_edge.edge_app.output_folder import OutputFolder
 from wbc_edge.edge_app.sources.base import Camera
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount, StageTimes
 
@@ -142,7 +144,9 @@ class LiveRun:
         writer: JsonlWriter,
         options: LiveOptions,
         camera: Camera | None = None,
+        inputs: Sequence[Path] = (),
     ) -> None:
+        """`inputs`: a replay's files, which no snapshot may replace."""
         self.classifier = classifier
         self.writer = writer
         self.options = options
@@ -152,11 +156,9 @@ class LiveRun:
         self.times = StageTimes()
         self.frames = 0
         self.report_cells = None  # an edge_app.report.LiveReportCells for --report
+        self.snapshots = None
         if options.snapshots is not None:
-            try:
-                options.snapshots.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise WbcError(f"cannot create ({exc.strerror})", options.snapshots) from None
+            self.snapshots = OutputFolder(options.snapshots, inputs)
         if options.display:
             _check_display()
 
@@ -198,6 +200,8 @@ class LiveRun:
         finally:
             grabber.close()
             self._count_tracks(self.tracker.finish(), time.time())
+            if self.snapshots is not None:
+                self.snapshots.save()
             if self.options.display:
                 _close_display()
         return self.count
@@ -320,9 +324,12 @@ class LiveRun:
             status.append("quality: " + ", ".join(flags))
         view = draw_cells(canvas, cells, size, tracks, status)
         self._last_view = view
-        if self.options.snapshots and new_cell:
+        if self.snapshots is not None and new_cell:
             name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
-            _save(self.options.snapshots / name, view)
+            try:
+                self.snapshots.write_beside(name, encode_image(view, ".jpg"))
+            except WbcError as exc:  # a full disk loses a snapshot, not the live count
+                log.warning("%s", exc)
 
     _last_view: np.ndarray | None = None
 
@@ -333,13 +340,6 @@ def _iou(a, b) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def _save(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
-        log.warning("could not write snapshot %s", path)
 
 
 def _check_display() -> None:

@@ -18,10 +18,18 @@ from typing import Any
 import numpy as np
 
 from wbc_edge.core.colour import Illumination
-from wbc_edge.core.errors import WbcError, first_line
+from wbc_edge.core.decode import MAX_PIXELS
+from wbc_edge.core.errors import WbcError
+from wbc_edge.core.json_limits import read_json
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.edge_app.scale import SCALE_RANGE
 
 PROFILE_KIND = "wbc-edge camera profile"
+PROFILE_BYTES = 64_000  # a profile is a few hundred bytes
+# The focus measure is a variance of a 3x3 Laplacian of 8-bit green: at most (8 * 255)² ≈ 4.2e6.
+FOCUS_MAX = 5_000_000.0
+MAX_FRAMES = 1000  # calibrate --frames at most
+MAX_SIDE = 16384
 PROFILE_VERSION = 1
 LAMP_DRIFT = 0.12  # a frame's glass this far (relative, any channel) from the profile's
 FOCUS_DRIFT = 0.4  # a frame's focus below this share of the profile's baseline
@@ -71,23 +79,28 @@ class CameraProfile:
 
 
 def save_profile(profile: CameraProfile, path: Path) -> None:
-    """Write a profile as JSON (the folder is created)."""
+    """Write a profile as JSON, atomically (the folder is created)."""
+    atomic_write(path, json.dumps(profile.to_dict(), indent=2) + "\n")
+
+
+def is_profile_file(path: Path) -> bool:
+    """True when `path` holds a camera profile (of any version): one calibrate may replace."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"cannot write ({exc.strerror or exc})", path) from None
+        data = read_json(path, PROFILE_BYTES)
+    except WbcError:
+        return False
+    return isinstance(data, dict) and data.get("kind") == PROFILE_KIND
 
 
 def load_profile(path: Path | str) -> CameraProfile:
     """Read and check a profile; a ProfileError names the file and the first problem."""
     path = Path(path)
+    if not path.exists():
+        raise ProfileError("no such camera profile", path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError("no such camera profile", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProfileError(f"not a camera profile ({first_line(exc, 100)})", path) from None
+        data = read_json(path, PROFILE_BYTES)
+    except WbcError as exc:
+        raise ProfileError(f"not a camera profile ({exc.message})", path) from None
     if not isinstance(data, dict) or data.get("kind") != PROFILE_KIND:
         raise ProfileError("not a camera profile (made by `wbc-edge calibrate`)", path)
     if data.get("version") != PROFILE_VERSION:
@@ -109,6 +122,14 @@ def load_profile(path: Path | str) -> CameraProfile:
         raise ProfileError(f"scale {profile.scale:g} is outside {SCALE_RANGE}", path)
     if profile.background[1] <= profile.red_cell[1]:
         raise ProfileError("background must be brighter in green than red_cell", path)
+    if profile.focus > FOCUS_MAX:
+        raise ProfileError(f"focus {profile.focus:g} is over {FOCUS_MAX:g}, more than any frame "
+                           "can measure", path)  # fmt: skip
+    if not 1 <= profile.frames <= MAX_FRAMES:
+        raise ProfileError(f"frames {profile.frames} is not from 1 to {MAX_FRAMES}", path)
+    w, h = profile.frame_size
+    if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise ProfileError(f"frame_size {w}x{h} is larger than any camera frame read", path)
     return profile
 
 

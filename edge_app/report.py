@@ -27,8 +27,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,19 @@ import numpy as np
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.field import TRAINING_IMAGE, training_window
 from wbc_edge.core.gallery import to_rgb
+from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.label_shift import MIN_CELLS, corrected_differential
-from wbc_edge.edge_app.annotated import frame_flags, save_rgb
+from wbc_edge.core.safe_io import atomic_write, csv_field, encode_image, printable
+from wbc_edge.edge_app.annotated import frame_flags
 from wbc_edge.edge_app.classify import CellResult, FrameResult, cell_result
+from wbc_edge.edge_app.output_folder import OutputFolder
+from wbc_edge.edge_app.report_check import check_report, check_review
 from wbc_edge.edge_app.report_html import render_html
 from wbc_edge.edge_app.sources.files import MediaFrame
 from wbc_edge.edge_app.summary import DifferentialCount
 
 Z95 = 1.959963984540054
+LIVE_GALLERY = 500  # cells a live report shows (crops on disk, images in the page); all counted
 INTERVAL = "Wilson score interval, 95 %"
 CORRECTED_INTERVAL = "bootstrap over the cells and the confusion matrix, 95 %"
 
@@ -82,33 +89,44 @@ class ReportCell:
     crop: str  # file under DIR, the crop the model saw
     context: str  # file under DIR, the cell at training-image scale
     morphology: dict[str, Any] | None = None  # edge_app.morphology's record of the cell
+    scale: float | None = None  # camera px per training px its frame was analysed at
 
 
 class RunReport:
     """Collects the cells of a run (their crops go to DIR/cells/ as they come) and writes it.
 
     Use as `classify_media(..., on_frame=report)`; a live run with tracking calls `add_cell`
-    for each counted cell instead.
+    for each counted cell instead. The folder is an `OutputFolder`: a report is never written
+    over the run's inputs or files wbc-edge did not write, and a folder holding a technician's
+    review is refused (a new report would discard it). With `max_cells` the gallery keeps the
+    first so many cells (a live run can go on for hours); every cell is still counted.
     """
 
-    def __init__(self, folder: Path, meta: dict[str, Any], classes: list[str]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        meta: dict[str, Any],
+        classes: list[str],
+        inputs: Iterable[Path | str] = (),
+        max_cells: int | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.meta = dict(meta)
         self.classes = list(classes)
+        self.max_cells = max_cells
         self.cells: list[ReportCell] = []
         self.flagged: list[dict[str, Any]] = []
         self.notes: list[str] = []
-        try:
-            (self.folder / "cells").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WbcError(f"cannot create ({exc.strerror})", self.folder) from None
-        for old in (self.folder / "cells").glob("[0-9][0-9][0-9][0-9][0-9]*"):
-            old.unlink()  # a previous report's crops
-        for name in ("review.json", "count_reviewed.csv"):
-            (self.folder / name).unlink(missing_ok=True)
+        self.uncertain = dict.fromkeys(self.classes, 0)  # every counted cell, gallery or not
+        self.not_shown = 0  # cells counted beyond max_cells
+        self.scales: dict[float, int] = {}  # frames analysed at each scale
+        self.out = open_report_folder(self.folder, inputs)
+        for old in self.out.owned_under("cells/"):
+            self.out.remove(old)  # a previous report's crops (ours: listed in the manifest)
 
     def __call__(self, item: MediaFrame, result: FrameResult) -> None:
         """One classified frame of `classify`: every cell counted, with its crop."""
+        self.frame_scale(result.scale)
         flags = frame_flags(result)
         if flags:
             self.flagged.append({"source": item.source, "frame": item.frame, "flags": flags})
@@ -117,8 +135,13 @@ class RunReport:
         for cell, crop, centre in zip(
             result.cells, result.crops or [], result.centres or [], strict=True
         ):
-            context = self.context_of(item.rgb, centre)
-            self.add_cell(item.source, item.frame, cell, crop, context)
+            context = self.context_of(item.rgb, centre, result.scale)
+            self.add_cell(item.source, item.frame, cell, crop, context, result.scale)
+
+    def frame_scale(self, scale: float) -> None:
+        """One more frame analysed at `scale` (camera px per training px; kept to 0.01)."""
+        key = round(float(scale), 2)
+        self.scales[key] = self.scales.get(key, 0) + 1
 
     def add_cell(
         self,
@@ -127,13 +150,23 @@ class RunReport:
         cell: CellResult,
         crop: np.ndarray,
         context: np.ndarray | None = None,
+        scale: float | None = None,
     ) -> None:
-        """One counted cell; `crop` is the model's crop (model colour order)."""
+        """One counted cell; `crop` is the model's crop (model colour order), `scale` the one
+        its frame was analysed at."""
+        if cell.uncertain and cell.label in self.uncertain:
+            self.uncertain[cell.label] += 1
+        if self.max_cells is not None and len(self.cells) >= self.max_cells:
+            self.not_shown += 1
+            return
         n = len(self.cells) + 1
-        crop_name, context_name = f"cells/{n:05d}.png", f"cells/{n:05d}-context.jpg"
-        save_rgb(self.folder / crop_name, to_rgb(crop, self.meta["spec"]))
+        spec = self.meta["spec"]
+        png = encode_image(to_rgb(crop, spec), ".png")
+        crop_name = self.out.write_beside(f"cells/{n:05d}.png", png)
+        context_name = ""
         if context is not None:
-            save_rgb(self.folder / context_name, context)
+            data = encode_image(context, ".jpg")
+            context_name = self.out.write_beside(f"cells/{n:05d}-context.jpg", data)
         box = list(cell.box) if cell.box is not None else None
         self.cells.append(
             ReportCell(
@@ -145,30 +178,44 @@ class RunReport:
                 cell.confidence,
                 dict(cell.probs),
                 cell.uncertain,
-                crop_name,
-                context_name if context is not None else "",
+                _rel(crop_name, self.folder),
+                _rel(context_name, self.folder) if context_name else "",
                 cell.morphology.to_record() if cell.morphology is not None else None,
+                None if scale is None else round(float(scale), 4),
             )
         )
 
-    def context_of(self, rgb: np.ndarray | None, centre: tuple[float, float] | None):
-        """The cell as a training image: TRAINING_IMAGE training px around it (cell mode: all)."""
+    def context_of(
+        self, rgb: np.ndarray | None, centre: tuple[float, float] | None, scale: float
+    ) -> np.ndarray | None:
+        """The cell as a training image: TRAINING_IMAGE training px around it, cut at the scale
+        its frame was analysed at (cell mode: the whole image)."""
         if rgb is None:
             return None
         if centre is None:
             return rgb
-        scale = float(self.meta.get("scale", 1.0))
-        window = training_window(rgb, centre[0], centre[1], scale)
+        window = training_window(rgb, centre[0], centre[1], float(scale))
         if window.shape[1::-1] != TRAINING_IMAGE:
             window = cv2.resize(window, TRAINING_IMAGE, interpolation=cv2.INTER_AREA)
         return window
 
     def write(self, count: DifferentialCount) -> Path:
         """Write report.json, count.csv, cells.csv and report.html; returns the page's path."""
+        meta = {k: v for k, v in self.meta.items() if k != "spec"}
+        if self.scales:  # what the frames were analysed at, not what the run began with
+            meta["scale"] = max(self.scales, key=lambda s: self.scales[s])
+            meta["scales"] = {f"{s:g}": n for s, n in sorted(self.scales.items())}
+        notes = list(self.notes)
+        if self.not_shown:
+            notes.append(
+                f"the gallery shows the first {len(self.cells)} of "
+                f"{len(self.cells) + self.not_shown} counted cells (a live report keeps at most "
+                f"{self.max_cells}); the count covers them all"
+            )
         data = {
-            "meta": {k: v for k, v in self.meta.items() if k != "spec"},
+            "meta": meta,
             "count": count_table(
-                count.counts, count.threshold, self.cells, self.meta.get("count_model")
+                count.counts, count.threshold, self.uncertain, self.meta.get("count_model")
             )
             | {
                 "frames": count.frames,
@@ -177,25 +224,58 @@ class RunReport:
             },
             "cells": [dataclasses.asdict(c) for c in self.cells],
             "flagged_frames": self.flagged,
-            "notes": self.notes,
+            "notes": notes,
         }
-        (self.folder / "report.json").write_text(json.dumps(data, indent=1) + "\n")
-        write_count_csv(self.folder / "count.csv", data["count"])
-        write_cells_csv(self.folder / "cells.csv", self.cells, self.classes)
-        return render_report(self.folder)
+        self.out.write("report.json", json.dumps(data, indent=1) + "\n")
+        self.out.write("count.csv", count_csv(data["count"]))
+        self.out.write("cells.csv", cells_csv(self.cells, self.classes))
+        page = render_report(self.folder, out=self.out)
+        self.out.save()
+        return page
+
+
+REPORT_FILES = ("report.json", "report.html", "count.csv", "cells.csv")
+REVIEW_FILES = ("review.json", "count_reviewed.csv")
+
+
+def open_report_folder(folder: Path, inputs: Iterable[Path | str] = ()) -> OutputFolder:
+    """The report folder, refused (WbcError) when a new report would destroy something there:
+    a technician's review, or files of the report's names that wbc-edge did not write."""
+    out = OutputFolder(folder, inputs)
+    reviewed = [n for n in REVIEW_FILES if (out.folder / n).exists()]
+    if reviewed:
+        raise WbcError(
+            f"holds a technician's review ({', '.join(reviewed)}): a new report would discard "
+            "it; choose another --report folder, or move the review files out to start afresh",
+            printable(str(folder)),
+        )
+    foreign = out.foreign(REPORT_FILES)
+    if foreign:
+        raise WbcError(
+            f"holds files wbc-edge did not write ({', '.join(foreign)}): choose an empty or new "
+            "--report folder",
+            printable(str(folder)),
+        )
+    return out
+
+
+def _rel(path: Path | str, folder: Path) -> str:
+    return Path(path).relative_to(folder).as_posix()
 
 
 def count_table(
     counts: dict[str, int],
     threshold: float,
-    cells: list[ReportCell] | None = None,
+    uncertain: dict[str, int] | None = None,
     count_model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Per class (percent, 0..100): the estimate a lab reads (`percent`, `ci95_*`) and the raw
-    classify-and-count (`raw_*`, Wilson intervals). The estimate is corrected for the model's
-    out-of-fold confusions when `count_model` (a bundle's, as `report_count_model` gives it)
-    is given and enough cells were counted; else it is the raw count, and `estimate` says so."""
+    """Per class (percent, 0..100): the estimate a lab reads (`percent`, `ci95_*`), the raw
+    classify-and-count (`raw_*`, Wilson intervals) and the uncertain cells. The estimate is
+    corrected for the model's out-of-fold confusions when `count_model` (a bundle's, as
+    `report_count_model` gives it) is given and enough cells were counted; else it is the raw
+    count, and `estimate` says so."""
     n = sum(counts.values())
+    uncertain = uncertain or {}
     confusion = None if count_model is None else count_model["confusion"]
     min_cells = MIN_CELLS if count_model is None else int(count_model["min_cells"])
     diff = corrected_differential(
@@ -217,14 +297,14 @@ def count_table(
             key: round(100 * v, 2)
             for key, v in zip(("percent", "ci95_low", "ci95_high"), est, strict=True)
         }
-        uncertain = sum(c.uncertain for c in cells or [] if c.label == cls)
-        rows.append({"class": cls, "cells": k, **estimate, **raw, "uncertain": uncertain})
-    uncertain = sum(c.uncertain for c in cells or [])
+        rows.append(
+            {"class": cls, "cells": k, **estimate, **raw, "uncertain": uncertain.get(cls, 0)}
+        )
     corrected = diff.corrected is not None
     return {
         "cells": n,
         "rows": rows,
-        "uncertain": uncertain,
+        "uncertain": sum(uncertain.values()),
         "threshold": threshold,
         "estimate": "corrected" if corrected else "raw",
         "estimate_note": diff.note,
@@ -245,79 +325,77 @@ COUNT_FIELDS = [
 ]  # fmt: skip
 
 
-def write_count_csv(path: Path, table: dict[str, Any]) -> None:
-    fields = COUNT_FIELDS
+def count_csv(table: dict[str, Any]) -> str:
+    """count.csv's text: one row per class and a total row; `percent` and its interval are the
+    differential (`estimate`: corrected or raw), `raw_*` each cell's label counted."""
     estimate = table.get("estimate", "raw")
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows({**row, "estimate": estimate} for row in table["rows"])
-        total = table["cells"]
-        w.writerow(
-            {
-                "class": "total",
-                "cells": total,
-                "percent": 100.0 if total else 0.0,
-                "ci95_low": "",
-                "ci95_high": "",
-                "estimate": estimate,
-                "raw_percent": 100.0 if total else 0.0,
-                "uncertain": table["uncertain"],
-            }
-        )
+    fh = io.StringIO(newline="")
+    w = csv.DictWriter(fh, COUNT_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for row in table["rows"]:
+        w.writerow({k: csv_field(v) for k, v in {**row, "estimate": estimate}.items()})
+    total = table["cells"]
+    w.writerow(
+        {
+            "class": "total",
+            "cells": total,
+            "percent": 100.0 if total else 0.0,
+            "ci95_low": "",
+            "ci95_high": "",
+            "estimate": estimate,
+            "raw_percent": 100.0 if total else 0.0,
+            "uncertain": table["uncertain"],
+        }
+    )
+    return fh.getvalue()
 
 
 CSV_MORPHOLOGY = ("nucleus_area_um2", "cell_area_um2", "nc_ratio", "lobes", "granule_score")
 
 
-def write_cells_csv(path: Path, cells: list[ReportCell], classes: list[str]) -> None:
+def cells_csv(cells: list[ReportCell], classes: list[str]) -> str:
+    """cells.csv's text: one row per cell; names printable, no cell a spreadsheet formula."""
     head = ["id", "source", "frame", "x0", "y0", "x1", "y1", "label", "confidence", "uncertain"]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([*head, *(f"p_{c}" for c in classes), *CSV_MORPHOLOGY, "crop"])
-        for c in cells:
-            box = c.box or ["", "", "", ""]
-            probs = [c.probs.get(k, "") for k in classes]
-            m = c.morphology or {}
-            measured = ["" if m.get(k) is None else m[k] for k in CSV_MORPHOLOGY]
-            w.writerow(
-                [
-                    c.id,
-                    c.source,
-                    c.frame,
-                    *box,
-                    c.label,
-                    c.confidence,
-                    int(c.uncertain),
-                    *probs,
-                    *measured,
-                    c.crop,
-                ]
-            )
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow([csv_field(h) for h in [*head, *(f"p_{c}" for c in classes), *CSV_MORPHOLOGY]]
+               + ["crop", "scale"])  # fmt: skip
+    for c in cells:
+        box = c.box or ["", "", "", ""]
+        probs = [c.probs.get(k, "") for k in classes]
+        m = c.morphology or {}
+        measured = ["" if m.get(k) is None else m[k] for k in CSV_MORPHOLOGY]
+        row = [c.id, c.source, c.frame, *box, c.label, c.confidence, int(c.uncertain)]
+        row += [*probs, *measured, c.crop, "" if c.scale is None else c.scale]
+        w.writerow([csv_field(v) for v in row])
+    return fh.getvalue()
 
 
-def render_report(folder: Path, form: bool = False) -> Path:
+def render_report(folder: Path, form: bool = False, out: OutputFolder | None = None) -> Path:
     """(Re)write DIR/report.html from report.json (and review.json once reviewed)."""
     folder = Path(folder)
     data = load_report(folder)
     html = render_html(data, folder, form=form)
-    out = folder / "report.html"
-    out.write_text(html, encoding="utf-8")
-    return out
+    if out is None:
+        return atomic_write(folder / "report.html", html)
+    return out.write("report.html", html)
+
+
+REPORT_BYTES = 256_000_000  # report.json of a very long classify run
+REVIEW_BYTES = 64_000_000
 
 
 def load_report(folder: Path) -> dict[str, Any]:
-    """report.json of a report folder, with review.json's corrections merged in if present."""
-    path = Path(folder) / "report.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WbcError("no report here (expected a folder written by --report)", path) from None
-    except (OSError, ValueError) as exc:
-        raise WbcError(f"cannot read the report ({exc})", path) from None
-    review = Path(folder) / "review.json"
+    """report.json of a report folder, checked (`report_check`), with review.json's
+    corrections merged in if present; WbcError naming the file otherwise."""
+    folder = Path(folder)
+    path = folder / "report.json"
+    if not path.exists():
+        raise WbcError("no report here (expected a folder written by --report)", path)
+    data = check_report(read_json(path, REPORT_BYTES), path)
+    review = folder / "review.json"
     if review.exists():
-        data["review"] = json.loads(review.read_text(encoding="utf-8"))
+        data["review"] = check_review(read_json(review, REVIEW_BYTES), data, review)
     return data
 
 
@@ -348,25 +426,27 @@ class LiveReportCells:
 
     def __init__(self, report: RunReport) -> None:
         self.report = report
-        self._best: dict[int, tuple[float, int, Any, np.ndarray, np.ndarray | None]] = {}
+        self._best: dict[int, tuple[float, float, Any, np.ndarray, np.ndarray | None]] = {}
 
     def frame(
         self, source: str, frame: int, rgb: np.ndarray, result: FrameResult, tracks: list
     ) -> None:
+        self.report.frame_scale(result.scale)
         crops = result.crops or []
         centres = result.centres or [None] * len(crops)
         for cell, crop, centre, track in zip(result.cells, crops, centres, tracks, strict=False):
-            context = self.report.context_of(rgb, centre)
+            context = self.report.context_of(rgb, centre, result.scale)
             if track is None:
-                self.report.add_cell(source, frame, cell, crop, context)
+                self.report.add_cell(source, frame, cell, crop, context, result.scale)
             elif track not in self._best or cell.confidence > self._best[track][0]:
-                self._best[track] = (cell.confidence, frame, cell.box, crop, context)
+                self._best[track] = (cell.confidence, result.scale, cell.box, crop, context)
 
     def counted(self, source: str, track, classifier) -> None:
         """A tracked cell (`edge_app.live.Track`) counted with its averaged probabilities."""
         best = self._best.pop(track.id, None)
         if best is None:
             return
-        _, _, box, crop, context = best
+        _, scale, box, crop, context = best
         cell = cell_result(classifier.classes, track.mean_probs(), classifier.threshold, box)
-        self.report.add_cell(source, f"{track.first_frame}-{track.last_frame}", cell, crop, context)
+        frames = f"{track.first_frame}-{track.last_frame}"
+        self.report.add_cell(source, frames, cell, crop, context, scale)

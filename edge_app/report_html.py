@@ -35,8 +35,9 @@ figcaption{overflow-wrap:anywhere}.tag{color:#b06000;font-weight:bold}
 """
 
 
-def render_html(data: dict[str, Any], folder: Path, form: bool = False) -> str:
-    """The page for a report folder's data (report.json, plus `review` once reviewed)."""
+def render_html(data: dict[str, Any], folder: Path, form: bool = False, token: str = "") -> str:
+    """The page for a report folder's data (report.json, plus `review` once reviewed); with
+    `form`, the review page, whose Save buttons send the server's `token`."""
     meta, count = data["meta"], data["count"]
     corrections = (data.get("review") or {}).get("corrections", {})
     parts = [
@@ -61,12 +62,13 @@ def render_html(data: dict[str, Any], folder: Path, form: bool = False) -> str:
         "<h2>Every counted cell, as the model saw it</h2>",
     ]
     if form:
-        parts.append("<form method=post action=save>")
+        parts.append(f"<form method=post action='save?token={escape(token)}'>")
     parts.append(gallery_html(data["cells"], meta["classes"], folder, corrections, form))
     if form:
         parts.append(
             "<p class=buttons><button type=submit>Save corrections</button> "
-            "<button type=submit formaction=done>Save and finish</button></p></form>"
+            f"<button type=submit formaction='done?token={escape(token)}'>Save and finish</button>"
+            "</p></form>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -158,10 +160,7 @@ def meta_html(meta: dict[str, Any], count: dict[str, Any]) -> str:
         ("bundle", meta["bundle"]),
         ("bundle.json sha256", meta["bundle_sha256"]),
         ("runtime", meta["runtime"]),
-        (
-            "mode, scale",
-            f"{meta['mode']} mode, scale {meta['scale']:g} camera px per training px",
-        ),
+        ("mode, scale", f"{meta['mode']} mode, scale {_scales(meta)} camera px per training px"),
         ("uncertain below", f"{meta['threshold']:.2f} confidence"),
         ("source", meta["source"]),
         (
@@ -171,15 +170,23 @@ def meta_html(meta: dict[str, Any], count: dict[str, Any]) -> str:
         ),
         ("date (UTC)", meta["date"]),
     ]
-    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{_text(v)}</dd>" for k, v in items)
     return f"<dl>{body}</dl>"
+
+
+def _scales(meta: dict[str, Any]) -> str:
+    """The scale the frames were analysed at: `2.1`, or `1.4 (1 frame), 2.1 (5 frames)`."""
+    scales = meta.get("scales")
+    if not isinstance(scales, dict) or len(scales) < 2:
+        return f"{meta['scale']:g}"
+    return ", ".join(f"{s} ({n} {'frame' if n == 1 else 'frames'})" for s, n in scales.items())
 
 
 def flagged_html(flagged: list[dict[str, Any]]) -> str:
     if not flagged:
         return "<p>No frame carries a quality flag.</p>"
     rows = "".join(
-        f"<tr><td>{escape(f['source'])}</td><td>{f['frame']}</td>"
+        f"<tr><td>{_text(f['source'])}</td><td>{_text(f['frame'])}</td>"
         f"<td>{escape(', '.join(f['flags']))}</td></tr>"
         for f in flagged
     )
@@ -230,9 +237,9 @@ def _figure(
     tag = "<span class=tag>REVIEW</span> " if c["uncertain"] else ""
     lines = [
         f"<figure class={kind} id=cell-{c['id']} data-label='{escape(c['label'])}'>",
-        f"<img alt='cell {c['id']}' src='{_data_uri(folder / c['crop'])}'>",
+        f"<img alt='cell {c['id']}' src='{_data_uri(folder, c['crop'])}'>",
         f"<figcaption>{tag}#{c['id']} &middot; {c['confidence']:.2f}<br>"
-        f"<small>{escape(where)}</small>",
+        f"<small>{_text(where)}</small>",
     ]
     if c.get("morphology"):
         lines.append(f"<br><small>{escape(morphology_line(c['morphology']))}</small>")
@@ -263,11 +270,23 @@ def morphology_line(m: dict[str, Any]) -> str:
     )
 
 
-def _data_uri(path: Path) -> str:
-    """The image as a JPEG data URI (a fifth of the PNG's size: the page stays small)."""
+def _text(value: Any) -> str:
+    """A value from the report as HTML text: control characters and odd bytes escaped."""
+    from wbc_edge.core.safe_io import printable
+
+    return escape(printable(str(value)))
+
+
+def _data_uri(folder: Path, rel: str) -> str:
+    """The image `rel` under `folder` as a JPEG data URI (a fifth of the PNG's size: the page
+    stays small); empty when it is not a readable image inside the folder."""
     import cv2
 
-    bgr = cv2.imread(str(path))
+    from wbc_edge.core.safe_io import read_image_bgr
+    from wbc_edge.edge_app.report_check import confined
+
+    path = confined(folder, rel)
+    bgr = read_image_bgr(path) if path is not None else None
     if bgr is None:
         return ""
     ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -16,114 +16,193 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import webbrowser
 from datetime import datetime, timezone
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
+from wbc_edge.core.class_names import is_class_name
 from wbc_edge.core.errors import WbcError
-from wbc_edge.edge_app.report import count_table, load_report, render_report, write_count_csv
+from wbc_edge.core.json_limits import read_limited
+from wbc_edge.core.safe_io import safe_file_stem
+from wbc_edge.edge_app.output_folder import OutputFolder
+from wbc_edge.edge_app.report import count_csv, count_table, load_report, render_report
+from wbc_edge.edge_app.report_check import confined
 from wbc_edge.edge_app.report_html import NOT_A_CELL, render_html
+from wbc_edge.edge_app.review_guard import (
+    MAX_CLIENTS,
+    REQUEST_TIMEOUT,
+    Guard,
+    Refused,
+    content_length,
+    parse_choices,
+    read_body,
+)
 
 log = logging.getLogger("wbc_edge.edge_app.review")
+CONTEXT_BYTES = 50_000_000  # largest crop copied into corrections/
+_SAVE_LOCK = threading.Lock()  # one save at a time, whichever server or caller
 
 
 def apply_review(folder: Path, choices: dict[str, str]) -> dict[str, Any]:
     """Record the technician's class for each cell id given; returns review.json's content.
 
     A choice equal to the model's label undoes an earlier correction. Unknown ids or classes
-    raise WbcError.
+    raise WbcError. Saves are serialised (one lock), each file is written atomically, and only
+    files wbc-edge wrote are ever replaced or removed (`OutputFolder`).
     """
     folder = Path(folder)
-    data = load_report(folder)
-    classes = data["meta"]["classes"]
-    cells = {str(c["id"]): c for c in data["cells"]}
-    corrections = dict((data.get("review") or {}).get("corrections", {}))
-    for cid, label in choices.items():
-        if cid not in cells:
-            raise WbcError(f"no cell #{cid} in this report", folder / "report.json")
-        if label not in (*classes, NOT_A_CELL):
-            raise WbcError(f"{label!r} is not a class of this model ({', '.join(classes)})")
-        if label == cells[cid]["label"]:
-            corrections.pop(cid, None)
-        else:
-            corrections[cid] = label
-    review = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "corrections": corrections,
-        "count": reviewed_count(data, corrections),
-    }
-    (folder / "review.json").write_text(json.dumps(review, indent=1) + "\n")
-    write_count_csv(folder / "count_reviewed.csv", review["count"])
-    _save_corrections(folder, cells, corrections)
-    render_report(folder)
+    with _SAVE_LOCK:
+        data = load_report(folder)
+        classes = data["meta"]["classes"]
+        cells = {str(c["id"]): c for c in data["cells"]}
+        corrections = dict((data.get("review") or {}).get("corrections", {}))
+        for cid, label in choices.items():
+            if cid not in cells:
+                raise WbcError(f"no cell #{cid[:12]} in this report", folder / "report.json")
+            if label not in (*classes, NOT_A_CELL):
+                known = ", ".join(classes)
+                raise WbcError(f"{label[:70]!r} is not a class of this model ({known})")
+            if label == cells[cid]["label"]:
+                corrections.pop(cid, None)
+            else:
+                corrections[cid] = label
+        review = {
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "corrections": corrections,
+            "count": reviewed_count(data, corrections),
+        }
+        out = OutputFolder(folder)
+        out.write("review.json", json.dumps(review, indent=1) + "\n")
+        out.write("count_reviewed.csv", count_csv(review["count"]))
+        _save_corrections(out, cells, corrections)
+        render_report(folder, out=out)
+        out.save()
     return review
 
 
 def reviewed_count(data: dict[str, Any], corrections: dict[str, str]) -> dict[str, Any]:
-    """The count after corrections (not-a-cell choices leave it), as count_table gives it."""
-    classes = data["meta"]["classes"]
-    counts = dict.fromkeys(classes, 0)
+    """The count after corrections (not-a-cell choices leave it), as count_table gives it: the
+    model's count with each corrected cell moved (a live report's gallery may hold only the
+    first cells of its count)."""
+    counts = {r["class"]: r["cells"] for r in data["count"]["rows"]}
+    uncertain = {r["class"]: r["uncertain"] for r in data["count"]["rows"]}
     rejected = 0
     for c in data["cells"]:
-        label = corrections.get(str(c["id"]), c["label"])
+        label = corrections.get(str(c["id"]))
+        if label is None:
+            continue
+        counts[c["label"]] -= 1
+        if c["uncertain"]:  # looked at: no longer an uncertain cell nobody has checked
+            uncertain[c["label"]] -= 1
         if label == NOT_A_CELL:
             rejected += 1
         else:
             counts[label] += 1
-    table = count_table(counts, data["count"]["threshold"], None, data["meta"].get("count_model"))
-    unreviewed = [c for c in data["cells"] if c["uncertain"] and str(c["id"]) not in corrections]
-    for row in table["rows"]:  # uncertain cells nobody has looked at yet
-        row["uncertain"] = sum(c["label"] == row["class"] for c in unreviewed)
-    table["uncertain"] = len(unreviewed)
+    table = count_table(
+        counts, data["count"]["threshold"], uncertain, data["meta"].get("count_model")
+    )
     return table | {"rejected": rejected}
 
 
-def _save_corrections(folder: Path, cells: dict[str, Any], corrections: dict[str, str]) -> None:
-    for sub in ("corrections", "rejected"):
-        shutil.rmtree(folder / sub, ignore_errors=True)
+def _save_corrections(
+    out: OutputFolder, cells: dict[str, Any], corrections: dict[str, str]
+) -> None:
+    """corrections/CLASS/ and rejected/ as the corrections say: the copies wbc-edge made before
+    are replaced, files placed there by hand are left alone."""
+    for sub in ("corrections/", "rejected/"):
+        for name in out.owned_under(sub):
+            out.remove(name)
     for cid, label in corrections.items():
         cell = cells[cid]
-        src = folder / (cell["context"] or cell["crop"])
-        dest = folder / "rejected" if label == NOT_A_CELL else folder / "corrections" / label
-        dest.mkdir(parents=True, exist_ok=True)
-        if src.exists():
-            shutil.copyfile(src, dest / f"{Path(cell['source']).stem}-{src.name}")
+        src = confined(out.folder, cell["context"] or cell["crop"])
+        if label != NOT_A_CELL and not is_class_name(label):
+            continue  # never a folder name outside the safe set (checked at load too)
+        dest = "rejected" if label == NOT_A_CELL else f"corrections/{label}"
+        if src is None or not src.is_file():
+            continue
+        try:
+            data = read_limited(src, CONTEXT_BYTES)
+        except WbcError as exc:
+            log.warning("%s", exc)
+            continue
+        stem = safe_file_stem(Path(cell["source"]).stem)
+        out.write_beside(f"{dest}/{stem}-{safe_file_stem(src.name)}", data)
 
 
 # ---------------------------------------------------------------------------- the page
 
 
-def make_server(folder: Path, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """A server for the review page of `folder` (not started); port 0 picks a free one."""
+class ReviewServer(ThreadingHTTPServer):
+    """A threading server that serves at most MAX_CLIENTS connections at once."""
+
+    daemon_threads = True
+    guard: Guard
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: closed, no thread
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def make_server(folder: Path, host: str = "127.0.0.1", port: int = 0) -> ReviewServer:
+    """A server for the review page of `folder` (not started); port 0 picks a free one.
+    Its `guard.url()` is the address to open (with the run's token)."""
     folder = Path(folder)
     load_report(folder)  # a folder without a report fails here, before anything listens
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT  # a socket timeout: an idle client cannot hold a thread
+
         def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/", "/index.html"):
-                self.send_error(404)
-                return
-            self._page(render_html(load_report(folder), folder, form=True))
+            self._answer("GET")
 
         def do_POST(self) -> None:
-            action = self.path.strip("/").split("?")[0]
-            if action not in ("save", "done"):
-                self.send_error(404)
-                return
-            length = min(int(self.headers.get("Content-Length") or 0), 10_000_000)
-            form = parse_qs(self.rfile.read(length).decode("utf-8"))
-            choices = {k[1:]: v[0] for k, v in form.items() if k.startswith("c") and v}
+            self._answer("POST")
+
+        def _answer(self, method: str) -> None:
             try:
-                review = apply_review(folder, choices)
+                route = self.server.guard.check(method, self.path, self.headers)
+                if method == "GET":
+                    self._get(route)
+                else:
+                    self._post(route)
+            except Refused as exc:
+                self._refuse(exc.status, exc.reason)
             except WbcError as exc:
-                self.send_error(400, str(exc))
-                return
-            if action == "done":
+                self._refuse(400, "Bad Request", exc.message)
+            except (ConnectionError, TimeoutError):
+                self.close_connection = True
+            except Exception:  # never a traceback to the browser or the terminal
+                log.exception("review: %s %s failed", method, self.path[:80])
+                self._refuse(500, "Internal Server Error")
+
+        def _get(self, route: str) -> None:
+            if route not in ("/", "/index.html"):
+                raise Refused(404, "Not Found")
+            token = self.server.guard.token
+            self._page(render_html(load_report(folder), folder, form=True, token=token))
+
+        def _post(self, route: str) -> None:
+            if route not in ("/save", "/done"):
+                raise Refused(404, "Not Found")
+            body = read_body(self.rfile, content_length(self.headers))
+            review = apply_review(folder, parse_choices(body))
+            if route == "/done":
                 n = review["count"]["cells"]
                 self._page(
                     f"<p>Saved: {len(review['corrections'])} corrections, {n} cells. "
@@ -132,24 +211,48 @@ def make_server(folder: Path, host: str = "127.0.0.1", port: int = 0) -> Threadi
                 threading.Thread(target=self.server.shutdown, daemon=True).start()
                 return
             self.send_response(303)
-            self.send_header("Location", "/")
+            self.send_header("Location", f"/?token={self.server.guard.token}")
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def _page(self, html: str) -> None:
+        def _page(self, html: str, status: int = 200) -> None:
             body = html.encode("utf-8")
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Referrer-Policy", "same-origin")
             self.end_headers()
             self.wfile.write(body)
+
+        def _refuse(self, status: int, reason: str, detail: str = "") -> None:
+            self.close_connection = True
+            text = f"<p>{escape(reason)}</p>" + (f"<p>{escape(detail[:300])}</p>" if detail else "")
+            try:
+                self.send_response(status, reason)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(text.encode())))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(text.encode())
+            except OSError:
+                pass
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+            """http.server's own errors (a malformed request line): a fixed reason only."""
+            self._refuse(code, "Bad Request" if code == 400 else "Error")
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)
 
     try:
-        return ThreadingHTTPServer((host, port), Handler)
+        server = ReviewServer((host, port), Handler)
     except OSError as exc:
         raise WbcError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port 0") from None
+    except OverflowError:
+        raise WbcError(f"port {port} is not from 0 to 65535") from None
+    server.guard = Guard(host, server.server_address[1])
+    return server
 
 
 def serve_review(
@@ -157,7 +260,7 @@ def serve_review(
 ) -> None:
     """Serve the review page until the technician presses "Save and finish" (or Ctrl-C)."""
     server = make_server(folder, host, port)
-    url = f"http://{host}:{server.server_address[1]}/"
+    url = server.guard.url()
     print(f"review {folder}: open {url} (Ctrl-C to stop; saved corrections are kept)", flush=True)
     if open_browser:
         webbrowser.open(url)

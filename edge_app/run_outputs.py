@@ -7,8 +7,10 @@ gives the lines to print with the summary.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+from wbc_edge.core.safe_io import printable
 from wbc_edge.edge_app.classify import Classifier, FrameResult
 from wbc_edge.edge_app.input_check import CropLikeInput
 from wbc_edge.edge_app.sources.files import MediaFrame
@@ -27,17 +29,19 @@ class ClassifyOutputs:
         source: str,
         save: Path | None = None,
         report: Path | None = None,
+        inputs: Sequence[Path] = (),
     ) -> None:
+        """`inputs`: the run's files, which no output may replace."""
         from wbc_edge.edge_app.annotated import AnnotatedFrames
 
         self.classifier = classifier
-        self.saver = AnnotatedFrames(save) if save is not None else None
+        self.saver = AnnotatedFrames(save, inputs) if save is not None else None
         self.report = None
         if report is not None:
             from wbc_edge.edge_app.report import RunReport, run_meta
 
             meta = run_meta(classifier.bundle, runtime, classifier, source)
-            self.report = RunReport(report, meta, classifier.classes)
+            self.report = RunReport(report, meta, classifier.classes, inputs)
             classifier.keep_crops = True
         self.crop_like = CropLikeInput(classifier.scale) if classifier.mode == "field" else None
         self.frames: list[tuple[str, list[CellNote]]] = []  # the first two, for per-cell lines
@@ -68,11 +72,15 @@ class ClassifyOutputs:
         if len(self.frames) == 1 and count.frames == 1:
             source, notes = self.frames[0]
             lines.append(format_cells(source, notes, self.classifier.threshold))
+        if self.saver is not None:
+            self.saver.finish()
         if self.saver is not None and self.saver.saved:
-            lines.append(f"annotated frames: {len(self.saver.saved)} in {self.saver.folder}")
+            folder = printable(str(self.saver.folder))
+            lines.append(f"annotated frames: {len(self.saver.saved)} in {folder}")
         if self.report is not None:
             if warning:
                 self.report.notes.append(warning)
             page = self.report.write(count)
-            lines.append(f"report: {page} (count: {page.parent / 'count.csv'})")
+            csv = page.parent / "count.csv"
+            lines.append(f"report: {printable(str(page))} (count: {printable(str(csv))})")
         return lines

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from wbc_edge.core.label_shift import MIN_CELLS, Differential, corrected_differential
+from wbc_edge.core.safe_io import printable
 
 STAGES = (
     "capture",
@@ -39,7 +40,7 @@ class CellNote:
     confidence: float
 
     def format(self, with_source: bool = True) -> str:
-        where = [self.source] if with_source else []
+        where = [printable(self.source)] if with_source else []
         if self.frame not in (0, "0"):
             where.append(f"frame {self.frame}")
         if self.box is not None:
@@ -184,7 +185,7 @@ class DifferentialCount:
                 "unfit to count from (see the flags in the JSONL)"
             )
         lines.append(f"  errors (unreadable inputs): {self.errors}")
-        lines += [f"    {source}: {why}" for source, why in self.failed]
+        lines += [f"    {printable(source)}: {printable(why)}" for source, why in self.failed]
         if self.errors > len(self.failed) and self.failed:
             lines.append(f"    ... and {self.errors - len(self.failed)} more")
         lines += [f"  {note}" for note in self.notes]
@@ -193,6 +194,7 @@ class DifferentialCount:
 
 def format_cells(source: str, notes: list[CellNote], threshold: float) -> str:
     """One line per cell of a single image, largest nucleus first."""
+    source = printable(source)
     if not notes:
         return f"{source}: no white cell found"
     lines = [f"{source}: {len(notes)} white {_cells(len(notes))}"]

@@ -133,6 +133,7 @@ def edit_bundle_json(root: Path, change) -> None:
 
 def as_schema_1(d: dict) -> None:
     """No fingerprints, as a bundle from before schema 2: only the runtime's checks remain."""
+    d["schema_version"] = 1  # from schema 2 on a fingerprint is required
     for a in d["artifacts"]:
         a["contract_sha256"] = None
     d.pop("selftest", None)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from wbc_edge.core.decode import check_pixels, decode_stain_image, is_grey
-from wbc_edge.core.errors import ImageError, first_line
+from wbc_edge.core.errors import ImageError, WbcError, first_line
+from wbc_edge.core.safe_io import opencv_path
 from wbc_edge.edge_app.sources.base import Camera, CameraError
 from wbc_edge.edge_app.sources.expand import MEDIA_SUFFIXES, VIDEO_SUFFIXES, Input, expand_inputs
 
@@ -72,9 +73,18 @@ def iter_video(path: Path) -> Iterator[MediaFrame]:
     A video that ends before the frame count its header announces (cut short by a full disk
     or a pulled USB stick) ends with an error frame naming the frame it stopped at.
     """
+    try:
+        with opencv_path(path) as name:  # a name that is not UTF-8 would crash OpenCV
+            yield from _read_video(path, name)
+    except (WbcError, OSError) as exc:
+        why = exc.message if isinstance(exc, WbcError) else (exc.strerror or str(exc))
+        yield MediaFrame(str(path), 0, error=f"not a readable video ({why})")
+
+
+def _read_video(path: Path, name: str) -> Iterator[MediaFrame]:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(name)
     index = 0
     try:
         if not cap.isOpened():
