@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.runtime import runtime_available
@@ -289,19 +290,7 @@ def test_frames_with_quality_flags_are_listed(tmp_path) -> None:
     from wbc_edge.edge_app.sources.files import MediaFrame
     from wbc_edge.edge_app.summary import DifferentialCount
 
-    meta = {
-        "model": "m",
-        "bundle": "b",
-        "bundle_sha256": "0" * 64,
-        "classes": CLASSES,
-        "runtime": "r",
-        "mode": "field",
-        "scale": 2.0,
-        "threshold": 0.6,
-        "source": "s",
-        "date": "2026-12-01T00:00:00+00:00",
-        "spec": load_bundle(MODEL).preprocessing,
-    }
+    meta = report_meta(load_bundle(MODEL).preprocessing, CLASSES)
     report = RunReport(tmp_path, meta, CLASSES)
     rgb = np.full((240, 320, 3), 200, np.uint8)
     cell = CellResult((10, 10, 60, 60), "MONOCYTE", 0.5, dict.fromkeys(CLASSES, 0.25), True)

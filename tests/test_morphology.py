@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.nucleus import locate_cell
@@ -150,19 +151,7 @@ def test_the_run_report_carries_the_measurements(tmp_path: Path) -> None:
     classifier = Classifier(runtime, mode="cell", scale=1.0)
     classifier.keep_crops = True
     classes = list(runtime.bundle.classes)
-    meta = {
-        "model": "m",
-        "bundle": "b",
-        "bundle_sha256": "0" * 64,
-        "classes": classes,
-        "runtime": "r",
-        "mode": "cell",
-        "scale": 1.0,
-        "threshold": 0.6,
-        "source": "s",
-        "date": "2026-12-01T00:00:00+00:00",
-        "spec": runtime.bundle.preprocessing,
-    }
+    meta = report_meta(runtime.bundle.preprocessing, classes, mode="cell", scale=1.0)
     report = RunReport(tmp_path, meta, classes)
     count = DifferentialCount(classes, 0.6)
     classify_media([MediaFrame("cell.png", 0, two_lobes(3))], classifier, JsonlWriter(None),

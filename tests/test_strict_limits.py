@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.errors import BundleError, WbcError
@@ -167,19 +168,7 @@ def test_max_pixels_inf_is_one_line(edge_bundle, tmp_path, capsys, monkeypatch) 
 def test_the_report_records_the_scale_each_frame_was_analysed_at(tmp_path) -> None:
     rgb = cv2.imread(str(FRAMES / "BloodImage_00000.jpg"))[:, :, ::-1].copy()
     spec = load_bundle(ROOT / "models" / "default").preprocessing
-    meta = {
-        "model": "m",
-        "bundle": "b",
-        "bundle_sha256": "0" * 64,
-        "classes": CLASSES,
-        "runtime": "r",
-        "mode": "field",
-        "scale": 2.0,  # what the run started with, before red cells were measured
-        "threshold": 0.6,
-        "source": "s",
-        "date": "2026-12-01T00:00:00+00:00",
-        "spec": spec,
-    }
+    meta = report_meta(spec, CLASSES)
     report = RunReport(tmp_path, meta, CLASSES)
     cell = CellResult((200, 150, 300, 250), "MONOCYTE", 0.9, dict.fromkeys(CLASSES, 0.25), False)
     centre = (250.0, 200.0)
@@ -204,19 +193,7 @@ def test_the_report_records_the_scale_each_frame_was_analysed_at(tmp_path) -> No
 
 def test_a_live_report_keeps_a_bounded_gallery(tmp_path) -> None:
     spec = load_bundle(ROOT / "models" / "default").preprocessing
-    meta = {
-        "model": "m",
-        "bundle": "b",
-        "bundle_sha256": "0" * 64,
-        "classes": CLASSES,
-        "runtime": "r",
-        "mode": "field",
-        "scale": 2.0,
-        "threshold": 0.6,
-        "source": "camera",
-        "date": "2026-12-01T00:00:00+00:00",
-        "spec": spec,
-    }
+    meta = report_meta(spec, CLASSES, source="camera")
     report = RunReport(tmp_path, meta, CLASSES, max_cells=5)
     crop = np.zeros((96, 96, 3), np.uint8)
     count = DifferentialCount(CLASSES, 0.6)
