@@ -159,7 +159,7 @@ def test_a_changed_calibration_pack_is_refused_at_load(tmp_path):
     save_bundle(bundle)
     assert load_bundle(bundle.root).calibration_pack == bundle.calibration_pack
     (bundle.root / "calibration.npz").write_bytes(b"CROPS")
-    with pytest.raises(BundleError, match="calibration_pack: calibration.npz does not match"):
+    with pytest.raises(BundleError, match=r"calibration_pack: calibration\.npz does not match"):
         load_bundle(bundle.root)
 
 
