@@ -131,12 +131,25 @@ def verdict_line(a: dict[str, Any], classes: list[str], n: int) -> str:
     accuracy 0.20 points lower (0.8792 → 0.8772); worst class NEUTROPHIL, recall 0.85 points
     lower (0.700 → 0.691).`"""
     differ = len(a["flipped"])
+    lo, hi = wilson_interval(n - differ, n)
     return (
         f"{a['key']}: {'PASS' if a['status'] == 'ok' else 'FAIL'}. Agrees with the float model "
-        f"on {100 * a['agreement']:.2f} % ({differ} of {n} images differ); accuracy "
+        f"on {100 * a['agreement']:.2f} % ({differ} of {n} images differ; 95 % interval "
+        f"{100 * lo:.2f}–{100 * hi:.2f} %); accuracy "
         f"{_points(a['accuracy_artifact'] - a['accuracy_float'])} ({a['accuracy_float']:.4f} → "
         f"{a['accuracy_artifact']:.4f}); {worst_class(a, classes)}."
     )
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n: how far a small set's agreement can be from
+    the artifact's agreement on every cell."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def worst_class(a: dict[str, Any], classes: list[str]) -> str:
@@ -191,7 +204,8 @@ def data_lines(report: dict[str, Any]) -> list[str]:
             else f"{cal['n']} images, {cal['source']} (listed in parity.json)."
         ),
         f"Checked on: {ps['n']} images, {ps['source']}, against the float model "
-        f"{report['float_model']}." + (f" Chosen as: {ps['chosen']}." if ps.get("chosen") else ""),
+        f"{report['float_model']}."
+        + (f" Chosen as: {ps['chosen']}." if ps.get("chosen") not in (None, ps["source"]) else ""),
     ]
     if ps.get("note"):
         lines.append(ps["note"])
@@ -268,7 +282,7 @@ def table_rows(report: dict[str, Any], reference: tuple[str, int] | None) -> lis
                 f"{1000 * (1 - a['agreement']):.1f}",
                 f"{a['accuracy_float']:.4f}",
                 f"{a['accuracy_artifact']:.4f}",
-                f"{-a['drop_points']:+.2f}",
+                f"{-a['drop_points'] + 0.0:+.2f}".replace("-0.00", "+0.00"),
                 f"{a['max_abs_prob_diff']:.4f}",
                 ran,
                 a["status"],
