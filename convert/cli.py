@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wbc_edge.convert.calibration import DEFAULT_CALIB_IMAGES
+from wbc_edge.convert.calibration_pack import DEFAULT_PACK_IMAGES, MAX_PACK_IMAGES
 from wbc_edge.convert.formats import FORMAT_NAMES, FORMATS, ConvertError, parse_option
 from wbc_edge.convert.parity import Thresholds
 from wbc_edge.convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
@@ -96,6 +97,19 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="convert nothing: only (re)write the self-test sample of a converted bundle",
     )
+    data.add_argument(
+        "--calibration-pack-images",
+        type=int,
+        default=DEFAULT_PACK_IMAGES,
+        help="training-side crops stored as calibration.npz, so the bundle converts without its "
+        f"training data (default {DEFAULT_PACK_IMAGES}; 0: none)",
+    )
+    data.add_argument(
+        "--calibration-pack-only",
+        action="store_true",
+        help="convert nothing: (re)write the calibration pack (and the self-test sample if the "
+        "bundle has none), from the training data",
+    )
     gate = p.add_argument_group("parity gate")
     gate.add_argument(
         "--min-agreement",
@@ -109,6 +123,13 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help=f"largest accuracy drop, a fraction (default {Thresholds.max_drop}); given "
         "explicitly, OpenVINO INT8 uses NNCF accuracy control with it",
+    )
+    gate.add_argument(
+        "--max-class-drop",
+        type=float_in(0.0, 1.0),
+        default=Thresholds.max_class_drop,
+        help="largest fall of any one class's recall, a fraction (default "
+        f"{Thresholds.max_class_drop})",
     )
     p.add_argument("--out", type=Path, help="write a converted copy here (default: in place)")
     return p
@@ -154,6 +175,18 @@ def config_from_args(args: argparse.Namespace) -> Any:
     ):
         if value is not None and value < 1:
             raise ConvertError(f"{flag} must be at least 1, got {value}", where)
+    if not 0 <= args.calibration_pack_images <= MAX_PACK_IMAGES:
+        raise ConvertError(
+            f"--calibration-pack-images must lie in 0..{MAX_PACK_IMAGES}, got "
+            f"{args.calibration_pack_images}",
+            where,
+        )
+    if args.calibration_pack_only and (args.calib_data or args.selftest_only):
+        raise ConvertError(
+            "--calibration-pack-only writes the bundle's own training-side crops: drop "
+            "--calib-data/--selftest-only",
+            where,
+        )
     if not 0 <= args.selftest_images <= MAX_SELFTEST_IMAGES:
         raise ConvertError(
             f"--selftest-images must lie in 0..{MAX_SELFTEST_IMAGES}, got {args.selftest_images}",
@@ -171,20 +204,24 @@ def config_from_args(args: argparse.Namespace) -> Any:
         data_root=args.data_root,
         groups=args.groups,
         parity_images=args.parity_images,
-        thresholds=Thresholds(args.min_agreement, max_drop),
+        thresholds=Thresholds(args.min_agreement, max_drop, args.max_class_drop),
         accuracy_control=args.max_drop is not None,
         out=args.out,
         selftest_images=args.selftest_images,
+        pack_images=args.calibration_pack_images,
     )
 
 
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     config = config_from_args(args)
-    from wbc_edge.convert.pipeline import add_selftest, convert_bundle
+    from wbc_edge.convert.pipeline import add_calibration_pack, add_selftest, convert_bundle
 
     if args.selftest_only:
         print(f"wrote {add_selftest(args.bundle, config)}")
+        return 0
+    if args.calibration_pack_only:
+        print("wrote " + ", ".join(str(p) for p in add_calibration_pack(args.bundle, config)))
         return 0
     result = convert_bundle(args.bundle, config)
     print(result.table())
@@ -193,7 +230,13 @@ def run(argv: list[str]) -> int:
     ps = result.report["parity_set"]
     checked = ps["selection"]["training_checked"]
     held_out = "held-out" if checked else "parity (NOT checked against training)"
+    if ps.get("note"):
+        held_out = "held-out self-test"
+    cal = result.report["calibration"]
+    print(f"calibrated on: {cal['n']} images, {cal['source']}" if cal else "calibrated on: -")
     print(f"parity set: {ps['chosen']}")
+    if ps.get("note"):
+        print(f"note: {ps['note']}")
     print(
         f"{'PASS' if result.passed else 'FAIL'}: {len(result.results)} artifact(s) checked on "
         f"{ps['n']} {held_out} images in {result.seconds:.0f} s; "

@@ -3,8 +3,10 @@
 Both see the same preprocessed tensors (one preprocessing function); the artifact runs through
 the device's runtime interface (`open_runtime(bundle, artifact).predict(batch) -> probs`), so
 parity measures the code path the device runs. Reported per artifact: top-1 agreement with the
-float model, accuracy of both and the drop, per-class recall and F1 of both, both confusion
-matrices, max and mean absolute probability difference, and the images that flipped class.
+float model, accuracy of both and the drop, per-class recall and F1 of both and the change of
+each class's recall, both confusion matrices, the flips counted by class pair (float's answer →
+artifact's answer), max and mean absolute probability difference, the images that flipped class
+and those whose probabilities moved most.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 32
 LATENCY_IMAGES = 30  # batch-1 predictions timed per artifact for the latency column
+LARGEST_SHIFTS = 8  # images with the largest probability change kept per artifact
 
 
 class Predictor(Protocol):
@@ -33,13 +37,15 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """An artifact passes when agreement >= min_agreement and accuracy drop <= max_drop."""
+    """An artifact passes when agreement >= min_agreement, accuracy drop <= max_drop and no
+    class's recall falls by more than max_class_drop (all fractions: 0.01 = one point)."""
 
     min_agreement: float = 0.99
-    max_drop: float = 0.01  # a fraction: 0.01 = one percentage point
+    max_drop: float = 0.01
+    max_class_drop: float = 0.02
 
     def __post_init__(self) -> None:  # a NaN threshold would turn the gate off in silence
-        for name in ("min_agreement", "max_drop"):
+        for name in ("min_agreement", "max_drop", "max_class_drop"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be a number from 0 to 1, got {value}")
@@ -75,6 +81,9 @@ class ArtifactParity:
     predictions: list[int]
     confidences: list[float]
     flipped: list[dict[str, Any]]
+    recall_change: list[float]  # artifact recall - float recall, per class (0 for absent ones)
+    class_flips: list[dict[str, Any]]  # {"from", "to", "n"}: float's answer → artifact's
+    largest_shifts: list[dict[str, Any]]  # the images whose probabilities moved most
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
     latency_ms: float | None = None  # batch-1 median ms per image, measured with the parity run
@@ -119,22 +128,22 @@ def compare(
     f_scores, a_scores = scores(labels, f_pred, n), scores(labels, a_pred, n)
     agreement = float(np.mean(f_pred == a_pred)) if len(labels) else 0.0
     drop = f_scores.accuracy - a_scores.accuracy
-    flipped = [
-        {
-            "file": held_out.files[i],
-            "label": classes[labels[i]],
-            "float": classes[f_pred[i]],
-            "artifact": classes[a_pred[i]],
-            "float_confidence": round(float(float_probs[i, f_pred[i]]), 5),
-            "artifact_confidence": round(float(art_probs[i, a_pred[i]]), 5),
-        }
-        for i in np.flatnonzero(f_pred != a_pred)
+    change = recall_change(f_scores, a_scores, np.bincount(labels, minlength=n))
+    flips = np.flatnonzero(f_pred != a_pred)
+    flipped = [_image(i, held_out, classes, float_probs, art_probs) for i in flips]
+    shift = diff.max(1) if diff.size else np.zeros(len(labels))
+    order = np.argsort(-shift, kind="stable")[:LARGEST_SHIFTS]
+    largest = [
+        {**_image(i, held_out, classes, float_probs, art_probs), "shift": round(float(shift[i]), 5)}
+        for i in order
+        if shift[i] > 0
     ]
     reasons = []
     if agreement < thresholds.min_agreement:
         reasons.append(f"agreement {agreement:.4f} < {thresholds.min_agreement}")
     if drop > thresholds.max_drop:
         reasons.append(f"accuracy drop {100 * drop:.2f} points > {100 * thresholds.max_drop:.2f}")
+    reasons += class_reasons(change, f_scores, a_scores, classes, thresholds.max_class_drop)
     return {
         "agreement": agreement,
         "float_scores": f_scores,
@@ -145,8 +154,53 @@ def compare(
         "predictions": a_pred.tolist(),
         "confidences": art_probs.max(1).round(5).tolist(),
         "flipped": flipped,
+        "recall_change": [round(c, 6) for c in change],
+        "class_flips": class_flips(f_pred, a_pred, classes),
+        "largest_shifts": largest,
         "passed": not reasons,
         "reasons": reasons,
+    }
+
+
+def recall_change(f_scores: Scores, a_scores: Scores, support: np.ndarray) -> list[float]:
+    """Artifact recall minus float recall per class; 0 for a class the set does not hold."""
+    return [
+        float(a - f) if support[i] else 0.0
+        for i, (f, a) in enumerate(zip(f_scores.recall, a_scores.recall, strict=True))
+    ]
+
+
+def class_reasons(
+    change: list[float], f_scores: Scores, a_scores: Scores, classes: list[str], limit: float
+) -> list[str]:
+    """One reason per class whose recall fell by more than `limit`."""
+    return [
+        f"{c} recall fell {-100 * change[i]:.2f} points ({f_scores.recall[i]:.3f} → "
+        f"{a_scores.recall[i]:.3f}) > {100 * limit:.2f}"
+        for i, c in enumerate(classes)
+        if -change[i] > limit + 1e-9
+    ]
+
+
+def class_flips(f_pred: np.ndarray, a_pred: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    """Flips counted by (float's answer, artifact's answer), most first."""
+    pairs = Counter((int(f), int(a)) for f, a in zip(f_pred, a_pred, strict=True) if f != a)
+    ordered = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [{"from": classes[f], "to": classes[a], "n": k} for (f, a), k in ordered]
+
+
+def _image(
+    i: int, held_out: HeldOut, classes: list[str], float_probs: np.ndarray, art_probs: np.ndarray
+) -> dict[str, Any]:
+    """One image: file, true class, both answers with their confidences."""
+    f, a = int(float_probs[i].argmax()), int(art_probs[i].argmax())
+    return {
+        "file": held_out.files[i],
+        "label": classes[held_out.labels[i]],
+        "float": classes[f],
+        "artifact": classes[a],
+        "float_confidence": round(float(float_probs[i, f]), 5),
+        "artifact_confidence": round(float(art_probs[i, a]), 5),
     }
 
 
@@ -194,7 +248,7 @@ def latency_ms(model: Predictor, images: np.ndarray, n: int = LATENCY_IMAGES) ->
 def runtime_info(runtime: Any) -> dict[str, str]:
     """What the runtime says it ran: backend, device, input type, the precision that ran
     (for OpenVINO read back from the compiled model)."""
-    keys = {"backend": "name", "device": "device", "input": "input_precision"}
+    keys = {"backend": "name", "device": "device", "input": "input_precision", "threads": "threads"}
     keys["inference_precision"] = "inference_precision"
     info = {k: getattr(runtime, attr, None) for k, attr in keys.items()}
     return {k: str(v) for k, v in info.items() if v is not None}

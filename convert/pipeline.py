@@ -1,9 +1,11 @@
 """`convert_bundle`: table-driven conversion of a bundle plus the parity gate, as one function.
 
-bundle → plan (checked against `convert.formats.FORMATS`) → calibration and parity images →
-one backend module per format writes each artifact → parity through the runtime interface →
-artifacts registered with status ok/failed (every file hashed, the float model's output kind
-declared), reports written, `bundle.parity` filled in, the self-test sample written.
+bundle → plan (checked against `convert.formats.FORMATS`) → calibration and parity images
+(from the training data; without it, from the bundle's calibration pack and self-test sample,
+`convert.bundle_alone`) → one backend module per format writes each artifact → parity through
+the runtime interface → artifacts registered with status ok/failed (every file hashed, the
+float model's output kind declared), reports written, `bundle.parity` filled in, the self-test
+sample and the calibration pack written (from the data only).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wbc_edge.convert import calibration, parity, report, selftest
+from wbc_edge.convert import bundle_alone, calibration, calibration_pack, parity, report, selftest
 from wbc_edge.convert.formats import ConvertError, Job, plan
 from wbc_edge.convert.held_out import split_by_cell
 from wbc_edge.convert.quality_floor import quality_record
@@ -46,6 +48,7 @@ class ConvertConfig:
     thresholds: parity.Thresholds = field(default_factory=parity.Thresholds)
     accuracy_control: bool = False  # --max-drop given → NNCF accuracy-controlled INT8
     selftest_images: int = selftest.DEFAULT_SELFTEST_IMAGES  # 0: write no self-test sample
+    pack_images: int = calibration_pack.DEFAULT_PACK_IMAGES  # 0: write no calibration pack
     out: Path | None = None  # None: the bundle itself
 
 
@@ -80,21 +83,11 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         bundle = copy_bundle(bundle, Path(config.out))
     check_writable(bundle.root)
     source = SourceModel(bundle)
+    last_full = _last_full_check(bundle)
     try:
         source.keras_model  # noqa: B018  (load and check classes/input before any work)
-        calib = None
-        if config.calib_data is not None or any(j.precision == "int8" for j in jobs):
-            calib = calibration.calibration_set(
-                bundle, config.calib_images, config.calib_data, data_root=config.data_root
-            )
-        held_out = calibration.parity_set(
-            bundle,
-            config.parity_data,
-            config.parity_images,
-            calib,
-            config.data_root,
-            config.groups,
-        )
+        images = _images(bundle, config, jobs)
+        calib, held_out = images.calibration, images.held_out
         tuning = None
         if config.accuracy_control and any(j.key == "openvino-int8" for j in jobs):
             tuning, held_out = tuning_split(held_out)
@@ -108,10 +101,25 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
             config.thresholds.max_drop if config.accuracy_control else None,
         )
         results, failures = _run_jobs(bundle, jobs, ctx, held_out, float_probs, config.thresholds)
-        if config.selftest_images:
+        if not images.alone and config.selftest_images:
             selftest.write_selftest(bundle, source, held_out, config.selftest_images)
+        from_train_side = calib is not None and config.calib_data is None
+        if not images.alone and from_train_side and config.pack_images:
+            calibration_pack.write_pack(bundle, calib, config.pack_images)
     finally:
         source.cleanup()
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    quality = quality_record(
+        held_out.labels,
+        float_probs.argmax(1),
+        bundle.classes,
+        f"float model ({source.keras_path.name}) on the parity set: {held_out.source}",
+        created,
+        held_out.selection.training_checked,
+    )
+    note = None
+    if images.alone:
+        note = bundle_alone.small_sample_note(held_out, len(bundle.classes), last_full)
     rep = report.report_dict(
         results,
         bundle.classes,
@@ -121,28 +129,69 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         config.thresholds,
         failures,
         source.keras_path.name,
+        quality,
+        note,
     )
-    paths = report.write_reports(bundle.root, rep, reference_size(bundle), bundle.preprocessing)
-    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    paths = report.write_reports(
+        bundle.root, rep, reference_size(bundle), bundle.preprocessing, images.crops
+    )
     bundle.parity = report.summary_dict(rep, created)
-    bundle.quality = quality_record(
-        held_out.labels,
-        float_probs.argmax(1),
-        bundle.classes,
-        f"float model ({source.keras_path.name}) on the parity set: {held_out.source}",
-        created,
-        held_out.selection.training_checked,
-    )
-    if not bundle.quality["passed"]:
+    if not images.alone or not bundle.quality:  # a self-test run keeps the full set's record
+        bundle.quality = quality
+    if not quality["passed"]:
         log.warning(
             "QUALITY FLOOR NOT MET: the float model is barely better than chance on the parity "
             "set (%s); parity only compares artifacts with it, so a PASS below says nothing "
             "about classifying cells",
-            bundle.quality["reason"],
+            quality["reason"],
         )
     save_bundle(bundle)
     seconds = time.perf_counter() - start
     return ConvertResult(bundle, rep, results, failures, notes, paths, seconds)
+
+
+@dataclass
+class Images:
+    """The images a conversion calibrates on and checks with; `alone`: from the bundle's
+    calibration pack and self-test sample (`crops`: their RGB crops, for thumbnails)."""
+
+    calibration: calibration.Calibration | None
+    held_out: HeldOut
+    alone: bool = False
+    crops: dict[str, Any] | None = None
+
+
+def _images(bundle: Bundle, config: ConvertConfig, jobs: list[Job]) -> Images:
+    """Calibration and parity images: from the training data (or the folders given), else from
+    what the bundle carries."""
+    needs_calib = config.calib_data is not None or any(j.precision == "int8" for j in jobs)
+    given = any(p is not None for p in (config.data_root, config.calib_data, config.parity_data))
+    if bundle_alone.bundle_alone(bundle, given, needs_calib):
+        if config.accuracy_control and any(j.key == "openvino-int8" for j in jobs):
+            raise ConvertError(
+                "--max-drop tunes NNCF's accuracy control on held-out images split by source "
+                "cell, which the self-test sample does not record; pass --data-root",
+                bundle.path,
+            )
+        calib = calibration_pack.load_pack(bundle, config.calib_images) if needs_calib else None
+        held_out, crops = bundle_alone.selftest_parity_set(bundle, config.parity_images)
+        return Images(calib, held_out, alone=True, crops=crops)
+    calib = None
+    if needs_calib:
+        calib = calibration.calibration_set(
+            bundle, config.calib_images, config.calib_data, data_root=config.data_root
+        )
+    held_out = calibration.parity_set(
+        bundle, config.parity_data, config.parity_images, calib, config.data_root, config.groups
+    )
+    return Images(calib, held_out)
+
+
+def _last_full_check(bundle: Bundle) -> int | None:
+    """How many images the bundle's last parity check ran on, unless that was a self-test run."""
+    ps = bundle.parity.get("parity_set") or {}
+    n, source = ps.get("n"), str(ps.get("source") or "")
+    return n if isinstance(n, int) and "self-test sample" not in source else None
 
 
 def tuning_split(held_out: HeldOut) -> tuple[HeldOut, HeldOut]:
@@ -234,6 +283,30 @@ def add_selftest(bundle_dir: Path | str, config: ConvertConfig) -> Path:
         source.cleanup()
     save_bundle(bundle)
     return bundle.root / bundle.selftest.file
+
+
+def add_calibration_pack(bundle_dir: Path | str, config: ConvertConfig) -> list[Path]:
+    """`--calibration-pack-only`: write the calibration pack (`pack_images` training-side
+    crops) into a bundle without converting anything, and the self-test sample too when the
+    bundle has none: afterwards `wbc-convert BUNDLE --int8` runs without the training data."""
+    bundle = load_bundle(bundle_dir)
+    check_writable(bundle.root)
+    n = config.pack_images or calibration_pack.DEFAULT_PACK_IMAGES
+    calib = calibration.calibration_set(bundle, n, None, data_root=config.data_root)
+    written = [bundle.root / calibration_pack.write_pack(bundle, calib, n).file]
+    if bundle.selftest is None:
+        source = SourceModel(bundle)
+        m = config.selftest_images or selftest.DEFAULT_SELFTEST_IMAGES
+        try:
+            held_out = calibration.parity_set(
+                bundle, config.parity_data, m, calib, config.data_root, config.groups
+            )
+            _declare_float_output(bundle, source)
+            written.append(bundle.root / selftest.write_selftest(bundle, source, held_out, m).file)
+        finally:
+            source.cleanup()
+    save_bundle(bundle)
+    return written
 
 
 def _declare_float_output(bundle: Bundle, source: SourceModel) -> None:

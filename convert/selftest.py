@@ -19,6 +19,7 @@ import numpy as np
 
 from wbc_edge.convert.formats import ConvertError
 from wbc_edge.convert.source import HeldOut, SourceModel
+from wbc_edge.core.atomic import write_bytes_atomic
 from wbc_edge.core.bundle import Bundle, SelfTest
 from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
@@ -35,7 +36,7 @@ def write_selftest(bundle: Bundle, source: SourceModel, held_out: HeldOut, n: in
     idx = interleaved(held_out.labels, n)
     crops = to_uint8(held_out.images[idx], bundle.preprocessing)
     probs = source.predict(normalise(crops, bundle.preprocessing)).astype(np.float32)
-    (bundle.root / SELFTEST_FILE).write_bytes(pack(crops, probs, held_out.labels[idx]))
+    write_bytes_atomic(bundle.root / SELFTEST_FILE, pack(crops, held_out.labels[idx], probs=probs))
     rec = bundle.file_hash(SELFTEST_FILE)
     where = f"{len(idx)} of the parity set ({held_out.source})"
     bundle.selftest = SelfTest(
@@ -45,8 +46,10 @@ def write_selftest(bundle: Bundle, source: SourceModel, held_out: HeldOut, n: in
     return bundle.selftest
 
 
-def pack(crops: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> bytes:
-    """The `.npz` bytes of a sample (crops as lossless WebP, checked to decode exactly)."""
+def pack(crops: np.ndarray, labels: np.ndarray, **arrays: np.ndarray) -> bytes:
+    """The `.npz` bytes of a crops file (crops as lossless WebP, checked to decode exactly),
+    with `labels` and any further arrays (the self-test sample's `probs`, the calibration
+    pack's `files`); no pickles."""
     files = [_webp(c) for c in crops]
     offsets = np.cumsum([0, *(len(f) for f in files)]).astype(np.int64)
     buf = io.BytesIO()
@@ -55,8 +58,8 @@ def pack(crops: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> bytes:
         webp=np.concatenate(files) if files else np.zeros(0, np.uint8),
         offsets=offsets,
         crops_sha256=np.array(crops_sha256(crops)),
-        probs=probs.astype(np.float32),
         labels=np.asarray(labels, np.int64),
+        **{k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in arrays.items()},
     )
     return buf.getvalue()
 

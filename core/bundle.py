@@ -96,6 +96,13 @@ class SelfTest:
 
 
 @dataclass
+class CalibrationPack(SelfTest):
+    """`calibration_pack`: training-side crops prepared to the model's input, in one `.npz`,
+    so that INT8 conversion runs on the bundle alone (`convert.calibration_pack`); stored like
+    the self-test sample and kept apart from it (the self-test crops are held-out)."""
+
+
+@dataclass
 class CountModel:
     """`count_model` of bundle.json: what turns the model's outputs into a lab's differential.
 
@@ -142,6 +149,7 @@ class Bundle:
     artifacts: list[Artifact] = field(default_factory=list)
     parity: dict[str, Any] = field(default_factory=dict)
     selftest: SelfTest | None = None
+    calibration_pack: CalibrationPack | None = None
     quality: dict[str, Any] = field(default_factory=dict)  # numbers/flags/notes, loosely typed
     count_model: CountModel | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept
@@ -205,6 +213,7 @@ class Bundle:
             art.contract_sha256 = self.contract_sha256
         self.parity = {}
         self.selftest = None
+        self.calibration_pack = None
 
     def add_metrics(self, split: str, values: dict[str, Any], **extra: Any) -> None:
         """Record metrics measured on a named split (replacing an entry of that split)."""
@@ -231,6 +240,8 @@ class Bundle:
         }
         if self.selftest is not None:
             data["selftest"] = asdict(self.selftest)
+        if self.calibration_pack is not None:
+            data["calibration_pack"] = asdict(self.calibration_pack)
         if self.quality:
             data["quality"] = self.quality
         if self.count_model is not None:
@@ -277,6 +288,7 @@ _TOP: dict[str, tuple[Any, bool]] = {
     "artifacts": (list[Artifact], False),
     "parity": (dict[str, Any], False),
     "selftest": (SelfTest | None, False),
+    "calibration_pack": (CalibrationPack | None, False),
     "quality": (dict[str, Any], False),
     "count_model": (CountModel | None, False),
 }
@@ -323,6 +335,7 @@ def bundle_from_dict(data: Any, file: Path, warn: bool = True) -> Bundle:
         artifacts=got.get("artifacts", []),
         parity=got.get("parity", {}),
         selftest=got.get("selftest"),
+        calibration_pack=got.get("calibration_pack"),
         quality=got.get("quality", {}),
         count_model=got.get("count_model"),
         extra=extra,
@@ -380,6 +393,8 @@ def verify_files(bundle: Bundle) -> None:
         records += [(f"artifacts[{i}].extra_files[{j}]", f) for j, f in enumerate(art.extra_files)]
     if bundle.selftest is not None:
         records.append(("selftest", bundle.selftest))
+    if bundle.calibration_pack is not None:
+        records.append(("calibration_pack", bundle.calibration_pack))
     problems = []
     for where, rec in records:
         full = bundle.artifact_path(rec)
@@ -478,6 +493,10 @@ def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
         _check_record(got["selftest"], "selftest", problems)
         if got["selftest"].n < 1:
             problems.append("selftest.n: must be at least 1")
+    if got.get("calibration_pack") is not None:
+        _check_record(got["calibration_pack"], "calibration_pack", problems)
+        if got["calibration_pack"].n < 1:
+            problems.append("calibration_pack.n: must be at least 1")
     if got.get("count_model") is not None:
         _check_count_model(got["count_model"], len(got.get("classes") or []), problems)
     thresholds = (got.get("parity") or {}).get("thresholds")
@@ -533,6 +552,9 @@ def _check_contract(bundle: Bundle, problems: list[str], warn: bool, required: b
     ]
     if bundle.selftest is not None:
         stamped.append(("selftest", bundle.selftest.file, bundle.selftest.contract_sha256))
+    if bundle.calibration_pack is not None:
+        pack = bundle.calibration_pack
+        stamped.append(("calibration_pack", pack.file, pack.contract_sha256))
     for where, file, recorded in stamped:
         if recorded is None and required:
             problems.append(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.bundle import Artifact, Bundle, SelfTest
 from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.preprocess import normalise
 
@@ -27,10 +27,13 @@ BATCH = 32
 
 @dataclass(frozen=True)
 class Sample:
-    """The self-test sample: model inputs (float32, normalised) and the float model's probs."""
+    """The self-test sample: model inputs (float32, normalised) and the float model's probs;
+    the uint8 crops and the labels (class indices) they were made from."""
 
     inputs: np.ndarray
     probs: np.ndarray
+    crops: np.ndarray | None = None
+    labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -61,26 +64,43 @@ def load_sample(bundle: Bundle) -> Sample:
             "(wbc-convert BUNDLE --selftest-only adds it to a converted bundle)",
             bundle.path,
         )
+    crops, arrays = read_crops(bundle, rec, "selftest", ("probs", "labels"))
+    probs = arrays["probs"]
+    if probs.shape != (rec.n, len(bundle.classes)):
+        raise BundleError(
+            f"selftest: {rec.file} holds probs {probs.shape}; expected "
+            f"({rec.n}, {len(bundle.classes)})",
+            bundle.path,
+        )
+    spec = bundle.preprocessing
+    return Sample(normalise(crops, spec), probs.astype(np.float32), crops, arrays["labels"])
+
+
+def read_crops(
+    bundle: Bundle, rec: SelfTest, where: str, names: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The uint8 crops of a crops file (the self-test sample, the calibration pack) and the
+    named arrays beside them; BundleError (one line) when it cannot be read or does not match
+    the bundle's input size."""
     path = bundle.artifact_path(rec)
     try:
         with np.load(path, allow_pickle=False) as data:
             crops = unpack_crops(data["webp"], data["offsets"])
-            probs, recorded = data["probs"], str(data["crops_sha256"])
+            recorded = str(data["crops_sha256"])
+            arrays = {name: np.asarray(data[name]) for name in names}
     except (OSError, KeyError, ValueError) as exc:
-        raise BundleError(f"selftest: {rec.file} cannot be read ({exc})", bundle.path) from None
+        raise BundleError(f"{where}: {rec.file} cannot be read ({exc})", bundle.path) from None
     spec = bundle.preprocessing
     want = (rec.n, spec.height, spec.width, 3)
-    if crops.shape != want or probs.shape != (rec.n, len(bundle.classes)):
+    if crops.shape != want:
         raise BundleError(
-            f"selftest: {rec.file} holds crops {crops.shape} and probs {probs.shape}; expected "
-            f"{want} and ({rec.n}, {len(bundle.classes)})",
-            bundle.path,
+            f"{where}: {rec.file} holds crops {crops.shape}; expected {want}", bundle.path
         )
     if crops_sha256(crops) != recorded:
         raise BundleError(
-            f"selftest: {rec.file}: this OpenCV decodes its WebP crops differently", bundle.path
+            f"{where}: {rec.file}: this OpenCV decodes its WebP crops differently", bundle.path
         )
-    return Sample(normalise(crops, spec), probs.astype(np.float32))
+    return crops, arrays
 
 
 def unpack_crops(webp: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -134,7 +134,33 @@ BAD_EDITS = {  # edit -> the one line it gives, after "bundle.json: "
             "contract_sha256": "0" * 64,
         }
     ),
+    "calibration_pack.file: '../c.npz' must lie inside the bundle": lambda d: d.update(
+        calibration_pack={
+            "file": "../c.npz",
+            "sha256": "0" * 64,
+            "size_bytes": 1,
+            "n": 9,
+            "source": "x",
+            "contract_sha256": "0" * 64,
+        }
+    ),
 }
+
+
+def test_a_changed_calibration_pack_is_refused_at_load(tmp_path):
+    from wbc_edge.core.bundle import CalibrationPack
+
+    bundle = make(tmp_path)
+    (bundle.root / "calibration.npz").write_bytes(b"crops")
+    rec = bundle.file_hash("calibration.npz")
+    bundle.calibration_pack = CalibrationPack(
+        rec.file, rec.sha256, rec.size_bytes, 3, "train side", bundle.contract_sha256
+    )
+    save_bundle(bundle)
+    assert load_bundle(bundle.root).calibration_pack == bundle.calibration_pack
+    (bundle.root / "calibration.npz").write_bytes(b"CROPS")
+    with pytest.raises(BundleError, match=r"calibration_pack: calibration\.npz does not match"):
+        load_bundle(bundle.root)
 
 
 @pytest.mark.parametrize("line", BAD_EDITS)

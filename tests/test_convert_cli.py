@@ -120,6 +120,9 @@ def test_parity_json_is_self_consistent(converted: Path):
         for scores in (art["float_scores"], art["artifact_scores"]):
             assert np.sum(scores["confusion"]) == n
         assert len(art["flipped"]) == int(np.sum(pred != float_pred))
+        assert sum(f["n"] for f in art["class_flips"]) == len(art["flipped"])
+        change = np.subtract(art["artifact_scores"]["recall"], art["float_scores"]["recall"])
+        assert art["recall_change"] == pytest.approx(change, abs=1e-5)
         assert 0 <= art["mean_abs_prob_diff"] <= art["max_abs_prob_diff"] <= 1
     calib = report["calibration"]
     assert calib["n"] == len(calib["files"]) > 0
@@ -127,6 +130,17 @@ def test_parity_json_is_self_consistent(converted: Path):
     side = {line.split(",")[0]: line.split(",")[3] for line in manifest[1:]}
     assert {side[f] for f in calib["files"]} == {"train"}  # real training images, never noise
     assert {side[f] for f in report["parity_set"]["files"]} == {"val"}
+
+
+def test_a_conversion_with_the_data_writes_the_calibration_pack(converted: Path):
+    from wbc_edge.convert.calibration_pack import load_pack
+
+    bundle = load_bundle(converted)
+    calib = json.loads((converted / "parity.json").read_text())["calibration"]
+    pack = load_pack(bundle)
+    assert bundle.calibration_pack.n == len(pack.files) == min(24, calib["n"])
+    assert pack.files == calib["files"][: len(pack.files)]  # the stratified prefix, train side
+    assert bundle.selftest is not None
 
 
 def test_reports_exist_and_html_is_self_contained(converted: Path):
@@ -260,7 +274,7 @@ def test_a_chance_level_float_model_is_flagged_and_recorded(float_copy: Path, ca
 
     monkeypatch.setattr(SourceModel, "predict", one_class)
     argv = [str(float_copy), "--artifacts", "onnx-fp32", "--min-agreement", "0", "--max-drop", "1"]
-    assert main(argv) == 0  # parity is relative: it cannot see this
+    assert main([*argv, "--max-class-drop", "1"]) == 0  # parity is relative: it cannot see this
     assert "WARNING: quality floor not met" in capsys.readouterr().out
     quality = load_bundle(float_copy).quality
     assert quality["passed"] is False and quality["accuracy"] == 0.25

@@ -61,7 +61,61 @@ def test_compare_reports_flips_drop_and_prob_differences():
         "float_confidence": 0.9,
         "artifact_confidence": 0.8,
     }
-    assert not out["passed"] and len(out["reasons"]) == 2
+    assert out["recall_change"] == pytest.approx([0.0, 0.0, -1.0])
+    assert out["class_flips"] == [{"from": "C", "to": "B", "n": 1}]
+    assert not out["passed"] and len(out["reasons"]) == 3
+    assert out["reasons"][2] == "C recall fell 100.00 points (1.000 → 0.000) > 2.00"
+
+
+WBC = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
+
+
+def moves_one_class() -> tuple[np.ndarray, np.ndarray, HeldOut]:
+    """1,300 cells (100 neutrophils): the artifact turns 3 neutrophils the float model got
+    right into eosinophils and gets 3 lymphocytes right that the float model missed: accuracy
+    flat, agreement 0.9954, NEUTROPHIL recall 3 points lower."""
+    labels = np.repeat([0, 1, 2, 3], [400, 400, 400, 100])
+    float_pred = labels.copy()
+    float_pred[400:403] = 2  # three lymphocytes the float model calls monocytes
+    art_pred = float_pred.copy()
+    art_pred[400:403] = 1  # the artifact gets them right
+    art_pred[1200:1203] = 0  # and moves three neutrophils into eosinophils
+    f, a = np.full((len(labels), 4), 0.02, np.float32), np.full((len(labels), 4), 0.02, np.float32)
+    f[np.arange(len(labels)), float_pred] = 0.94
+    a[np.arange(len(labels)), art_pred] = 0.94
+    ho = HeldOut(
+        np.zeros((len(labels), 1, 1, 3)), labels, [f"{i}.png" for i in labels], Path("."), "t"
+    )
+    return f, a, ho
+
+
+def test_an_int8_that_moves_one_class_fails_the_per_class_gate():
+    f, a, ho = moves_one_class()
+    old_gate = Thresholds(0.99, 0.01, max_class_drop=1.0)
+    out = compare(f, a, ho, WBC, old_gate)
+    assert out["agreement"] == pytest.approx(1 - 6 / 1300) and out["drop"] == 0.0
+    assert out["passed"]  # agreement and accuracy alone let it through
+    out = compare(f, a, ho, WBC, Thresholds(0.99, 0.01))  # the default: 2 points per class
+    assert not out["passed"]
+    assert out["reasons"] == ["NEUTROPHIL recall fell 3.00 points (1.000 → 0.970) > 2.00"]
+    assert out["recall_change"] == pytest.approx([0.0, 0.0075, 0.0, -0.03])
+    assert out["class_flips"] == [
+        {"from": "MONOCYTE", "to": "LYMPHOCYTE", "n": 3},
+        {"from": "NEUTROPHIL", "to": "EOSINOPHIL", "n": 3},
+    ]
+    assert compare(f, a, ho, WBC, Thresholds(0.99, 0.01, max_class_drop=0.03))["passed"]
+
+
+def test_largest_probability_shifts_come_first():
+    labels = [0, 1, 2, 0]
+    f = onehot([0, 1, 2, 0])
+    a = f.copy()
+    a[1] = [0.3, 0.6, 0.1]  # B 0.9 → 0.6: shift 0.3
+    a[3] = [0.8, 0.15, 0.05]  # A 0.9 → 0.8: shift 0.1
+    out = compare(f, a, held_out(labels), CLASSES, Thresholds())
+    shifts = out["largest_shifts"]
+    assert [s["file"] for s in shifts] == ["f1.png", "f3.png"]  # unchanged images left out
+    assert shifts[0]["shift"] == pytest.approx(0.3) and shifts[0]["artifact_confidence"] == 0.6
 
 
 @pytest.mark.parametrize(
@@ -112,7 +166,7 @@ def test_bundle_without_data_provenance_says_what_to_pass(tmp_path: Path):
         bundle_data(bundle)
 
 
-@pytest.mark.parametrize("option", ["--min-agreement", "--max-drop"])
+@pytest.mark.parametrize("option", ["--min-agreement", "--max-drop", "--max-class-drop"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-0.01", "1.5", "2", "half"])
 def test_gate_thresholds_outside_0_to_1_are_refused_in_one_line(option, value, capsys, tmp_path):
     from wbc_edge.convert.cli import main
@@ -163,3 +217,5 @@ def test_thresholds_from_python_are_range_checked_too(bad):
         Thresholds(min_agreement=bad)
     with pytest.raises(ValueError, match="must be a number from 0 to 1"):
         Thresholds(max_drop=bad)
+    with pytest.raises(ValueError, match="must be a number from 0 to 1"):
+        Thresholds(max_class_drop=bad)

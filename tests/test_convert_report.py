@@ -77,3 +77,31 @@ def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch) -> None:
     history = {"loss": [1.0, 0.8, 0.7], "val_loss": [1.1, 0.9, 0.8], "accuracy": [0.5, 0.6, 0.7]}
     train_report.plot_curves(history, tmp_path / "curves.png")
     assert ticks and all(float(t).is_integer() for axis in ticks for t in axis)
+
+
+def test_the_verdict_line_says_the_direction_and_the_worst_class(report) -> None:
+    from wbc_edge.convert.report import verdict_line, wilson_interval
+
+    art = dict(report["artifacts"][0], status="failed", agreement=0.985, flipped=[{}] * 3)
+    art.update(accuracy_float=0.8792, accuracy_artifact=0.8772, recall_change=[0, 0, 0.01, -0.03])
+    art["float_scores"] = dict(art["float_scores"], recall=[0.9, 0.9, 0.9, 0.7])
+    art["artifact_scores"] = dict(art["artifact_scores"], recall=[0.9, 0.9, 0.91, 0.67])
+    line = verdict_line(art, ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"], 200)
+    assert line == (
+        f"{art['key']}: FAIL. Agrees with the float model on 98.50 % (3 of 200 images differ; "
+        "95 % interval 95.68–99.49 %); accuracy 0.20 points lower (0.8792 → 0.8772); worst "
+        "class NEUTROPHIL, recall 3.00 points lower (0.700 → 0.670)."
+    )
+    assert wilson_interval(12, 12)[1] == 1.0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_the_page_leads_with_the_answer_and_collapses_passing_matrices(report) -> None:
+    rows = table_rows(report, None)
+    page = html_report(report, rows)
+    verdicts = page.index("<ul class=verdict>")
+    assert verdicts < page.index("Checked on:") < page.index("<table>")  # the answer first
+    assert "<details><summary>Confusion matrices" in page  # a passing artifact: collapsed
+    assert "@page{size:A4" in page
+    assert "disagree /1000" in rows[0] and "acc. change pts" in rows[0]
+    md = markdown_report(report, rows)
+    assert "## Per class" in md and "| NEUTROPHIL | 705 | " in md
