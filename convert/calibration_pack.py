@@ -20,10 +20,10 @@ from wbc_edge.convert.calibration import bundle_manifest
 from wbc_edge.convert.formats import ConvertError
 from wbc_edge.convert.selftest import pack, to_uint8
 from wbc_edge.convert.source import Calibration
-from wbc_edge.core.atomic import write_bytes_atomic
 from wbc_edge.core.bundle import Bundle, CalibrationPack
 from wbc_edge.core.errors import BundleError
 from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.selftest import read_crops
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def write_pack(bundle: Bundle, calib: Calibration, n: int) -> CalibrationPack:
     index = {c: i for i, c in enumerate(bundle.classes)}
     labels = np.array([index[c] for c in calib.labels[:n]], np.int64)
     files = np.array(calib.files[:n], dtype=str)
-    write_bytes_atomic(bundle.root / PACK_FILE, pack(crops, labels, files=files))
+    atomic_write(bundle.root / PACK_FILE, pack(crops, labels, files=files))
     rec = bundle.file_hash(PACK_FILE)
     source = (
         f"{n} training-side crops: the train side of {manifest.name}, stratified over classes "

@@ -30,7 +30,7 @@ from wbc_edge.convert.report_charts import (
     recall_changes,
 )
 from wbc_edge.convert.source import Calibration, HeldOut
-from wbc_edge.core.atomic import write_bytes_atomic, write_text_atomic
+from wbc_edge.core.safe_io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -345,10 +345,10 @@ def write_reports(
     RGB uint8 crops by file name, for a parity set that has no image files)."""
     paths = [out_dir / n for n in ("parity.json", "parity.md", "parity.html", "parity.png")]
     rows = table_rows(report, reference)
-    write_text_atomic(paths[0], json.dumps(report, indent=1) + "\n")
-    write_text_atomic(paths[1], markdown_report(report, rows))
-    write_text_atomic(paths[2], html_report(report, rows, spec, crops))
-    write_bytes_atomic(paths[3], parity_plot(report))
+    atomic_write(paths[0], json.dumps(report, indent=1) + "\n")
+    atomic_write(paths[1], markdown_report(report, rows))
+    atomic_write(paths[2], html_report(report, rows, spec, crops))
+    atomic_write(paths[3], parity_plot(report))
     return paths
 
 

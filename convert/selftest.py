@@ -19,10 +19,10 @@ import numpy as np
 
 from wbc_edge.convert.formats import ConvertError
 from wbc_edge.convert.source import HeldOut, SourceModel
-from wbc_edge.core.atomic import write_bytes_atomic
 from wbc_edge.core.bundle import Bundle, SelfTest
 from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.selftest import SELFTEST_FILE, crops_sha256
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def write_selftest(bundle: Bundle, source: SourceModel, held_out: HeldOut, n: in
     idx = interleaved(held_out.labels, n)
     crops = to_uint8(held_out.images[idx], bundle.preprocessing)
     probs = source.predict(normalise(crops, bundle.preprocessing)).astype(np.float32)
-    write_bytes_atomic(bundle.root / SELFTEST_FILE, pack(crops, held_out.labels[idx], probs=probs))
+    atomic_write(bundle.root / SELFTEST_FILE, pack(crops, held_out.labels[idx], probs=probs))
     rec = bundle.file_hash(SELFTEST_FILE)
     where = f"{len(idx)} of the parity set ({held_out.source})"
     bundle.selftest = SelfTest(

@@ -18,9 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -31,6 +29,7 @@ from wbc_edge.core.errors import BundleError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.output_kind import OutputKind
 from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import T_RANGE
 from wbc_edge.core.typed_json import decode
 from wbc_edge.core.vocab import Format, Precision
@@ -376,12 +375,7 @@ def save_bundle(bundle: Bundle) -> Path:
     data = bundle.to_dict()
     bundle_from_dict(data, bundle.path, warn=False)  # never write what this module would refuse
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=bundle.root, prefix=".bundle-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle is shared data
-    os.replace(tmp, bundle.path)
-    return bundle.path
+    return atomic_write(bundle.path, text)
 
 
 def verify_files(bundle: Bundle) -> None:
