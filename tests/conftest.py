@@ -37,3 +37,9 @@ def edge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("edge-bundle") / "tiny-bundle"
     shutil.copytree(EDGE_BUNDLE, out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Runs with --report are recorded in a run history: never the user's, always a test's."""
+    monkeypatch.setenv("WBC_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
