@@ -122,6 +122,7 @@ class RunReport:
         self.uncertain = dict.fromkeys(self.classes, 0)  # every counted cell, gallery or not
         self.not_shown = 0  # cells counted beyond max_cells
         self.scales: dict[float, int] = {}  # frames analysed at each scale
+        self.last_scale: float | None = None  # the last frame's: the run's pooled scale
         self.out = open_report_folder(self.folder, inputs)
         for old in self.out.owned_under("cells/"):
             self.out.remove(old)  # a previous report's crops (ours: listed in the manifest)
@@ -144,6 +145,7 @@ class RunReport:
         """One more frame analysed at `scale` (camera px per training px; kept to 0.01)."""
         key = round(float(scale), 2)
         self.scales[key] = self.scales.get(key, 0) + 1
+        self.last_scale = key
 
     def add_cell(
         self,
@@ -205,7 +207,7 @@ class RunReport:
         """Write report.json, count.csv, cells.csv and report.html; returns the page's path."""
         meta = {k: v for k, v in self.meta.items() if k != "spec"}
         if self.scales:  # what the frames were analysed at, not what the run began with
-            meta["scale"] = max(self.scales, key=lambda s: self.scales[s])
+            meta["scale"] = self.last_scale  # the run's pooled measurement, once settled
             meta["scales"] = {f"{s:g}": n for s, n in sorted(self.scales.items())}
         notes = list(self.notes)
         if self.not_shown:

@@ -54,8 +54,11 @@ select{width:104px;font-size:11px}
 kbd{border:1px solid #999;border-radius:3px;padding:0 3px;font-size:12px;background:#fff}
 .buttons{position:sticky;bottom:0;background:#fff;padding:8px 0;border-top:1px solid #ccc}
 .legend dt{font-weight:bold;color:#111}.sigline{display:none}
-@media (max-width:600px){body{padding:10px}td,th{padding:3px 5px}h1{font-size:19px}
-dl{grid-template-columns:1fr}dt{margin-top:6px}.grid{gap:6px}}
+td.ci{white-space:nowrap}
+@media (max-width:600px){body{padding:10px}td,th{padding:3px 5px;font-size:13px}h1{font-size:19px}
+dl{grid-template-columns:1fr}dt{margin-top:6px}.grid{gap:5px}
+th:first-child,td:first-child{position:sticky;left:0;background:#fff}
+figure{width:100px}figure img{width:92px;height:92px}select{width:92px}}
 @media print{@page{margin:12mm}body{padding:0;max-width:none;font-size:10pt}
 .noprint,select,.buttons,a.ctx{display:none}.sigline{display:block;margin-top:18px}
 h2{break-after:avoid}table,figure,dl{break-inside:avoid}.scroll{overflow:visible}
@@ -120,18 +123,19 @@ def headline_html(meta: dict[str, Any], count: dict[str, Any], review: dict | No
     status = result_status(review)
     if status == "final":
         sig = review["signature"]
-        n = review["count"]["cells"]
         what = (
-            f"{n} white cells, reviewed count signed by {_text(sig['reviewer'])} "
-            f"({escape(sig['time'])})"
+            f"{review['count']['cells']} white cells in {count['frames']} frames &middot; "
+            f"reviewed count, signed by {_text(sig['reviewer'])} ({escape(sig['time'])})"
         )
     else:
-        what = f"{count['cells']} white cells counted by the model, not yet signed"
+        what = (
+            f"{count['cells']} white cells in {count['frames']} frames &middot; the model's "
+            "count, not yet signed"
+        )
     return (
-        f"<p class=sub><span class='status {status}'>{status.upper()}</span> {what} in "
-        f"{count['frames']} frames &middot; {escape(meta['model'])} &middot; "
-        f"{escape(meta['date'])} &middot; research and teaching aid only, not a diagnostic "
-        "device</p>"
+        f"<p class=sub><span class='status {status}'>{status.upper()}</span> {what} &middot; "
+        f"{escape(meta['model'])} &middot; {escape(meta['date'])} &middot; research and "
+        "teaching aid only, not a diagnostic device</p>"
     )
 
 
@@ -234,37 +238,42 @@ def _decisions(review: dict[str, Any] | None) -> dict[str, str]:
 
 def count_html(count: dict[str, Any], review: dict[str, Any] | None) -> str:
     """The count table: the differential a lab reads (corrected when the bundle can) with its
-    interval, the raw count beside it, and the reviewed count after corrections."""
+    interval, the raw count beside it, and the reviewed count after review; once signed, the
+    reviewed columns come first (they are the result)."""
     reviewed = {r["class"]: r for r in (review or {}).get("count", {}).get("rows", [])}
+    first = result_status(review) == "final"
     corrected = count.get("estimate") == "corrected"
     what = "differential % (corrected)" if corrected else "differential %"
-    head = (
-        f"<tr><th>class</th><th>cells counted</th><th>{what}</th><th>95 % interval</th>"
-        "<th>raw %</th><th>uncertain</th>"
+    model_head = (
+        f"<th>cells counted</th><th>{what}</th><th>95 % interval</th><th>raw %</th>"
+        "<th>uncertain</th>"
     )
-    if reviewed:
-        head += "<th>reviewed cells</th><th>reviewed %</th><th>95 % interval</th>"
-    rows = [f"<div class=scroll><table>{head}</tr>"]
+    review_head = "<th>reviewed cells</th><th>reviewed %</th><th>95 % interval</th>" * bool(
+        reviewed
+    )
+    heads = [review_head, model_head] if first else [model_head, review_head]
+    rows = [f"<div class=scroll><table><tr><th>class</th>{''.join(heads)}</tr>"]
     for r in count["rows"]:
         raw = r.get("raw_percent", r["percent"])  # reports written before the correction
-        line = (
-            f"<tr><td>{escape(r['class'])}</td><td>{r['cells']}</td><td>{r['percent']:.1f}</td>"
-            f"<td>{r['ci95_low']:.1f}&ndash;{r['ci95_high']:.1f}</td><td>{raw:.1f}</td>"
+        model = (
+            f"<td>{r['cells']}</td><td>{r['percent']:.1f}</td>"
+            f"<td class=ci>{r['ci95_low']:.1f}&ndash;{r['ci95_high']:.1f}</td><td>{raw:.1f}</td>"
             f"<td>{r['uncertain']}</td>"
         )
+        after = ""
         if reviewed:
             v = reviewed[r["class"]]
-            line += (
+            after = (
                 f"<td>{v['cells']}</td><td>{v['percent']:.1f}</td>"
-                f"<td>{v['ci95_low']:.1f}&ndash;{v['ci95_high']:.1f}</td>"
+                f"<td class=ci>{v['ci95_low']:.1f}&ndash;{v['ci95_high']:.1f}</td>"
             )
-        rows.append(line + "</tr>")
-    total = f"<tr class=total><td>total</td><td>{count['cells']}</td><td>100.0</td><td></td>"
-    total += f"<td>100.0</td><td>{count['uncertain']}</td>"
-    if reviewed:
-        rc = review["count"]
-        total += f"<td>{rc['cells']}</td><td>100.0</td><td></td>"
-    rows.append(total + "</tr></table></div>")
+        cols = [after, model] if first else [model, after]
+        rows.append(f"<tr><td>{escape(r['class'])}</td>{''.join(cols)}</tr>")
+    model = f"<td>{count['cells']}</td><td>100.0</td><td></td><td>100.0</td>"
+    model += f"<td>{count['uncertain']}</td>"
+    after = f"<td>{review['count']['cells']}</td><td>100.0</td><td></td>" if reviewed else ""
+    cols = [after, model] if first else [model, after]
+    rows.append(f"<tr class=total><td>total</td>{''.join(cols)}</tr></table></div>")
     note = count.get("estimate_note")
     if note:
         rows.append(
@@ -279,7 +288,7 @@ def count_html(count: dict[str, Any], review: dict[str, Any] | None) -> str:
             f"<p>Reviewed {escape(review.get('date', ''))}: {confirmed} confirmed, {n} "
             f"changed ({rejected} not a white cell); "
             + (
-                f"{left} uncertain cells not reviewed yet.</p>"
+                f"{left} uncertain {'cell' if left == 1 else 'cells'} not reviewed yet.</p>"
                 if left
                 else "every uncertain cell reviewed.</p>"
             )
@@ -295,7 +304,7 @@ def chart_svg(rows: list[dict[str, Any]]) -> str:
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' class=chart viewBox='0 0 {left + width + 124} "
         f"{height}' role=img aria-label='differential count chart' font-family='sans-serif' "
-        "font-size='13'>"
+        "font-size='14'>"
     ]
     for k, r in enumerate(rows):
         y = top + k * row
@@ -339,21 +348,16 @@ def meta_html(meta: dict[str, Any], count: dict[str, Any]) -> str:
 
 
 def _scales(meta: dict[str, Any]) -> str:
-    """The scale the frames were analysed at: `2.1`, or `2.1 (median; 1.76-2.11 over 6
-    frames)` when frames differed."""
+    """The scale the frames were analysed at: `2.1`, or `2.11 (measured over the run; frames
+    analysed at 1.76-2.11 while it settled)` when frames differed (the summary's value)."""
     scales = meta.get("scales")
     if not isinstance(scales, dict) or len(scales) < 2:
         return f"{meta['scale']:g}"
-    weighted = sorted((float(s), int(n)) for s, n in scales.items())
-    frames = sum(n for _, n in weighted)
-    seen, median = 0, weighted[-1][0]
-    for s, n in weighted:
-        seen += n
-        if 2 * seen >= frames:
-            median = s
-            break
-    lo, hi = weighted[0][0], weighted[-1][0]
-    return f"{median:.2g} (median; {lo:g}-{hi:g} over {frames} frames)"
+    values = [float(s) for s in scales]
+    return (
+        f"{meta['scale']:g} (measured over the run; frames analysed at {min(values):g}-"
+        f"{max(values):g} while it settled)"
+    )
 
 
 def flagged_html(flagged: list[dict[str, Any]]) -> str:

@@ -73,8 +73,8 @@ const paint=f=>{f.dataset.state=state(f);};
 function tally(){const todo=figs.filter(f=>state(f)==='todo').length;
  document.getElementById('todo').textContent=todo;
  document.getElementById('done').textContent=figs.length-todo;}
-function go(k){if(!figs.length)return;at=Math.max(0,Math.min(figs.length-1,k));
- figs[at].focus();figs[at].scrollIntoView({block:'nearest'});}
+function go(k,still){if(!figs.length)return;at=Math.max(0,Math.min(figs.length-1,k));
+ figs[at].focus({preventScroll:true});if(!still)figs[at].scrollIntoView({block:'nearest'});}
 function decide(f,v){sel(f).value=v;paint(f);tally();go(figs.indexOf(f)+1);}
 figs.forEach((f,i)=>{f.tabIndex=0;paint(f);f.addEventListener('focus',()=>{at=i;});
  sel(f).addEventListener('change',()=>{paint(f);tally();});});
@@ -99,6 +99,6 @@ if(sign)sign.addEventListener('click',e=>{const left=figs.findIndex(f=>state(f)=
  const who=document.getElementById('reviewer');
  if(left>=0){e.preventDefault();alert('Confirm or change every cell before signing.');go(left);}
  else if(!who.value.trim()){e.preventDefault();who.focus();}});
-tally();go(0);
+tally();go(0,true);
 })();
 """

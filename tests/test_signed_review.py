@@ -180,7 +180,7 @@ def test_a_signature_records_who_when_and_the_hash_of_what_was_signed(folder) ->
     assert (folder / "review.json").read_bytes() == before
     # the page: final, chart and headline from the reviewed count, and says so
     html = (folder / "report.html").read_text()
-    assert "FINAL" in html and "reviewed count signed by B. Reviewer" in html
+    assert "FINAL" in html and "reviewed count, signed by B. Reviewer" in html
     assert "Chart: the reviewed count (6 cells, signed)" in html
     reviewed = {r["class"]: r for r in review["count"]["rows"]}
     assert f"{reviewed[new]['cells']} ({reviewed[new]['percent']:.1f} %)" in html  # the bars
