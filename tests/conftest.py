@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def edge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(autouse=True)
-def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
-    """Runs with --report are recorded in a run history: never the user's, always a test's."""
-    monkeypatch.setenv("WBC_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
+@pytest.fixture(scope="session", autouse=True)
+def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs with --report are recorded in a run history: never the user's, always the test
+    session's (session scope: module fixtures that run the CLI come after it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WBC_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
+        yield

@@ -284,3 +284,21 @@ def test_sign_and_amend_through_the_page(server, folder) -> None:
     assert status == 400 and "read-only" in text
     status, _ = post(server, "amend", {})
     assert status == 200 and load_report(folder)["review"]["version"] == 2
+
+
+def test_the_review_server_records_each_signature_in_the_history(folder, tmp_path) -> None:
+    from wbc_edge.edge_app.history import list_runs
+
+    db = tmp_path / "h.sqlite"
+    srv = make_server(folder, "127.0.0.1", 0, history=db)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        every = {f"c{c['id']}": c["label"] for c in load_report(folder)["cells"]}
+        assert post(srv, "sign", every | {"reviewer": "B. Reviewer"})[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)
+    (run,) = list_runs(db, "S-1/2026:07")
+    assert run["status"] == "final" and run["reviewer"] == "B. Reviewer"
