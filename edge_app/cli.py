@@ -2,8 +2,11 @@
 
     wbc-edge classify --model BUNDLE_DIR --source SRC [--mode cell|field] [--runtime R]
                       [--precision P] [--jsonl OUT] [--threshold P] [--scale S] [--threads N]
-                      [--stats] [--save DIR] [--report DIR] [--verbose]
-    wbc-edge review REPORT_DIR [--host H] [--port N]
+                      [--stats] [--save DIR] [--report DIR] [--sample ID] [--operator NAME]
+                      [--history DB] [--verbose]
+    wbc-edge review REPORT_DIR [--host H] [--port N] [--history DB]
+    wbc-edge history [--sample ID] [--history DB]
+    wbc-edge export REPORT_DIR [--format fhir|hl7|all] [--out DIR]
     wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
                  [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
     wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
@@ -42,6 +45,7 @@ from wbc_edge.edge_app.classify import (
 )
 from wbc_edge.edge_app.exit_codes import HELP as EXIT_HELP
 from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
+from wbc_edge.edge_app.identity import Identity, name_argument, sample_argument
 from wbc_edge.edge_app.jsonl import JsonlWriter
 from wbc_edge.edge_app.model_quality import warn_if_below_floor
 from wbc_edge.edge_app.summary import FolderTruth, StageTimes
@@ -92,8 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="port (default %(default)s; 0: any)",
     )
     v.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    _history_option(v)
     v.add_argument("--verbose", action="store_true", help="show every log line")
     v.set_defaults(func=cmd_review)
+
+    h = sub.add_parser("history", help="list the recorded runs (of one sample)")
+    h.add_argument("--sample", type=sample_argument, help="only the runs of this sample id")
+    _history_option(h)
+    h.set_defaults(func=cmd_history)
+
+    e = sub.add_parser("export", help="write a report's result as FHIR R4 and HL7 v2 ORU^R01")
+    e.add_argument("report_dir", type=Path, help="a folder written by --report")
+    e.add_argument(
+        "--format", choices=("fhir", "hl7", "all"), default="all", help="(default %(default)s)"
+    )
+    e.add_argument("--out", type=Path, help="folder to write into (default REPORT_DIR/export)")
+    e.set_defaults(func=cmd_export)
 
     r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
@@ -188,6 +206,29 @@ def _report_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _history_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--history",
+        type=Path,
+        metavar="DB",
+        help="the run history database (default: $WBC_HISTORY, else "
+        "~/.local/share/wbc-edge/history.sqlite); a run is recorded when it writes --report",
+    )
+
+
+def _identity_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sample",
+        type=sample_argument,
+        metavar="ID",
+        help="the slide's sample or accession id (letters, digits, - . _ / : #), carried into "
+        "the JSONL, CSVs, report, history and export",
+    )
+    p.add_argument(
+        "--operator", type=name_argument, metavar="NAME", help="who ran the slide (as --sample)"
+    )
+
+
 def _threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
@@ -230,6 +271,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     _threads_option(p)
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
+    _identity_options(p)
+    _history_option(p)
     p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
 
 
@@ -247,8 +290,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         paths = [i.path for i in inputs]
-        outputs = ClassifyOutputs(classifier, rt, args.source, args.save, args.report, paths)
-        with JsonlWriter(args.jsonl, paths) as writer, stop_on_signals() as stop:
+        identity = Identity(args.sample, args.operator)
+        outputs = ClassifyOutputs(
+            classifier, rt, args.source, args.save, args.report, paths, identity
+        )
+        with (
+            JsonlWriter(args.jsonl, paths, identity.fields()) as writer,
+            stop_on_signals() as stop,
+        ):
             count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
@@ -256,6 +305,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         text = "\n".join([*outputs.finish(count), count.format(title)])
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
+        _record(args)
         _report(out, text, times, stop, writer)
     return exit_code(count, writer.failed, stop.is_set())
 
@@ -271,7 +321,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = expand_source(camera.src) if isinstance(camera, FileCamera) else []
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, "field", profile)
-        with JsonlWriter(args.jsonl, inputs) as writer, stop_on_signals() as stop:
+        fields = Identity(args.sample, args.operator).fields()
+        with JsonlWriter(args.jsonl, inputs, fields) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
                 source_name=args.camera,
@@ -296,6 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             page = report.write(count)
             csv = page.parent / "count.csv"
             text = f"report: {printable(str(page))} (count: {printable(str(csv))})\n" + text
+            _record(args)
         _report(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
 
@@ -308,7 +360,13 @@ def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):
 
     report = RunReport(
         args.report,
-        run_meta(live.classifier.bundle, rt, live.classifier, args.camera),
+        run_meta(
+            live.classifier.bundle,
+            rt,
+            live.classifier,
+            args.camera,
+            Identity(args.sample, args.operator),
+        ),
         live.classifier.classes,
         inputs,
         max_cells=LIVE_GALLERY,
@@ -319,10 +377,44 @@ def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):
 
 
 def cmd_review(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app.history import history_path
     from wbc_edge.edge_app.review import serve_review
 
-    serve_review(args.report_dir, args.host, args.port, open_browser=not args.no_browser)
+    serve_review(
+        args.report_dir,
+        args.host,
+        args.port,
+        open_browser=not args.no_browser,
+        history=history_path(args.history),
+    )
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app.history import format_runs, history_path, list_runs
+
+    print(format_runs(list_runs(history_path(args.history), args.sample)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app.export import FORMATS, export_report
+
+    formats = tuple(FORMATS) if args.format == "all" else (args.format,)
+    result, paths = export_report(args.report_dir, args.out, formats)
+    for path in paths:
+        print(f"{result.status}: {printable(str(path))}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> None:
+    """Record a run that wrote --report in the history database."""
+    if args.report is None:
+        return
+    from wbc_edge.edge_app.history import history_path
+    from wbc_edge.edge_app.review import record_quietly
+
+    record_quietly(history_path(args.history), args.report)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

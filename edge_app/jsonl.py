@@ -30,8 +30,15 @@ log = logging.getLogger("wbc_edge.edge_app.jsonl")
 class JsonlWriter:
     """One JSON object per line, written whole; `-` is stdout. Does nothing for None."""
 
-    def __init__(self, target: str | Path | None, inputs: Iterable[Path | str] = ()) -> None:
+    def __init__(
+        self,
+        target: str | Path | None,
+        inputs: Iterable[Path | str] = (),
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        """`fields` (the run's sample and operator) are added to every record."""
         self.target = target
+        self.fields = dict(fields or {})
         self.lines = 0  # whole lines written
         self.failure: str | None = None  # why the log ended early (one line), if it did
         self._fd: int | None = None
@@ -64,7 +71,7 @@ class JsonlWriter:
         """Write one record as one line; False once the log has failed (nothing written)."""
         if self.failure is not None or (self._fd is None and self._text is None):
             return self.failure is None
-        data = (_dumps(record) + "\n").encode("utf-8")
+        data = (_dumps({**record, **self.fields}) + "\n").encode("utf-8")
         try:
             if self._text is not None:
                 self._text.write(data.decode("utf-8"))

@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import math
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,7 @@ from wbc_edge.core.label_shift import MIN_CELLS, corrected_differential
 from wbc_edge.core.safe_io import atomic_write, csv_field, encode_image, printable
 from wbc_edge.edge_app.annotated import frame_flags
 from wbc_edge.edge_app.classify import CellResult, FrameResult, cell_result
+from wbc_edge.edge_app.identity import Identity
 from wbc_edge.edge_app.output_folder import OutputFolder
 from wbc_edge.edge_app.report_check import check_report, check_review
 from wbc_edge.edge_app.report_html import render_html
@@ -120,6 +122,7 @@ class RunReport:
         self.uncertain = dict.fromkeys(self.classes, 0)  # every counted cell, gallery or not
         self.not_shown = 0  # cells counted beyond max_cells
         self.scales: dict[float, int] = {}  # frames analysed at each scale
+        self.last_scale: float | None = None  # the last frame's: the run's pooled scale
         self.out = open_report_folder(self.folder, inputs)
         for old in self.out.owned_under("cells/"):
             self.out.remove(old)  # a previous report's crops (ours: listed in the manifest)
@@ -142,6 +145,7 @@ class RunReport:
         """One more frame analysed at `scale` (camera px per training px; kept to 0.01)."""
         key = round(float(scale), 2)
         self.scales[key] = self.scales.get(key, 0) + 1
+        self.last_scale = key
 
     def add_cell(
         self,
@@ -203,7 +207,7 @@ class RunReport:
         """Write report.json, count.csv, cells.csv and report.html; returns the page's path."""
         meta = {k: v for k, v in self.meta.items() if k != "spec"}
         if self.scales:  # what the frames were analysed at, not what the run began with
-            meta["scale"] = max(self.scales, key=lambda s: self.scales[s])
+            meta["scale"] = self.last_scale  # the run's pooled measurement, once settled
             meta["scales"] = {f"{s:g}": n for s, n in sorted(self.scales.items())}
         notes = list(self.notes)
         if self.not_shown:
@@ -227,8 +231,8 @@ class RunReport:
             "notes": notes,
         }
         self.out.write("report.json", json.dumps(data, indent=1) + "\n")
-        self.out.write("count.csv", count_csv(data["count"]))
-        self.out.write("cells.csv", cells_csv(self.cells, self.classes))
+        self.out.write("count.csv", count_csv(data["count"], meta))
+        self.out.write("cells.csv", cells_csv(self.cells, self.classes, meta))
         page = render_report(self.folder, out=self.out)
         self.out.save()
         return page
@@ -321,19 +325,22 @@ def report_count_model(bundle) -> dict[str, Any] | None:
 
 COUNT_FIELDS = [
     "class", "cells", "percent", "ci95_low", "ci95_high", "estimate",
-    "raw_percent", "raw_ci95_low", "raw_ci95_high", "uncertain",
+    "raw_percent", "raw_ci95_low", "raw_ci95_high", "uncertain", "sample", "operator",
 ]  # fmt: skip
+IDENTITY_FIELDS = ("sample", "operator")
 
 
-def count_csv(table: dict[str, Any]) -> str:
+def count_csv(table: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
     """count.csv's text: one row per class and a total row; `percent` and its interval are the
-    differential (`estimate`: corrected or raw), `raw_*` each cell's label counted."""
+    differential (`estimate`: corrected or raw), `raw_*` each cell's label counted; `sample`
+    and `operator` from the report's `meta` on every row (empty when not given)."""
     estimate = table.get("estimate", "raw")
+    ident = identity_columns(meta)
     fh = io.StringIO(newline="")
     w = csv.DictWriter(fh, COUNT_FIELDS, extrasaction="ignore")
     w.writeheader()
     for row in table["rows"]:
-        w.writerow({k: csv_field(v) for k, v in {**row, "estimate": estimate}.items()})
+        w.writerow({k: csv_field(v) for k, v in {**row, "estimate": estimate, **ident}.items()})
     total = table["cells"]
     w.writerow(
         {
@@ -345,28 +352,39 @@ def count_csv(table: dict[str, Any]) -> str:
             "estimate": estimate,
             "raw_percent": 100.0 if total else 0.0,
             "uncertain": table["uncertain"],
+            **{k: csv_field(v) for k, v in ident.items()},
         }
     )
     return fh.getvalue()
 
 
+def identity_columns(meta: dict[str, Any] | None) -> dict[str, str]:
+    """The sample and operator columns of the report's CSVs ("" when unknown)."""
+    meta = meta or {}
+    return {k: meta.get(k) or "" for k in IDENTITY_FIELDS}
+
+
 CSV_MORPHOLOGY = ("nucleus_area_um2", "cell_area_um2", "nc_ratio", "lobes", "granule_score")
 
 
-def cells_csv(cells: list[ReportCell], classes: list[str]) -> str:
-    """cells.csv's text: one row per cell; names printable, no cell a spreadsheet formula."""
+def cells_csv(
+    cells: list[ReportCell], classes: list[str], meta: dict[str, Any] | None = None
+) -> str:
+    """cells.csv's text: one row per cell, with the report's sample and operator; names
+    printable, no cell a spreadsheet formula."""
     head = ["id", "source", "frame", "x0", "y0", "x1", "y1", "label", "confidence", "uncertain"]
+    ident = list(identity_columns(meta).values())
     fh = io.StringIO(newline="")
     w = csv.writer(fh)
     w.writerow([csv_field(h) for h in [*head, *(f"p_{c}" for c in classes), *CSV_MORPHOLOGY]]
-               + ["crop", "scale"])  # fmt: skip
+               + ["crop", "scale", *IDENTITY_FIELDS])  # fmt: skip
     for c in cells:
         box = c.box or ["", "", "", ""]
         probs = [c.probs.get(k, "") for k in classes]
         m = c.morphology or {}
         measured = ["" if m.get(k) is None else m[k] for k in CSV_MORPHOLOGY]
         row = [c.id, c.source, c.frame, *box, c.label, c.confidence, int(c.uncertain)]
-        row += [*probs, *measured, c.crop, "" if c.scale is None else c.scale]
+        row += [*probs, *measured, c.crop, "" if c.scale is None else c.scale, *ident]
         w.writerow([csv_field(v) for v in row])
     return fh.getvalue()
 
@@ -399,9 +417,16 @@ def load_report(folder: Path) -> dict[str, Any]:
     return data
 
 
-def run_meta(bundle, runtime, classifier, source: str) -> dict[str, Any]:
-    """What the report says about the run: model, bundle hash, runtime, scale, date."""
+def run_meta(
+    bundle, runtime, classifier, source: str, identity: Identity | None = None
+) -> dict[str, Any]:
+    """What the report says about the run: its id, sample and operator (None when not given),
+    model, bundle hash, runtime, scale, date."""
+    identity = identity or Identity()
     return {
+        "run_id": uuid.uuid4().hex,
+        "sample": identity.sample,
+        "operator": identity.operator,
         "model": bundle.name,
         "bundle": str(bundle.root),
         "bundle_sha256": bundle_hash(bundle.root),

@@ -10,11 +10,13 @@ problem is one WbcError line naming the file and the field.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from wbc_edge.core.class_names import class_name_problem
 from wbc_edge.core.errors import WbcError
+from wbc_edge.edge_app.identity import name_problem, sample_problem
 from wbc_edge.edge_app.report_html import NOT_A_CELL
 
 META_TEXT = ("model", "bundle", "bundle_sha256", "runtime", "mode", "source", "date")
@@ -37,6 +39,7 @@ def check_report(data: Any, path: Path) -> dict[str, Any]:
         _need(isinstance(meta.get(key), str), f"meta.{key}: expected a string", path)
     for key in ("scale", "threshold"):
         _need(_number(meta.get(key)), f"meta.{key}: expected a finite number", path)
+    _check_identity(meta, path)
     _need(isinstance(count, dict), "count: missing or not an object", path)
     for key in COUNT_INTS:
         _need(_int(count.get(key)), f"count.{key}: expected a whole number", path)
@@ -64,18 +67,36 @@ def check_report(data: Any, path: Path) -> dict[str, Any]:
 
 
 def check_review(review: Any, data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """review.json's content checked against its report: ids of its cells, its classes."""
-    _need(isinstance(review, dict), "the review must be a JSON object", path)
+    """review.json's content checked against its report: ids of its cells, its classes, its
+    version, signature and the earlier versions it keeps (`edge_app.signing`)."""
+    _check_version(review, data, path, "")
+    history = review.get("history", [])
+    _need(isinstance(history, list) and len(history) <= MAX_VERSIONS, "history: bad", path)
+    for i, old in enumerate(history):
+        _check_version(old, data, path, f"history[{i}].")
+    return review
+
+
+MAX_VERSIONS = 1000
+
+
+def _check_version(review: Any, data: dict[str, Any], path: Path, where: str) -> None:
+    _need(isinstance(review, dict), f"{where or 'the review'}: expected a JSON object", path)
     corrections = review.get("corrections")
-    _need(isinstance(corrections, dict), "corrections: expected an object", path)
+    _need(isinstance(corrections, dict), f"{where}corrections: expected an object", path)
     ids = {str(c["id"]) for c in data["cells"]}
     allowed = {*data["meta"]["classes"], NOT_A_CELL}
     for cid, label in corrections.items():
-        _need(cid in ids, f"corrections: no cell #{cid[:20]!r} in the report", path)
-        _need(label in allowed, f"corrections.{cid}: not a class of this report", path)
-    _need(isinstance(review.get("date", ""), str), "date: expected a string", path)
+        _need(cid in ids, f"{where}corrections: no cell #{cid[:20]!r} in the report", path)
+        _need(label in allowed, f"{where}corrections.{cid}: not a class of this report", path)
+    confirmed = review.get("confirmed", [])
+    ok = isinstance(confirmed, list) and all(isinstance(c, str) and c in ids for c in confirmed)
+    _need(ok, f"{where}confirmed: expected ids of cells of the report", path)
+    version = review.get("version", 1)
+    _need(_int(version) and version >= 1, f"{where}version: expected a whole number", path)
+    _need(isinstance(review.get("date", ""), str), f"{where}date: expected a string", path)
     count = review.get("count")
-    _need(isinstance(count, dict), "count: expected an object", path)
+    _need(isinstance(count, dict), f"{where}count: expected an object", path)
     rows = count.get("rows")
     ok = isinstance(rows, list) and all(
         isinstance(r, dict)
@@ -84,8 +105,32 @@ def check_review(review: Any, data: dict[str, Any], path: Path) -> dict[str, Any
         and all(_number(r.get(k)) for k in ROW_NUMBERS)
         for r in rows
     )
-    _need(ok and _int(count.get("cells")) and _int(count.get("uncertain")), "count: bad", path)
-    return review
+    ok = ok and _int(count.get("cells")) and _int(count.get("uncertain"))
+    _need(ok, f"{where}count: bad", path)
+    _check_signature(review.get("signature"), path, where)
+
+
+def _check_signature(sig: Any, path: Path, where: str) -> None:
+    if sig is None:
+        return
+    _need(isinstance(sig, dict), f"{where}signature: expected an object or null", path)
+    why = name_problem(sig.get("reviewer"))
+    _need(why is None, f"{where}signature.reviewer: {why}", path)
+    _need(isinstance(sig.get("time"), str), f"{where}signature.time: expected a string", path)
+    for key in ("sha256", "report_sha256"):
+        ok = isinstance(sig.get(key), str) and re.fullmatch(r"[0-9a-f]{64}", sig[key])
+        _need(bool(ok), f"{where}signature.{key}: expected 64 hex digits", path)
+
+
+def _check_identity(meta: dict[str, Any], path: Path) -> None:
+    """meta's run_id, sample and operator: absent or null (older reports), else well formed."""
+    run_id = meta.get("run_id")
+    ok = run_id is None or (isinstance(run_id, str) and re.fullmatch(r"[0-9a-f]{32}", run_id))
+    _need(bool(ok), "meta.run_id: expected 32 hex digits", path)
+    for key, problem in (("sample", sample_problem), ("operator", name_problem)):
+        value = meta.get(key)
+        why = None if value is None else problem(value)
+        _need(why is None, f"meta.{key}: {why}", path)
 
 
 def confined(folder: Path, rel: Any) -> Path | None:

@@ -4,6 +4,7 @@
   request (`?token=`); without it the answer is 403, so another web page in the technician's
   browser cannot read or change the review.
 - `Host` must name the address the server is bound to (DNS rebinding gets 403).
+- The context picture of a cell is served only for a cell the report lists (`/context/ID`).
 - A POST must come from the page itself: `Origin` (or, without one, `Referer`) is this server.
 - A body has a `Content-Length` of at most `MAX_BODY` bytes, is read whole within
   `BODY_SECONDS` (no read waits longer than the socket timeout) and is ASCII form data with at
@@ -58,7 +59,7 @@ class Guard:
         return f"http://{host}:{self.port}{path}?token={self.token}"
 
     def check(self, method: str, path: str, headers) -> str:
-        """The request's route (`/`, `/save`, `/done`) when it may be answered; else Refused."""
+        """The request's route (`/`, `/save`, `/sign`...) when it may be answered; else Refused."""
         host = headers.get("Host", "")
         if host not in self.hosts():
             raise Refused(403, "Forbidden: unknown Host")
@@ -112,16 +113,27 @@ def read_body(rfile, length: int, seconds: float = BODY_SECONDS) -> bytes:
     return b"".join(chunks)
 
 
-def parse_choices(body: bytes) -> dict[str, str]:
-    """The form's `c<id>=CLASS` fields as {id: class}; other fields are ignored. Refused for a
-    body that is not ASCII form data, or a field name that is not `c` and digits."""
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """A body of ASCII form data as {name: [values]} (blank values kept); Refused otherwise."""
     try:
         text = body.decode("ascii")
-        form = parse_qs(text, max_num_fields=MAX_FIELDS, encoding="utf-8", errors="strict")
+        return parse_qs(
+            text,
+            keep_blank_values=True,
+            max_num_fields=MAX_FIELDS,
+            encoding="utf-8",
+            errors="strict",
+        )
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "Bad Request: not form data") from None
+
+
+def parse_choices(body: bytes) -> dict[str, str]:
+    """The form's `c<id>=CLASS` fields as {id: class} ("" for not reviewed); other fields are
+    ignored. Refused for a body that is not ASCII form data, or a field name that is not `c`
+    and digits."""
     choices = {}
-    for key, values in form.items():
+    for key, values in parse_form(body).items():
         if not key.startswith("c"):
             continue
         cid = key[1:]
@@ -129,3 +141,11 @@ def parse_choices(body: bytes) -> dict[str, str]:
             raise Refused(400, "Bad Request: a field is not a cell choice")
         choices[str(int(cid))] = values[0]
     return choices
+
+
+def form_text(body: bytes, name: str) -> str:
+    """The one value of field `name` ("" when absent); Refused when it is given twice."""
+    values = parse_form(body).get(name, [])
+    if len(values) > 1:
+        raise Refused(400, "Bad Request: a field is given twice")
+    return values[0] if values else ""

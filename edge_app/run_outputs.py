@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wbc_edge.core.safe_io import printable
 from wbc_edge.edge_app.classify import Classifier, FrameResult
+from wbc_edge.edge_app.identity import Identity
 from wbc_edge.edge_app.input_check import CropLikeInput
 from wbc_edge.edge_app.sources.files import MediaFrame
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount, format_cells
@@ -30,8 +31,10 @@ class ClassifyOutputs:
         save: Path | None = None,
         report: Path | None = None,
         inputs: Sequence[Path] = (),
+        identity: Identity | None = None,
     ) -> None:
-        """`inputs`: the run's files, which no output may replace."""
+        """`inputs`: the run's files, which no output may replace; `identity`: the sample and
+        operator the report names."""
         from wbc_edge.edge_app.annotated import AnnotatedFrames
 
         self.classifier = classifier
@@ -40,7 +43,7 @@ class ClassifyOutputs:
         if report is not None:
             from wbc_edge.edge_app.report import RunReport, run_meta
 
-            meta = run_meta(classifier.bundle, runtime, classifier, source)
+            meta = run_meta(classifier.bundle, runtime, classifier, source, identity)
             self.report = RunReport(report, meta, classifier.classes, inputs)
             classifier.keep_crops = True
         self.crop_like = CropLikeInput(classifier.scale) if classifier.mode == "field" else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,12 @@ def edge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("edge-bundle") / "tiny-bundle"
     shutil.copytree(EDGE_BUNDLE, out)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs with --report are recorded in a run history: never the user's, always the test
+    session's (session scope: module fixtures that run the CLI come after it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WBC_HISTORY", str(tmp_path_factory.mktemp("history") / "history.sqlite"))
+        yield
