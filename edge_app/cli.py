@@ -4,7 +4,7 @@
                       [--precision P] [--jsonl OUT] [--threshold P] [--scale S] [--threads N]
                       [--stats] [--save DIR] [--report DIR] [--verbose]
     wbc-edge review REPORT_DIR [--host H] [--port N]
-    wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
+    wbc-edge run --model BUNDLE_DIR --camera CAMERA (0, /dev/video0, csi://0, rtsp://..., file:PATH)
                  [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
     wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
     wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
@@ -44,9 +44,11 @@ from wbc_edge.edge_app.exit_codes import HELP as EXIT_HELP
 from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
 from wbc_edge.edge_app.jsonl import JsonlWriter
 from wbc_edge.edge_app.model_quality import warn_if_below_floor
+from wbc_edge.edge_app.sources.forms import FORMS_HELP
 from wbc_edge.edge_app.summary import FolderTruth, StageTimes
 
 PROG = "wbc-edge"
+CAMERA_HELP = f"camera: {FORMS_HELP} (see docs/edge.md)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
-    r.add_argument("--camera", required=True, help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
+    r.add_argument("--camera", required=True, help=CAMERA_HELP)
     r.add_argument("--display", action="store_true", help="show the annotated frames in a window")
     r.add_argument("--snapshots", type=Path, help="save an annotated frame whenever a cell appears")
     r.add_argument(
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
     where = k.add_mutually_exclusive_group(required=True)
     where.add_argument("--source", help="image, folder (recursive), glob or video of a smear")
-    where.add_argument("--camera", help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
+    where.add_argument("--camera", help=CAMERA_HELP)
     k.add_argument("--out", required=True, type=Path, help="camera profile to write (JSON)")
     k.add_argument(
         "--picture", type=Path, help="picture of what was measured (default: beside --out, .png)"
