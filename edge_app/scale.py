@@ -46,7 +46,7 @@ DRIFT = 0.15  # a re-measured median this far off the fixed scale is reported
 # pooled scale); else the training scale, unless the estimate is more than SINGLE_IMAGE_FAR
 # off it (another magnification shows even through that noise).
 SINGLE_IMAGE_SPREAD = 0.25
-SINGLE_IMAGE_FAR = 0.5
+SINGLE_IMAGE_FAR = 0.35
 
 
 @dataclass(frozen=True)
