@@ -1,13 +1,16 @@
 """The live loop of `wbc-edge run`: capture -> find cells -> classify -> overlay/log, until stopped.
 
 A camera sees the same white cell in many consecutive frames, so the live count follows each
-cell from frame to frame (`CellTracker`: boxes overlapping by IoU >= 0.3, a cell may go unseen
-for a few frames) and counts it once, with the class of its averaged probabilities, when it
-leaves the view or the run ends. Distinct fields (a `file:` folder of images) are counted per
+cell from frame to frame (`edge_app.tracking.StageTracker`: boxes overlapping by IoU >= 0.3
+after moving them with the stage, a cell may go unseen for a few frames) and counts it once,
+with the class of its averaged probabilities, when it leaves the view or the field, or the
+run ends. Distinct fields (a `file:` folder of images) are counted per
 frame instead (`track=False`).
 
-JSONL records of a live run carry "track" (the cell's id) and "time" (Unix seconds), and one
-more kind of record is written when a tracked cell is counted:
+JSONL records of a live run carry "track" (the cell's id; null in a frame whose place on the
+slide was unsure: a jump or blur, decided by the next frames), "field" (1, 2, ...: a new one
+each time the stage moves to another field) and "time" (Unix seconds), and one more kind of
+record is written when a tracked cell is counted:
 
     {"source": s, "track": id, "first_frame": i, "last_frame": j, "frames": n, "label": c,
      "confidence": p, "probs": {...}, "uncertain": bool, "counted": true}
@@ -24,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,6 @@ from wbc_edge.core.errors import WbcError
 from wbc_edge.core.safe_io import encode_image
 from wbc_edge.edge_app.capture import FrameGrabber
 from wbc_edge.edge_app.classify import (
-    CellResult,
     Classifier,
     JsonlWriter,
     cell_record,
@@ -43,86 +45,15 @@ from wbc_edge.edge_app.classify import (
     frame_fields,
     write_failed,
 )
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 from wbc_edge.edge_app.output_folder import OutputFolder
 from wbc_edge.edge_app.sources.base import Camera
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount, StageTimes
+from wbc_edge.edge_app.tracking import StageTracker, Track
 
 log = logging.getLogger("wbc_edge.edge_app.live")
 
-TRACK_IOU = 0.3
-TRACK_MAX_AGE = 5  # frames a cell may go undetected and still be the same cell
 WINDOW = "wbc-edge"
-
-
-@dataclass
-class Track:
-    """One white cell followed across frames."""
-
-    id: int
-    box: tuple[int, int, int, int]
-    first_frame: int
-    last_frame: int
-    prob_sum: np.ndarray
-    frames: int = 1
-
-    def mean_probs(self) -> np.ndarray:
-        return self.prob_sum / self.frames
-
-
-@dataclass
-class CellTracker:
-    """Greedy IoU matching of this frame's cells to the cells of the last few frames."""
-
-    classes: list[str]
-    iou: float = TRACK_IOU
-    max_age: int = TRACK_MAX_AGE
-    active: list[Track] = field(default_factory=list)
-    next_id: int = 1
-
-    def update(self, frame: int, cells: list[CellResult]) -> list[tuple[int, bool]]:
-        """(track id, is new) for each cell, in order."""
-        pairs = sorted(
-            (
-                (_iou(c.box, t.box), i, j)
-                for i, c in enumerate(cells)
-                for j, t in enumerate(self.active)
-                if c.box is not None
-            ),
-            reverse=True,
-        )
-        assigned: dict[int, Track] = {}
-        taken: set[int] = set()
-        for value, i, j in pairs:
-            if value >= self.iou and i not in assigned and j not in taken:
-                assigned[i] = self.active[j]
-                taken.add(j)
-        out = []
-        for i, cell in enumerate(cells):
-            probs = np.array([cell.probs[c] for c in self.classes], np.float64)
-            track = assigned.get(i)
-            if track is None:
-                box = cell.box or (0, 0, 0, 0)
-                track = Track(self.next_id, box, frame, frame, probs)
-                self.next_id += 1
-                self.active.append(track)
-                out.append((track.id, True))
-                continue
-            track.box = cell.box or track.box
-            track.last_frame = frame
-            track.prob_sum += probs
-            track.frames += 1
-            out.append((track.id, False))
-        return out
-
-    def expire(self, frame: int) -> list[Track]:
-        """Tracks not seen for more than max_age frames: they have left the view."""
-        gone = [t for t in self.active if frame - t.last_frame > self.max_age]
-        self.active = [t for t in self.active if t not in gone]
-        return gone
-
-    def finish(self) -> list[Track]:
-        gone, self.active = self.active, []
-        return gone
 
 
 @dataclass
@@ -152,7 +83,7 @@ class LiveRun:
         self.options = options
         self.camera = camera
         self.count = classifier.new_count()
-        self.tracker = CellTracker(classifier.classes)
+        self.tracker = StageTracker(classifier.classes)
         self.times = StageTimes()
         self.frames = 0
         self.report_cells = None  # an edge_app.report.LiveReportCells for --report
@@ -176,9 +107,10 @@ class LiveRun:
         grabber = FrameGrabber(stream, drop, want_display, self.camera)
         last_status = time.monotonic()
         try:
-            while not stop.is_set() and not self.writer.failed:
+            ahead = self._prime(grabber, stop)  # classified even after a stop: in hand
+            while (ahead or not stop.is_set()) and not self.writer.failed:
                 t0 = time.perf_counter()
-                grabbed = grabber.get(stop)
+                grabbed = ahead.pop(0) if ahead else grabber.get(stop)
                 if grabbed is None:
                     self._record_skipped(grabber.skipped_at_end)
                     break
@@ -206,6 +138,20 @@ class LiveRun:
                 _close_display()
         return self.count
 
+    def _prime(self, grabber: FrameGrabber, stop: threading.Event) -> list:
+        """The run's first frames, read before any is classified: the run's light and scale
+        are fixed from them (as `classify` does with files), so its first cells are
+        classified at the same scale and light as the rest."""
+        limit = min(CALIBRATION_FRAMES, self.options.max_frames or CALIBRATION_FRAMES)
+        first = []
+        while len(first) < limit and not stop.is_set():
+            grabbed = grabber.get(stop)
+            if grabbed is None:
+                break
+            first.append(grabbed)
+        self.classifier.prime([g.rgb for g in first])
+        return first
+
     def step(self, timestamp: float, rgb: np.ndarray, display: np.ndarray | None = None) -> None:
         """Classify one frame, log it, update the count, the view and the snapshots."""
         frame = self.frames
@@ -216,8 +162,8 @@ class LiveRun:
         cells = result.cells if result.counted else []
         write_failed(self.writer, self.count, source, frame, result)
         if self.tracking:
-            ids = self.tracker.update(frame, cells)
-            self._count_tracks(self.tracker.expire(frame), timestamp)
+            ids, ended = self.tracker.update(frame, rgb, cells)
+            self._count_tracks(ended, timestamp)
         else:
             ids = [(None, True) for _ in cells]
             for cell in cells:
@@ -237,7 +183,7 @@ class LiveRun:
         if not result.cells:
             self.writer.write(empty_record(source, frame, **quality, time=ts))
         for cell, (track, _) in zip(cells, ids, strict=True):
-            extra = {"track": track} if track is not None else {}
+            extra = {"track": track, "field": self.tracker.field} if self.tracking else {}
             self.writer.write(cell_record(source, frame, cell, **extra, **quality, time=ts))
         if not result.counted:
             for cell in result.cells:
@@ -332,14 +278,6 @@ class LiveRun:
                 log.warning("%s", exc)
 
     _last_view: np.ndarray | None = None
-
-
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _check_display() -> None:
