@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
     )
+    r.add_argument(
+        "--target",
+        type=limits.int_in(1, 100_000),
+        metavar="N",
+        help="stop when N white cells are counted (a manual differential counts 100 or 200), "
+        "with a progress line and a bell",
+    )
     _report_option(r)
     r.set_defaults(func=cmd_run)
 
@@ -236,6 +243,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app.progress import with_progress
     from wbc_edge.edge_app.run_outputs import ClassifyOutputs
     from wbc_edge.edge_app.sources.expand import expand_inputs
     from wbc_edge.edge_app.sources.files import iter_inputs
@@ -243,7 +251,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     profile = _profile(args)
     inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
-    frames = iter_inputs(inputs)
+    frames = iter_inputs(with_progress(inputs, len(inputs), "classify"))
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, args.mode, profile)
         times = StageTimes() if args.stats else None
@@ -281,6 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 snapshots=args.snapshots,
                 track=not args.no_track,
                 max_frames=args.max_frames,
+                target=args.target,
             )
             live = LiveRun(classifier, writer, options, camera, inputs)
             report = _live_report(args, live, rt, inputs)

@@ -47,6 +47,7 @@ from wbc_edge.edge_app.classify import (
 )
 from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 from wbc_edge.edge_app.output_folder import OutputFolder
+from wbc_edge.edge_app.progress import TargetProgress
 from wbc_edge.edge_app.sources.base import Camera
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount, StageTimes
 from wbc_edge.edge_app.tracking import StageTracker, Track
@@ -64,6 +65,7 @@ class LiveOptions:
     track: bool = True  # follow cells across frames (off anyway for a camera not `continuous`)
     max_frames: int | None = None
     status_every: float = 10.0  # seconds between running-count log lines
+    target: int | None = None  # stop when this many white cells are counted (--target)
 
 
 class LiveRun:
@@ -87,6 +89,7 @@ class LiveRun:
         self.times = StageTimes()
         self.frames = 0
         self.report_cells = None  # an edge_app.report.LiveReportCells for --report
+        self.target = TargetProgress(options.target) if options.target else None
         self.snapshots = None
         if options.snapshots is not None:
             self.snapshots = OutputFolder(options.snapshots, inputs)
@@ -122,6 +125,8 @@ class LiveRun:
                 self.times.frame_done(total=now - t0, latency=now - grabbed.at)
                 if self.options.display and _show(self._last_view):
                     stop.set()
+                if self._target_reached():
+                    break
                 if self.options.max_frames and self.frames >= self.options.max_frames:
                     break
                 if time.monotonic() - last_status >= self.options.status_every:
@@ -137,6 +142,15 @@ class LiveRun:
             if self.options.display:
                 _close_display()
         return self.count
+
+    def _target_reached(self) -> bool:
+        """Progress towards --target (a terminal line, a bell); True once it is reached."""
+        if self.target is None or not self.target.update(self.running_counts()):
+            return False
+        self.count.notes.append(
+            f"target reached: {self.target.target} white cells at frame {self.frames}"
+        )
+        return True
 
     def _prime(self, grabber: FrameGrabber, stop: threading.Event) -> list:
         """The run's first frames, read before any is classified: the run's light and scale
