@@ -119,6 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
     )
     r.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve a live page (view, count, progress, advice) on --host:--port",
+    )
+    r.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address of the live page (default %(default)s; another one lets the lab's "
+        "tablet in, with the page's token)",
+    )
+    r.add_argument(
+        "--port",
+        type=limits.int_in(0, 65535),
+        default=8080,
+        help="port of the live page (default %(default)s; 0: any)",
+    )
+    r.add_argument(
         "--target",
         type=limits.int_in(1, 100_000),
         metavar="N",
@@ -293,7 +310,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             live = LiveRun(classifier, writer, options, camera, inputs)
             report = _live_report(args, live, rt, inputs)
-            count = live.run(stream, stop)
+            with _live_page(args, live):
+                count = live.run(stream, stop)
             if stream.replay_error:
                 count.add_error(args.camera, stream.replay_error)
         out = sys.stderr if writer.to_stdout else sys.stdout
@@ -309,6 +327,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             text = f"report: {printable(str(page))} (count: {printable(str(csv))})\n" + text
         _report(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
+
+
+@contextlib.contextmanager
+def _live_page(args: argparse.Namespace, live) -> Iterator[None]:
+    """The live page of `run --serve`, served while the run lasts; nothing without it."""
+    if not args.serve:
+        yield
+        return
+    from wbc_edge.edge_app.live_page import LivePage, LiveState
+
+    try:
+        page = LivePage(LiveState(), args.host, args.port).start()
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        raise WbcError(f"cannot serve the live page on {where} ({exc.strerror})") from None
+    live.page = page.state
+    print(f"{PROG}: live page: {page.url}", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        page.close()
 
 
 def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):

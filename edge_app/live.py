@@ -90,6 +90,7 @@ class LiveRun:
         self.frames = 0
         self.report_cells = None  # an edge_app.report.LiveReportCells for --report
         self.target = TargetProgress(options.target) if options.target else None
+        self.page = None  # an edge_app.live_page.LiveState for --serve
         self.snapshots = None
         if options.snapshots is not None:
             self.snapshots = OutputFolder(options.snapshots, inputs)
@@ -206,6 +207,8 @@ class LiveRun:
             self.times.add(stage, seconds)
         self.times.add("records", time.perf_counter() - t0)
         flags = [*result.quality.flags, *([] if result.counted else ["not counted"])]
+        if self.page is not None:
+            self._publish(rgb, cells, ids, result.quality.flags)
         self._view(
             rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, display, flags
         )
@@ -273,7 +276,8 @@ class LiveRun:
 
     def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, big=None, flags=()) -> None:
         self._last_view = None
-        if not (self.options.display or (self.options.snapshots and new_cell)):
+        page = self.page is not None and self.page.wants_view()
+        if not (self.options.display or page or (self.options.snapshots and new_cell)):
             return
         from wbc_edge.edge_app.overlay import draw_cells
 
@@ -284,6 +288,8 @@ class LiveRun:
             status.append("quality: " + ", ".join(flags))
         view = draw_cells(canvas, cells, size, tracks, status)
         self._last_view = view
+        if page:
+            self.page.publish_view(view)
         if self.snapshots is not None and new_cell:
             name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
             try:
@@ -292,6 +298,49 @@ class LiveRun:
                 log.warning("%s", exc)
 
     _last_view: np.ndarray | None = None
+    _last_page_status = -1e9
+
+    def _publish(self, rgb: np.ndarray, cells, ids, flags: list[str]) -> None:
+        """The live page's new cells (each once) and, once a second, its status."""
+        from wbc_edge.edge_app.live_page import advice
+
+        for cell, (_, new) in zip(cells, ids, strict=True):
+            if new and cell.box is not None:
+                x0, y0, x1, y1 = cell.box
+                self.page.add_cell(cell.label, cell.confidence, rgb[y0:y1, x0:x1])
+        now = time.monotonic()
+        if now - self._last_page_status < 1.0:
+            return
+        self._last_page_status = now
+        counts = self.running_counts()
+        total = sum(counts.values())
+        diff = self.count.differential()
+        rows = []
+        for i, (name, n) in enumerate(counts.items()):
+            interval = None
+            if diff.low is not None and diff.high is not None and diff.corrected is not None:
+                est, lo, hi = (100 * v[i] for v in (diff.corrected, diff.low, diff.high))
+                interval = f"{est:.0f} % ({lo:.0f}-{hi:.0f})"
+            rows.append(
+                {
+                    "name": name,
+                    "count": n,
+                    "percent": 100.0 * n / total if total else 0.0,
+                    "interval": interval,
+                }
+            )
+        self.page.publish_status(
+            {
+                "frames": self.frames,
+                "fps": round(self.times.fps(), 2),
+                "field": self.tracker.field if self.tracking else None,
+                "cells": total,
+                "target": self.target.target if self.target is not None else None,
+                "classes": rows,
+                "note": f"differential: {diff.note}",
+                "advice": advice(flags),
+            }
+        )
 
 
 def _check_display() -> None:
