@@ -88,7 +88,9 @@ def evaluate(frames, spec: PreprocessSpec, scale: float | None, threshold: float
     unmatched: list[str] = []
     seconds = 0.0
     finder = CellFinder(spec, "field", scale)
-    finder.prime_light([rgb for _, rgb, _ in frames[:CALIBRATION_FRAMES]])  # as classify does
+    first = [rgb for _, rgb, _ in frames[:CALIBRATION_FRAMES]]
+    finder.prime_light(first)  # the run's light and scale from its first frames, as classify
+    finder.prime_scale(first)
     one = [0, 0]  # frames with exactly one annotated WBC; of them, those with one found
     for name, rgb, truth in frames:
         t0 = time.perf_counter()

@@ -145,7 +145,7 @@ def held_out(bundle_dir: Path, data: Path, limit: int) -> list[tuple[Path, str]]
 
 def cell_mode(rt, images: list[tuple[np.ndarray, str]], shift: Shift) -> dict:
     clf = Classifier(rt, "cell")
-    clf.finder.prime_light([shift.apply(rgb) for rgb, _ in images[:CALIBRATION_FRAMES]])
+    clf.prime([shift.apply(rgb) for rgb, _ in images[:CALIBRATION_FRAMES]])
     classes = clf.classes
     confusion = np.zeros((len(classes), len(classes)), int)
     missing = flagged = 0
@@ -171,7 +171,7 @@ def field_mode(
     rt, frames: list[tuple[str, np.ndarray, list[Box]]], shift: Shift, reference: dict | None
 ) -> dict:
     clf = Classifier(rt, "field")
-    clf.finder.prime_light([shift.apply(rgb) for _, rgb, _ in frames[:CALIBRATION_FRAMES]])
+    clf.prime([shift.apply(rgb) for _, rgb, _ in frames[:CALIBRATION_FRAMES]])
     tp = fn = fp = agree = compared = one_total = one_ok = flagged = 0
     labels: dict[tuple[str, int], str] = {}
     for name, rgb, truth in frames:

@@ -175,6 +175,11 @@ class Classifier:
         timings["records"] = clock() - t3
         return result
 
+    def prime(self, frames: list[np.ndarray]) -> None:
+        """Fix the run's light, then its scale, from its first frames (read ahead)."""
+        self.finder.prime_light(frames)
+        self.finder.prime_scale(frames)
+
     def model_inputs(self, rgb: np.ndarray) -> np.ndarray:
         """The model inputs (N, H, W, 3) one frame gives, as `classify` makes them (no state)."""
         return self.finder.find(rgb, observe=False).inputs()
@@ -305,10 +310,11 @@ def classify_media(
 
 
 def read_ahead(frames: Iterator[MediaFrame], classifier: Classifier) -> Iterator[MediaFrame]:
-    """The same frames, the run's light measured on the first `CALIBRATION_FRAMES` of them
-    before any is classified (files can be read ahead; a live camera cannot)."""
+    """The same frames, the run's light and then its scale measured on the first
+    `CALIBRATION_FRAMES` of them before any is classified, so the first frames' light and
+    scale never move (`live` does the same with a camera's first frames)."""
     first = list(itertools.islice(frames, CALIBRATION_FRAMES))
-    classifier.finder.prime_light([f.rgb for f in first if f.error is None and f.rgb is not None])
+    classifier.prime([f.rgb for f in first if f.error is None and f.rgb is not None])
     return itertools.chain(first, frames)
 
 

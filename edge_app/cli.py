@@ -7,7 +7,7 @@
     wbc-edge review REPORT_DIR [--host H] [--port N] [--history DB]
     wbc-edge history [--sample ID] [--history DB]
     wbc-edge export REPORT_DIR [--format fhir|hl7|all] [--out DIR]
-    wbc-edge run --model BUNDLE_DIR --camera picamera2|opencv:N|gst:'PIPELINE'|file:PATH
+    wbc-edge run --model BUNDLE_DIR --camera CAMERA (0, /dev/video0, csi://0, rtsp://..., file:PATH)
                  [--display] [--jsonl OUT] [--snapshots DIR] [--report DIR] [--stats] [...]
     wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
     wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
@@ -48,9 +48,11 @@ from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
 from wbc_edge.edge_app.identity import Identity, name_argument, sample_argument
 from wbc_edge.edge_app.jsonl import JsonlWriter
 from wbc_edge.edge_app.model_quality import warn_if_below_floor
+from wbc_edge.edge_app.sources.forms import FORMS_HELP
 from wbc_edge.edge_app.summary import FolderTruth, StageTimes
 
 PROG = "wbc-edge"
+CAMERA_HELP = f"camera: {FORMS_HELP} (see docs/edge.md)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
     _model_options(r)
-    r.add_argument("--camera", required=True, help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
+    r.add_argument("--camera", required=True, help=CAMERA_HELP)
     r.add_argument("--display", action="store_true", help="show the annotated frames in a window")
     r.add_argument("--snapshots", type=Path, help="save an annotated frame whenever a cell appears")
     r.add_argument(
@@ -134,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--max-frames", type=limits.int_in(*limits.FRAMES_RANGE), help="stop after this many frames"
     )
+    r.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve a live page (view, count, progress, advice) on --host:--port",
+    )
+    r.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address of the live page (default %(default)s; another one lets the lab's "
+        "tablet in, with the page's token)",
+    )
+    r.add_argument(
+        "--port",
+        type=limits.int_in(0, 65535),
+        default=8080,
+        help="port of the live page (default %(default)s; 0: any)",
+    )
+    r.add_argument(
+        "--target",
+        type=limits.int_in(1, 100_000),
+        metavar="N",
+        help="stop when N white cells are counted (a manual differential counts 100 or 200), "
+        "with a progress line and a bell",
+    )
     _report_option(r)
     r.set_defaults(func=cmd_run)
 
@@ -144,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
     where = k.add_mutually_exclusive_group(required=True)
     where.add_argument("--source", help="image, folder (recursive), glob or video of a smear")
-    where.add_argument("--camera", help="picamera2, opencv:N, gst:'PIPELINE', file:PATH")
+    where.add_argument("--camera", help=CAMERA_HELP)
     k.add_argument("--out", required=True, type=Path, help="camera profile to write (JSON)")
     k.add_argument(
         "--picture", type=Path, help="picture of what was measured (default: beside --out, .png)"
@@ -277,6 +303,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app.progress import with_progress
     from wbc_edge.edge_app.run_outputs import ClassifyOutputs
     from wbc_edge.edge_app.sources.expand import expand_inputs
     from wbc_edge.edge_app.sources.files import iter_inputs
@@ -284,7 +311,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model)
     profile = _profile(args)
     inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
-    frames = iter_inputs(inputs)
+    frames = iter_inputs(with_progress(inputs, len(inputs), "classify"))
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, args.mode, profile)
         times = StageTimes() if args.stats else None
@@ -330,10 +357,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 snapshots=args.snapshots,
                 track=not args.no_track,
                 max_frames=args.max_frames,
+                target=args.target,
             )
             live = LiveRun(classifier, writer, options, camera, inputs)
             report = _live_report(args, live, rt, inputs)
-            count = live.run(stream, stop)
+            with _live_page(args, live):
+                count = live.run(stream, stop)
             if stream.replay_error:
                 count.add_error(args.camera, stream.replay_error)
         out = sys.stderr if writer.to_stdout else sys.stdout
@@ -350,6 +379,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             _record(args)
         _report(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
+
+
+@contextlib.contextmanager
+def _live_page(args: argparse.Namespace, live) -> Iterator[None]:
+    """The live page of `run --serve`, served while the run lasts; nothing without it."""
+    if not args.serve:
+        yield
+        return
+    from wbc_edge.edge_app.live_page import LivePage, LiveState
+
+    try:
+        page = LivePage(LiveState(), args.host, args.port).start()
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        raise WbcError(f"cannot serve the live page on {where} ({exc.strerror})") from None
+    live.page = page.state
+    print(f"{PROG}: live page: {page.url}", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        page.close()
 
 
 def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):

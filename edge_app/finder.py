@@ -25,7 +25,12 @@ from wbc_edge.edge_app.light import RunLight
 from wbc_edge.edge_app.morphology import Morphology, measure_window
 from wbc_edge.edge_app.profile import LAMP_DRIFT, CameraProfile, check_frame_size
 from wbc_edge.edge_app.quality import FrameQuality, assess_frame
-from wbc_edge.edge_app.scale import RunScale
+from wbc_edge.edge_app.scale import (
+    CALIBRATION_FRAMES,
+    RunScale,
+    estimate_scale,
+    single_image_scale,
+)
 
 MODES = ("field", "cell")
 DEFAULT_SCALE = {"field": DEFAULT_FIELD_SCALE, "cell": 1.0}
@@ -166,6 +171,20 @@ class CellFinder:
         colour = self.spec.colour
         if colour.method != "none" and colour.estimate == "run":
             self.light.prime([measure_illumination(rgb, colour) for rgb in frames])
+
+    def prime_scale(self, frames: list[np.ndarray]) -> None:
+        """Measure the run's scale on its first frames before any is counted (files), after
+        `prime_light`: each frame colour-normalised with the run's light. A run of one image
+        takes `single_image_scale`'s choice."""
+        if self.run_scale.fixed is not None or not frames:
+            return
+        corrected = [_apply(rgb, self._colour(rgb, observe=False)[0]) for rgb in frames]
+        if len(corrected) == 1:
+            scale, why, _ = single_image_scale(corrected[0], DEFAULT_SCALE[self.mode])
+            self.run_scale.fix(scale, why)
+            return
+        estimates = [estimate_scale(rgb) for rgb in corrected[:CALIBRATION_FRAMES]]
+        self.run_scale.prime([None if e is None else e.scale for e in estimates])
 
     def describe_light(self) -> str | None:
         """The run's light, one line (None: the bundle measures each image on its own)."""

@@ -1,13 +1,16 @@
 """The live loop of `wbc-edge run`: capture -> find cells -> classify -> overlay/log, until stopped.
 
 A camera sees the same white cell in many consecutive frames, so the live count follows each
-cell from frame to frame (`CellTracker`: boxes overlapping by IoU >= 0.3, a cell may go unseen
-for a few frames) and counts it once, with the class of its averaged probabilities, when it
-leaves the view or the run ends. Distinct fields (a `file:` folder of images) are counted per
+cell from frame to frame (`edge_app.tracking.StageTracker`: boxes overlapping by IoU >= 0.3
+after moving them with the stage, a cell may go unseen for a few frames) and counts it once,
+with the class of its averaged probabilities, when it leaves the view or the field, or the
+run ends. Distinct fields (a `file:` folder of images) are counted per
 frame instead (`track=False`).
 
-JSONL records of a live run carry "track" (the cell's id) and "time" (Unix seconds), and one
-more kind of record is written when a tracked cell is counted:
+JSONL records of a live run carry "track" (the cell's id; null in a frame whose place on the
+slide was unsure: a jump or blur, decided by the next frames), "field" (1, 2, ...: a new one
+each time the stage moves to another field) and "time" (Unix seconds), and one more kind of
+record is written when a tracked cell is counted:
 
     {"source": s, "track": id, "first_frame": i, "last_frame": j, "frames": n, "label": c,
      "confidence": p, "probs": {...}, "uncertain": bool, "counted": true}
@@ -24,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,6 @@ from wbc_edge.core.errors import WbcError
 from wbc_edge.core.safe_io import encode_image
 from wbc_edge.edge_app.capture import FrameGrabber
 from wbc_edge.edge_app.classify import (
-    CellResult,
     Classifier,
     JsonlWriter,
     cell_record,
@@ -43,86 +45,16 @@ from wbc_edge.edge_app.classify import (
     frame_fields,
     write_failed,
 )
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 from wbc_edge.edge_app.output_folder import OutputFolder
+from wbc_edge.edge_app.progress import TargetProgress
 from wbc_edge.edge_app.sources.base import Camera
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount, StageTimes
+from wbc_edge.edge_app.tracking import StageTracker, Track
 
 log = logging.getLogger("wbc_edge.edge_app.live")
 
-TRACK_IOU = 0.3
-TRACK_MAX_AGE = 5  # frames a cell may go undetected and still be the same cell
 WINDOW = "wbc-edge"
-
-
-@dataclass
-class Track:
-    """One white cell followed across frames."""
-
-    id: int
-    box: tuple[int, int, int, int]
-    first_frame: int
-    last_frame: int
-    prob_sum: np.ndarray
-    frames: int = 1
-
-    def mean_probs(self) -> np.ndarray:
-        return self.prob_sum / self.frames
-
-
-@dataclass
-class CellTracker:
-    """Greedy IoU matching of this frame's cells to the cells of the last few frames."""
-
-    classes: list[str]
-    iou: float = TRACK_IOU
-    max_age: int = TRACK_MAX_AGE
-    active: list[Track] = field(default_factory=list)
-    next_id: int = 1
-
-    def update(self, frame: int, cells: list[CellResult]) -> list[tuple[int, bool]]:
-        """(track id, is new) for each cell, in order."""
-        pairs = sorted(
-            (
-                (_iou(c.box, t.box), i, j)
-                for i, c in enumerate(cells)
-                for j, t in enumerate(self.active)
-                if c.box is not None
-            ),
-            reverse=True,
-        )
-        assigned: dict[int, Track] = {}
-        taken: set[int] = set()
-        for value, i, j in pairs:
-            if value >= self.iou and i not in assigned and j not in taken:
-                assigned[i] = self.active[j]
-                taken.add(j)
-        out = []
-        for i, cell in enumerate(cells):
-            probs = np.array([cell.probs[c] for c in self.classes], np.float64)
-            track = assigned.get(i)
-            if track is None:
-                box = cell.box or (0, 0, 0, 0)
-                track = Track(self.next_id, box, frame, frame, probs)
-                self.next_id += 1
-                self.active.append(track)
-                out.append((track.id, True))
-                continue
-            track.box = cell.box or track.box
-            track.last_frame = frame
-            track.prob_sum += probs
-            track.frames += 1
-            out.append((track.id, False))
-        return out
-
-    def expire(self, frame: int) -> list[Track]:
-        """Tracks not seen for more than max_age frames: they have left the view."""
-        gone = [t for t in self.active if frame - t.last_frame > self.max_age]
-        self.active = [t for t in self.active if t not in gone]
-        return gone
-
-    def finish(self) -> list[Track]:
-        gone, self.active = self.active, []
-        return gone
 
 
 @dataclass
@@ -133,6 +65,7 @@ class LiveOptions:
     track: bool = True  # follow cells across frames (off anyway for a camera not `continuous`)
     max_frames: int | None = None
     status_every: float = 10.0  # seconds between running-count log lines
+    target: int | None = None  # stop when this many white cells are counted (--target)
 
 
 class LiveRun:
@@ -152,10 +85,12 @@ class LiveRun:
         self.options = options
         self.camera = camera
         self.count = classifier.new_count()
-        self.tracker = CellTracker(classifier.classes)
+        self.tracker = StageTracker(classifier.classes)
         self.times = StageTimes()
         self.frames = 0
         self.report_cells = None  # an edge_app.report.LiveReportCells for --report
+        self.target = TargetProgress(options.target) if options.target else None
+        self.page = None  # an edge_app.live_page.LiveState for --serve
         self.snapshots = None
         if options.snapshots is not None:
             self.snapshots = OutputFolder(options.snapshots, inputs)
@@ -176,9 +111,10 @@ class LiveRun:
         grabber = FrameGrabber(stream, drop, want_display, self.camera)
         last_status = time.monotonic()
         try:
-            while not stop.is_set() and not self.writer.failed:
+            ahead = self._prime(grabber, stop)  # classified even after a stop: in hand
+            while (ahead or not stop.is_set()) and not self.writer.failed:
                 t0 = time.perf_counter()
-                grabbed = grabber.get(stop)
+                grabbed = ahead.pop(0) if ahead else grabber.get(stop)
                 if grabbed is None:
                     self._record_skipped(grabber.skipped_at_end)
                     break
@@ -190,6 +126,8 @@ class LiveRun:
                 self.times.frame_done(total=now - t0, latency=now - grabbed.at)
                 if self.options.display and _show(self._last_view):
                     stop.set()
+                if self._target_reached():
+                    break
                 if self.options.max_frames and self.frames >= self.options.max_frames:
                     break
                 if time.monotonic() - last_status >= self.options.status_every:
@@ -206,6 +144,29 @@ class LiveRun:
                 _close_display()
         return self.count
 
+    def _target_reached(self) -> bool:
+        """Progress towards --target (a terminal line, a bell); True once it is reached."""
+        if self.target is None or not self.target.update(self.running_counts()):
+            return False
+        self.count.notes.append(
+            f"target reached: {self.target.target} white cells at frame {self.frames}"
+        )
+        return True
+
+    def _prime(self, grabber: FrameGrabber, stop: threading.Event) -> list:
+        """The run's first frames, read before any is classified: the run's light and scale
+        are fixed from them (as `classify` does with files), so its first cells are
+        classified at the same scale and light as the rest."""
+        limit = min(CALIBRATION_FRAMES, self.options.max_frames or CALIBRATION_FRAMES)
+        first = []
+        while len(first) < limit and not stop.is_set():
+            grabbed = grabber.get(stop)
+            if grabbed is None:
+                break
+            first.append(grabbed)
+        self.classifier.prime([g.rgb for g in first])
+        return first
+
     def step(self, timestamp: float, rgb: np.ndarray, display: np.ndarray | None = None) -> None:
         """Classify one frame, log it, update the count, the view and the snapshots."""
         frame = self.frames
@@ -216,8 +177,8 @@ class LiveRun:
         cells = result.cells if result.counted else []
         write_failed(self.writer, self.count, source, frame, result)
         if self.tracking:
-            ids = self.tracker.update(frame, cells)
-            self._count_tracks(self.tracker.expire(frame), timestamp)
+            ids, ended = self.tracker.update(frame, rgb, cells)
+            self._count_tracks(ended, timestamp)
         else:
             ids = [(None, True) for _ in cells]
             for cell in cells:
@@ -237,7 +198,7 @@ class LiveRun:
         if not result.cells:
             self.writer.write(empty_record(source, frame, **quality, time=ts))
         for cell, (track, _) in zip(cells, ids, strict=True):
-            extra = {"track": track} if track is not None else {}
+            extra = {"track": track, "field": self.tracker.field} if self.tracking else {}
             self.writer.write(cell_record(source, frame, cell, **extra, **quality, time=ts))
         if not result.counted:
             for cell in result.cells:
@@ -246,6 +207,8 @@ class LiveRun:
             self.times.add(stage, seconds)
         self.times.add("records", time.perf_counter() - t0)
         flags = [*result.quality.flags, *([] if result.counted else ["not counted"])]
+        if self.page is not None:
+            self._publish(rgb, cells, ids, result.quality.flags)
         self._view(
             rgb, cells, [t for t, _ in ids], any(new for _, new in ids), frame, display, flags
         )
@@ -313,7 +276,8 @@ class LiveRun:
 
     def _view(self, rgb, cells, tracks, new_cell: bool, frame: int, big=None, flags=()) -> None:
         self._last_view = None
-        if not (self.options.display or (self.options.snapshots and new_cell)):
+        page = self.page is not None and self.page.wants_view()
+        if not (self.options.display or page or (self.options.snapshots and new_cell)):
             return
         from wbc_edge.edge_app.overlay import draw_cells
 
@@ -324,6 +288,8 @@ class LiveRun:
             status.append("quality: " + ", ".join(flags))
         view = draw_cells(canvas, cells, size, tracks, status)
         self._last_view = view
+        if page:
+            self.page.publish_view(view)
         if self.snapshots is not None and new_cell:
             name = time.strftime("%Y%m%d-%H%M%S") + f"-frame{frame:06d}.jpg"
             try:
@@ -332,14 +298,49 @@ class LiveRun:
                 log.warning("%s", exc)
 
     _last_view: np.ndarray | None = None
+    _last_page_status = -1e9
 
+    def _publish(self, rgb: np.ndarray, cells, ids, flags: list[str]) -> None:
+        """The live page's new cells (each once) and, once a second, its status."""
+        from wbc_edge.edge_app.live_page import advice
 
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+        for cell, (_, new) in zip(cells, ids, strict=True):
+            if new and cell.box is not None:
+                x0, y0, x1, y1 = cell.box
+                self.page.add_cell(cell.label, cell.confidence, rgb[y0:y1, x0:x1])
+        now = time.monotonic()
+        if now - self._last_page_status < 1.0:
+            return
+        self._last_page_status = now
+        counts = self.running_counts()
+        total = sum(counts.values())
+        diff = self.count.differential()
+        rows = []
+        for i, (name, n) in enumerate(counts.items()):
+            interval = None
+            if diff.low is not None and diff.high is not None and diff.corrected is not None:
+                est, lo, hi = (100 * v[i] for v in (diff.corrected, diff.low, diff.high))
+                interval = f"{est:.0f} % ({lo:.0f}-{hi:.0f})"
+            rows.append(
+                {
+                    "name": name,
+                    "count": n,
+                    "percent": 100.0 * n / total if total else 0.0,
+                    "interval": interval,
+                }
+            )
+        self.page.publish_status(
+            {
+                "frames": self.frames,
+                "fps": round(self.times.fps(), 2),
+                "field": self.tracker.field if self.tracking else None,
+                "cells": total,
+                "target": self.target.target if self.target is not None else None,
+                "classes": rows,
+                "note": f"differential: {diff.note}",
+                "advice": advice(flags),
+            }
+        )
 
 
 def _check_display() -> None:

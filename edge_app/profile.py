@@ -134,9 +134,10 @@ def load_profile(path: Path | str) -> CameraProfile:
 
 
 def check_frame_size(profile: CameraProfile, size: tuple[int, int], path: Path | str) -> None:
-    """A profile measured on frames of another size does not fit this camera's frames."""
-    if tuple(size) != tuple(profile.frame_size):
-        w, h = profile.frame_size
+    """A profile fits frames of the size it was measured on, and crops of them (a crop keeps
+    the camera's scale); a larger frame is another camera or resolution."""
+    w, h = profile.frame_size
+    if size[0] > w or size[1] > h:
         raise ProfileError(
             f"profile was measured on {w}x{h} frames, these are {size[0]}x{size[1]}: "
             "run `wbc-edge calibrate` on this camera at this size",

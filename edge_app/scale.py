@@ -40,6 +40,13 @@ SCALE_RANGE = (0.2, 12.0)  # plausible camera px per training px
 CALIBRATION_FRAMES = 16  # frames whose median fixes a run's scale (BCCD: within 11 % of all 364)
 RECHECK_EVERY = 25  # frames between re-measurements once the scale is fixed
 DRIFT = 0.15  # a re-measured median this far off the fixed scale is reported
+# A run of one image (benchmarks/single_image_scale.py measures the choice on BCCD): its own
+# estimate is used when the estimates of its four halves (left, right, top, bottom) agree
+# within SINGLE_IMAGE_SPREAD of it (BCCD: those frames are at most 14 % off their camera's
+# pooled scale); else the training scale, unless the estimate is more than SINGLE_IMAGE_FAR
+# off it (another magnification shows even through that noise).
+SINGLE_IMAGE_SPREAD = 0.25
+SINGLE_IMAGE_FAR = 0.35
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,28 @@ class RunScale:
         self.drift: float | None = None  # the last re-measured median that drifted
 
     @property
+    def estimates(self) -> list[float]:
+        """The first frames' estimates the run's scale is the median of."""
+        return list(self._first)
+
+    def prime(self, estimates: list[float | None]) -> None:
+        """Fix the scale to the median of the run's first frames' estimates, measured before
+        any frame is classified (a folder or a video, read ahead), so the first frames' scale
+        never moves."""
+        found = [e for e in estimates if e is not None][:CALIBRATION_FRAMES]
+        if self.fixed is None and found:
+            n = len(found)
+            self._first = found
+            self.fix(
+                float(np.median(found)), f"measured from the red cells of the first {n} frames"
+            )
+
+    def fix(self, scale: float, origin: str) -> None:
+        """Use `scale` for the rest of the run (re-checked like a given one)."""
+        self.fixed, self.origin = scale, origin
+        log.info("%s", self.describe())
+
+    @property
     def value(self) -> float | None:
         """The scale to use now (None until a frame has shown red cells)."""
         if self.fixed is not None:
@@ -133,6 +162,30 @@ class RunScale:
         if self.drift is not None:
             line += f"; recent frames measure {self.drift:.3g}: magnification or camera changed?"
         return line
+
+
+def single_image_scale(rgb: np.ndarray, training: float) -> tuple[float, str, float | None]:
+    """The scale of a run of one colour-normalised image, why, and its own estimate.
+
+    The image's own estimate when the estimates of its halves agree with it (a reliable
+    measurement), else the training scale unless the estimate is far from it."""
+    whole = estimate_scale(rgb)
+    if whole is None:
+        return training, "the training scale: the image shows no red cells to measure", None
+    est = whole.scale
+    h, w = rgb.shape[:2]
+    halves = (rgb[:, : w // 2], rgb[:, w // 2 :], rgb[: h // 2], rgb[h // 2 :])
+    parts = [p.scale for p in map(estimate_scale, halves) if p is not None]
+    spread = (max(parts) - min(parts)) / est if len(parts) >= 2 else float("inf")
+    if spread <= SINGLE_IMAGE_SPREAD:
+        return est, "measured from the red cells of this one image", est
+    if abs(est / training - 1.0) > SINGLE_IMAGE_FAR:
+        return est, "measured from the red cells of this one image (unsteady, but far off)", est
+    why = (
+        f"the training scale: this one image's estimate, {est:.3g}, is unsteady "
+        f"(its halves differ by {100 * min(spread, 9.99):.0f} %)"
+    )
+    return training, why, est
 
 
 def _half_area_diameter(mask: np.ndarray) -> float:

@@ -51,7 +51,7 @@ def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
         assert rec["cells"] == 0
         assert set(rec) - {"time"} - QUALITY_KEYS == {"source", "frame", "cells", "scale"}
         return "empty"
-    assert set(rec) - {"track", "time"} - QUALITY_KEYS == CELL_KEYS
+    assert set(rec) - {"track", "field", "time"} - QUALITY_KEYS == CELL_KEYS
     assert rec["scale"] > 0 and set(rec.get("flags", [])) <= set(ALL_FLAGS)
     box = rec["box"]
     assert box is None or (

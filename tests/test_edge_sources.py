@@ -333,6 +333,6 @@ def test_open_source_forms() -> None:
     gst = open_source("gst:nvarguscamerasrc ! appsink")
     assert gst.pipeline == "nvarguscamerasrc ! appsink"
     assert isinstance(open_source("file:/tmp/x", loop=True), FileCamera)
-    for bad in ("usb", "opencv:x", "opencv:-1", "gst:", "file:"):
+    for bad in ("usb", "opencv:x", "opencv:-1", "gst:", "file:"):  # more: test_camera_forms
         with pytest.raises(WbcError):
             open_source(bad)

@@ -149,11 +149,11 @@ def test_calibrate_without_red_cells_is_one_line(
     assert not (tmp_path / "p.json").exists()
 
 
-def test_a_frame_of_another_size_than_the_profile_is_an_error_record(
+def test_a_frame_larger_than_the_profile_is_an_error_record(
     colour_bundle: Path, fields: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "p.json"
-    save_profile(profile(frame_size=(1280, 960)), path)
+    save_profile(profile(frame_size=(64, 48)), path)
     log = tmp_path / "log.jsonl"
     code = main(
         [
@@ -170,7 +170,19 @@ def test_a_frame_of_another_size_than_the_profile_is_an_error_record(
     )
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert code != 0 and len(records) == 3
-    assert all("profile was measured on 1280x960 frames" in r["error"] for r in records)
+    assert all("profile was measured on 64x48 frames" in r["error"] for r in records)
+
+
+def test_a_profile_applies_to_crops_of_its_camera_frames() -> None:
+    """A crop keeps the camera's scale: a 320x240 crop of a 640x480 camera's frame fits."""
+    from wbc_edge.edge_app.profile import ProfileError, check_frame_size
+
+    p = profile(frame_size=(640, 480))
+    check_frame_size(p, (640, 480), "p.json")
+    check_frame_size(p, (320, 240), "p.json")
+    for size in ((1280, 960), (641, 480), (640, 481)):
+        with pytest.raises(ProfileError, match="measured on 640x480"):
+            check_frame_size(p, size, "p.json")
 
 
 def test_a_corrupt_profile_stops_before_the_model_loads(colour_bundle: Path, tmp_path) -> None:
