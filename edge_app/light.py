@@ -72,7 +72,7 @@ class RunLight:
         if self.fixed is not None or not frames:
             return
         self._first.extend(frames[:CALIBRATION_FRAMES])
-        self._fix()
+        self._fix(logging.DEBUG)  # the summary says it; a live run's log says when it is fixed
 
     def _observe(self, seen: Illumination) -> None:
         if self.fixed is None:
@@ -89,13 +89,13 @@ class RunLight:
         off = float(np.max(np.abs(np.asarray(recent) / np.asarray(self.fixed.background) - 1)))
         self.drift = off if off > DRIFT else None
 
-    def _fix(self) -> bool:
+    def _fix(self, level: int = logging.INFO) -> bool:
         """Fix the pooled light of the first frames if they showed glass or red cells."""
         pooled = pooled_illumination(self._first)
         if pooled.background is None and pooled.red_cell is None:
             return False
         self.fixed, self.origin = pooled, self._measured()
-        log.info("%s", self.describe())
+        log.log(level, "%s", self.describe())
         return True
 
     def _measured(self) -> str:

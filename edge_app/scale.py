@@ -112,9 +112,10 @@ class RunScale:
             )
 
     def fix(self, scale: float, origin: str) -> None:
-        """Use `scale` for the rest of the run (re-checked like a given one)."""
+        """Use `scale` for the rest of the run (re-checked like a given one); the summary says
+        which, so the log says it only with --verbose."""
         self.fixed, self.origin = scale, origin
-        log.info("%s", self.describe())
+        log.debug("%s", self.describe())
 
     @property
     def value(self) -> float | None:
