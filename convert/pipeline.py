@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wbc_edge.convert import bundle_alone, calibration, calibration_pack, parity, report, selftest
+from wbc_edge.convert import (
+    bundle_alone,
+    calibration,
+    calibration_pack,
+    lab_calibration,
+    parity,
+    report,
+    selftest,
+)
 from wbc_edge.convert.formats import ConvertError, Job, plan
 from wbc_edge.convert.held_out import split_by_cell
 from wbc_edge.convert.quality_floor import quality_record
@@ -184,6 +192,8 @@ def _images(bundle: Bundle, config: ConvertConfig, jobs: list[Job]) -> Images:
     held_out = calibration.parity_set(
         bundle, config.parity_data, config.parity_images, calib, config.data_root, config.groups
     )
+    if calib is not None and config.calib_data is None:
+        calib = lab_calibration.with_lab_cells(bundle, calib)  # an adapted bundle's lab cells
     return Images(calib, held_out)
 
 

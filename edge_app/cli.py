@@ -12,6 +12,9 @@
     wbc-edge calibrate --model BUNDLE_DIR (--source SRC | --camera CAM) --out PROFILE.json
     wbc-edge bench --model BUNDLE_DIR --source SRC [--threads N] [--passes K] [...]
     wbc-edge verify --model BUNDLE_DIR [--artifact KEY|FILE ...] [--threads N]
+    wbc-edge models install BUNDLE_DIR | list | use NAME | rollback [--store DIR]
+
+--model @current (or @NAME) names a model installed with `wbc-edge models install`.
 
 See docs/edge.md. Never imports TensorFlow.
 """
@@ -219,8 +222,54 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_option(y)
     y.add_argument("--verbose", action="store_true", help="show runtime log lines")
     y.set_defaults(func=cmd_verify)
+    _models_parser(sub)
     add_version(ap, *sub.choices.values())
     return ap
+
+
+def _models_parser(sub) -> None:
+    m = sub.add_parser(
+        "models",
+        help="the device's installed models: install (verified), list, use, rollback",
+        description="Install a bundle as the device's model after its parity self-test passes "
+        "here (the previous one kept for rollback); classify and run take --model @current.",
+    )
+    msub = m.add_subparsers(dest="models_command", required=True)
+    for name, text in (
+        ("install", "verify a bundle on this device and make it the model in use"),
+        ("list", "the installed models, the one in use marked *"),
+        ("use", "make an installed model the one in use"),
+        ("rollback", "go back to the model in use before the current one"),
+    ):
+        q = msub.add_parser(name, help=text)
+        if name == "install":
+            q.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
+            _threads_option(q)
+        if name == "use":
+            q.add_argument("name", help="an installed model's name (wbc-edge models list)")
+        q.add_argument(
+            "--store",
+            type=Path,
+            help="the store folder (default: $WBC_MODELS, else ~/.local/share/wbc-edge/models)",
+        )
+        q.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app import installed_models as im
+
+    store = im.store_path(args.store)
+    if args.models_command == "install":
+        name, check = im.install(args.bundle, store, args.threads)
+        print(check.table)
+        print(f"installed {name} as the model in use ({printable(str(store / name))})")
+    elif args.models_command == "use":
+        print(f"in use: {im.use(args.name, store)}")
+    elif args.models_command == "rollback":
+        print(f"rolled back; in use: {im.rollback(store)}")
+    else:
+        print(im.format_list(im.list_models(store), store))
+    return 0
 
 
 def _report_option(p: argparse.ArgumentParser) -> None:
@@ -308,7 +357,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.sources.expand import expand_inputs
     from wbc_edge.edge_app.sources.files import iter_inputs
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_model_dir(args))
     profile = _profile(args)
     inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
     frames = iter_inputs(with_progress(inputs, len(inputs), "classify"))
@@ -322,7 +371,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             classifier, rt, args.source, args.save, args.report, paths, identity
         )
         with (
-            JsonlWriter(args.jsonl, paths, identity.fields()) as writer,
+            JsonlWriter(args.jsonl, paths, identity.fields() | model_fields(bundle)) as writer,
             stop_on_signals() as stop,
         ):
             count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
@@ -342,13 +391,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.sources import FileCamera, FrameStream, open_source
     from wbc_edge.edge_app.sources.files import expand_source
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_model_dir(args))
     profile = _profile(args)
     camera = open_source(args.camera, size=args.size, loop=args.loop)
     inputs = expand_source(camera.src) if isinstance(camera, FileCamera) else []
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, "field", profile)
-        fields = Identity(args.sample, args.operator).fields()
+        fields = Identity(args.sample, args.operator).fields() | model_fields(bundle)
         with JsonlWriter(args.jsonl, inputs, fields) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
@@ -471,7 +520,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.calibrate import calibrate, picture
     from wbc_edge.edge_app.profile import save_profile
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_model_dir(args))
     png = args.picture or args.out.with_suffix(".png")
     _check_calibrate_outputs(args, png)  # before a frame is read
     frames, name = _calibration_frames(args)
@@ -518,6 +567,22 @@ def _calibration_frames(args: argparse.Namespace):
     return ((f"frame {i}", rgb, None) for i, (_, rgb) in enumerate(stream)), args.camera
 
 
+def _model_dir(args: argparse.Namespace) -> Path:
+    """--model as a bundle folder (`@current`/`@NAME`: an installed model)."""
+    from wbc_edge.edge_app.installed_models import resolve_model
+
+    args.model = resolve_model(args.model)
+    return args.model
+
+
+def model_fields(bundle) -> dict[str, str]:
+    """What every JSONL record says about the model that counted: its name and the sha256 of
+    its bundle.json (the report's meta says the same)."""
+    from wbc_edge.edge_app.report import bundle_hash
+
+    return {"model": bundle.name, "model_sha256": bundle_hash(bundle.root)}
+
+
 def _profile(args: argparse.Namespace):
     from wbc_edge.edge_app.profile import load_profile
 
@@ -539,7 +604,7 @@ def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
 def cmd_bench(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.bench import format_report, load_frames, run_bench
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_model_dir(args))
     frames = load_frames(args.source, args.frames)
     results = run_bench(
         bundle,
@@ -558,7 +623,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from wbc_edge.core import selftest
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(_model_dir(args))
     sample = selftest.load_sample(bundle)
     verdicts = []
     for art in _verify_artifacts(bundle, args.artifact):

@@ -5,6 +5,8 @@ wbc-train --list-models
 wbc-train groups DATA_ROOT --out groups.csv
 wbc-train split DATA_ROOT --kind grouped --out split.csv
 wbc-train card BUNDLE [--cv KFOLD_RUN] [--speed TABLE.txt]
+wbc-train adapt BUNDLE REPORT_DIR [REPORT_DIR ...] --out CHILD [--data-root DATA_ROOT]
+wbc-train ship CHILD [--store DIR]
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         "card": card_command,
         "colour-step": colour_step_command,
         "count-model": count_model_command,
+        "adapt": adapt_command,
+        "ship": ship_command,
     }
     verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
     argv = [a for a in argv if a != "--tf-logs"]
@@ -347,6 +351,140 @@ def count_model_command(argv: list[str]) -> int:
         f"of {stats['images']} out-of-fold images; run wbc-convert for parity"
     )
     return 0
+
+
+def adapt_command(argv: list[str]) -> int:
+    """Fine-tune BUNDLE's model on a lab's reviewed report folders (mixed with its original
+    training data), prove it on whole held-out runs and the original held-out cells, and write
+    the child bundle. Exit 0: the child wins; 1: it does not (written, never to be installed)."""
+    from wbc_edge.train.adapt import AdaptConfig
+
+    d = AdaptConfig()
+    p = argparse.ArgumentParser(prog=f"{PROG} adapt", description=adapt_command.__doc__)
+    add_version(p)
+    p.add_argument("bundle", type=Path, help="the parent bundle (holds model.keras)")
+    p.add_argument("reports", type=Path, nargs="+", help="reviewed `wbc-edge --report` folders")
+    p.add_argument("--out", type=Path, required=True, help="the child bundle folder")
+    p.add_argument("--name", help="child bundle name (default: the --out folder's name)")
+    p.add_argument(
+        "--data-root", type=Path, help="the parent's training data (default: the root it records)"
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs, help="(default %(default)s)")
+    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="(default %(default)g)")
+    p.add_argument("--lab-share", type=float, default=d.lab_share, help="of each batch")
+    p.add_argument("--replay", type=int, default=d.replay, help="original training images mixed in")
+    p.add_argument(
+        "--original-images",
+        type=int,
+        default=d.original_images,
+        help="original held-out images the forgetting check uses (at most)",
+    )
+    p.add_argument("--augment", help="default: the parent's training augmentation")
+    p.add_argument(
+        "--min-learn",
+        type=int,
+        default=d.min_learn,
+        help="reviewed cells every class needs to learn from (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-test",
+        type=int,
+        default=d.min_test,
+        help="held-out cells every class needs (default %(default)s)",
+    )
+    p.add_argument(
+        "--accuracy-tolerance",
+        type=float,
+        default=d.accuracy_tolerance,
+        help="largest loss of original held-out accuracy (default %(default)g)",
+    )
+    p.add_argument(
+        "--recall-tolerance",
+        type=float,
+        default=d.recall_tolerance,
+        help="largest loss of any class's original recall (default %(default)g)",
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--cache-dir", type=Path, help="prepared-image cache (default ~/.cache)")
+    args = p.parse_args(argv)
+    for flag in (
+        "epochs",
+        "steps_per_epoch",
+        "batch_size",
+        "replay",
+        "original_images",
+        "min_learn",
+        "min_test",
+    ):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if not 0 < args.lab_share < 1:
+        p.error("--lab-share must lie between 0 and 1")
+    with native_stderr():
+        import tensorflow  # noqa: F401
+    from wbc_edge.train.adapt import adapt_bundle
+    from wbc_edge.train.dataset import default_cache_dir
+
+    cfg = AdaptConfig(
+        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+        lr=args.lr, lab_share=args.lab_share, replay=args.replay,
+        original_images=args.original_images, augment=args.augment, seed=args.seed,
+        min_learn=args.min_learn, min_test=args.min_test,
+        accuracy_tolerance=args.accuracy_tolerance, recall_tolerance=args.recall_tolerance,
+        cache_dir=args.cache_dir or default_cache_dir(),
+    )  # fmt: skip
+    result = adapt_bundle(args.bundle, args.reports, args.out, cfg, args.data_root, args.name)
+    print(format_adaptation(result.record))
+    print(f"wrote {args.out}/bundle.json")
+    return 0 if result.verdict.wins else 1
+
+
+def format_adaptation(record: dict) -> str:
+    """The parent against the child, per class, as the terminal shows it."""
+    ev, cells = record["evaluation"], record["cells"]
+    classes = list(cells["learn"])
+    lines = [
+        f"lab cells: learned from {sum(cells['learn'].values())}, held out "
+        f"{sum(cells['held_out'].values())} (whole {cells['held_out_by']}s: "
+        f"{', '.join(cells['held_out_units'])})",
+        f"{'':<26}{'accuracy':>9}" + "".join(f"{c[:10]:>11}" for c in classes) + f"{'diff.err':>9}",
+    ]
+    for where in ("lab", "original"):
+        for who in ("parent", "child"):
+            s = ev[who][where]
+            err = s.get("differential_error_corrected_mean", s["differential_error_raw_mean"])
+            rec = "".join(
+                f"{'-' if s['recall'][c] is None else format(s['recall'][c], '.3f'):>11}"
+                for c in classes
+            )
+            label = f"{who} on {where} held-out"
+            lines.append(f"{label:<26}{s['accuracy']:>9.3f}{rec}{err:>8.2f}pp")
+    v = record["verdict"]
+    lines.append(("WINS: " if v["wins"] else "DOES NOT WIN: ") + "; ".join(v["reasons"]))
+    t = record["timing"]
+    lines.append(
+        f"fine-tuning: {t['fine_tune_cpu_s']:.0f} CPU s ({t['fine_tune_wall_s']:.0f} s wall); "
+        f"count model: {record['count_model']}"
+    )
+    return "\n".join(lines)
+
+
+def ship_command(argv: list[str]) -> int:
+    """Convert an adapted CHILD with parity (INT8 calibrated on the lab's cells too), verify it
+    on this device and install it as the model in use (the previous one kept for rollback).
+    Refuses a child that did not beat its parent."""
+    from wbc_edge.train.ship import ship
+
+    p = argparse.ArgumentParser(prog=f"{PROG} ship", description=ship_command.__doc__)
+    add_version(p)
+    p.add_argument("child", type=Path, help="a bundle written by wbc-train adapt")
+    p.add_argument("--store", type=Path, help="the device's model store (as wbc-edge models)")
+    p.add_argument("--data-root", type=Path, help="the training data, as wbc-convert takes it")
+    p.add_argument("--artifacts", help="as wbc-convert --artifacts (default: --int8)")
+    args = p.parse_args(argv)
+    return ship(args.child, args.store, args.data_root, args.artifacts)
 
 
 if __name__ == "__main__":
