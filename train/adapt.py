@@ -204,9 +204,11 @@ def fine_tune(
     keras.utils.set_random_seed(cfg.seed)
     n = len(parent.classes)
     share = min(max(cfg.lab_share, 0.05), 0.95)
-    reps = max(1, round(share * len(replay_x) / ((1 - share) * max(1, len(lab_x)))))
-    x = np.concatenate([replay_x, np.repeat(lab_x, reps, axis=0)])
-    y = np.concatenate([replay_y, np.repeat(lab_y, reps)])
+    lab_reps, replay_reps = _repeats(len(lab_x), len(replay_x), share)
+    x = np.concatenate(
+        [np.repeat(replay_x, replay_reps, axis=0), np.repeat(lab_x, lab_reps, axis=0)]
+    )
+    y = np.concatenate([np.repeat(replay_y, replay_reps), np.repeat(lab_y, lab_reps)])
     batches = CellBatches(
         x, y, n, parent.preprocessing, cfg.batch_size,
         augment=Augment.parse(_augment(parent, cfg)), shuffle=True, seed=cfg.seed,
@@ -217,6 +219,15 @@ def fine_tune(
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     model.compile(keras.optimizers.Adam(lr), loss)
     model.fit(batches, epochs=cfg.epochs, verbose=0)
+
+
+def _repeats(n_lab: int, n_replay: int, share: float) -> tuple[int, int]:
+    """How often to repeat the lab cells and the replayed cells so that about `share` of what
+    the model sees is the lab's."""
+    want = share / (1 - share)  # lab per replayed cell
+    if n_lab * 1.0 < want * n_replay:
+        return max(1, round(want * n_replay / max(1, n_lab))), 1
+    return 1, max(1, round(n_lab / (want * max(1, n_replay))))
 
 
 def original_root(parent: Bundle, data_root: Path | None) -> Path:
@@ -308,7 +319,6 @@ def write_child(
             values = {k: v for k, v in ev[who][where].items()}
             child.add_metrics(f"adapt:{where}-held-out:{who}", values)
     save_bundle(child)
-    log.info("wrote %s", child.path)
     return out_dir
 
 
