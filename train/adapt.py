@@ -247,9 +247,11 @@ def original_root(parent: Bundle, data_root: Path | None) -> Path:
     )
 
 
-def load_original(parent: Bundle, root: Path, cfg: AdaptConfig) -> Original:
-    """The replay sample of the parent's train side and its held-out side, prepared by the
-    bundle's own preprocessing (cached as `wbc-train` caches them)."""
+def load_original(
+    parent: Bundle, root: Path, cfg: AdaptConfig, held_side: str | None = None
+) -> Original:
+    """The replay sample of the parent's train side and its held-out side (`held_side`, else
+    test, else val), prepared by the bundle's own preprocessing (cached as `wbc-train` does)."""
     from wbc_edge.train.dataset import load_cached
 
     manifest = parent.root / "split.csv"
@@ -257,7 +259,8 @@ def load_original(parent: Bundle, root: Path, cfg: AdaptConfig) -> Original:
         raise BundleError("has no split.csv: the original held-out cells are unknown", manifest)
     rows = splits.read_manifest(manifest)
     sides = {r.side for r in rows}
-    held_side = "test" if "test" in sides else "val" if "val" in sides else None
+    if held_side is None:
+        held_side = "test" if "test" in sides else "val" if "val" in sides else None
     if held_side is None or "train" not in sides:
         raise DataError("needs a train side and a held-out (test or val) side", manifest)
     rng = np.random.default_rng(cfg.seed)
