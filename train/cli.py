@@ -142,6 +142,7 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--workers", type=int, default=1, help="batch-preparing threads")
     h.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras progress output")
     h.add_argument("--eager", action="store_true", help="run eagerly (debugging)")
+    add_job_flags(p)
     return p  # fmt: skip
 
 
@@ -154,16 +155,49 @@ def train_command(argv: list[str]) -> int:
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
     from wbc_edge.train.checks import check_classes
+    from wbc_edge.train.distributed import cluster_from, run_in_job
 
+    cluster = cluster_from(args.coordinator, args.num_processes, args.process_id)
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
     with native_stderr():  # its start-up notices hidden unless --tf-logs
         import tensorflow  # noqa: F401
     from wbc_edge.train.trainer import train_bundle
 
     config = config_from_args(args)
-    out = train_bundle(args.data_root, args.out, config, args.groups, args.steps_per_epoch)
+
+    def train(out: Path) -> Path:
+        return train_bundle(args.data_root, out, config, args.groups, args.steps_per_epoch)
+
+    if cluster is None:
+        out = train(args.out)
+    elif (out := run_in_job(cluster, args.join_timeout, args.out, train)) is None:
+        print(f"this process trained its share of every batch; process 0 wrote {args.out}")
+        return 0
     _print_summary(out)
     return 0
+
+
+def add_job_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of a multi-host job (KERAS_BACKEND=jax; see docs/training.md)."""
+    g = p.add_argument_group(
+        "several machines (JAX)",
+        "every process runs the same command with its own --process-id; only process 0 "
+        "writes --out. Unset flags are read from KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+        "KERAS_DISTRIBUTION_NUM_PROCESSES, KERAS_DISTRIBUTION_PROCESS_ID (or JAX_COORDINATOR_"
+        "ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
+    )
+    g.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address, or auto (Slurm, Open MPI)"
+    )
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    g.add_argument(
+        "--join-timeout",
+        type=int,
+        default=300,
+        metavar="S",
+        help="seconds to wait for the other processes, at the start and the end",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
