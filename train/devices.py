@@ -49,6 +49,11 @@ def mixed_precision(cfg: TrainConfig) -> bool:
     return cfg.mixed_precision == "auto" and bool(_gpus())
 
 
+def gpu_count() -> int:
+    """GPUs the running backend sees."""
+    return len(_gpus())
+
+
 def _gpus() -> list[str]:
     """GPU devices of the running backend ([] on a CPU-only machine)."""
     if keras.backend.backend() == "torch":  # Keras has no distribution API for torch
