@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from wbc_edge.core.data import ImageSet
+from wbc_edge.core.errors import WbcError
 from wbc_edge.core.metrics import classification_metrics
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train.augment import Augment
@@ -107,6 +108,8 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> 
     state = resume_state(cfg, ckpt, notes)
     head_history = {}
     if cfg.head_epochs and not state:
+        if replicas.processes > 1:  # phase 1 predicts and fits on numpy arrays in one process
+            raise WbcError("--head-epochs is not supported in a multi-host job yet; use one host")
         head_history = _phase_one(built, data, cfg, train_idx, val_idx, notes)
     if built.base is not None and not built.frozen_base and cfg.frozen_bn:
         notes.append(freeze_batchnorm(built.base))
