@@ -8,8 +8,7 @@ spread over devices: batch norm and the gradients reduce over the whole global b
 runs differ from the one-device run only in the order of float32 sums (about 1e-7 relative
 per sum). TOLERANCE bounds what that becomes after 6 Adam steps: measured here, the curves
 differ by at most 1.2e-6 and the weights by at most 1.6e-5 (2 and 4 devices, 2 processes x 2
-devices), a margin of 6 under 1e-4; a device normalising or averaging its rows alone would
-change the loss in the second decimal. The runs are deterministic (fixed seeds, the same
+devices), a margin of 6 under 1e-4. The runs are deterministic (fixed seeds, the same
 XLA programs), so the margin does not drift between runs. About 95 s on two cores: each
 child imports TensorFlow and JAX and compiles.
 """
