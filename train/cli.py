@@ -91,6 +91,16 @@ def train_parser() -> argparse.ArgumentParser:
     g.add_argument("--grouped", action="store_true", help="same as --split grouped")
     g.add_argument("--fractions", help="e.g. 80/10/10 or 70/30")
     g.add_argument("--kfold", type=int, metavar="K", help="K-fold cross-validation")
+    g.add_argument(
+        "--fold-jobs", type=int, default=1, metavar="N",
+        help="train N folds at once, each a child process on its own GPU (CPU without GPUs); "
+        "record in OUT/fold_jobs.json",
+    )  # fmt: skip
+    g.add_argument(
+        "--folds", type=_fold_list, metavar="I,J",
+        help="train only these folds of --kfold K, no summary (a share of a run, e.g. per "
+        "machine; a later run with --resume summarises)",
+    )  # fmt: skip
     g.add_argument("--groups", type=Path, help="groups CSV from `wbc-train groups`")
     g.add_argument("--images-per-class", type=int, help="subsample first (0: all)")
     g.add_argument("--seed", type=int, default=0, help="weights, augmentation, and the split")
@@ -146,6 +156,7 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--workers", type=int, default=1, help="batch-preparing threads")
     h.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras progress output")
     h.add_argument("--eager", action="store_true", help="run eagerly (debugging)")
+    add_job_flags(p)
     return p  # fmt: skip
 
 
@@ -158,16 +169,74 @@ def train_command(argv: list[str]) -> int:
     if args.data_root is None or args.out is None:
         p.error("DATA_ROOT and --out are required (or --list-models)")
     from wbc_edge.train.checks import check_classes
+    from wbc_edge.train.distributed import cluster_from, run_in_job
 
+    cluster = cluster_from(args.coordinator, args.num_processes, args.process_id)
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
     with native_stderr():  # its start-up notices hidden unless --tf-logs
         import tensorflow  # noqa: F401
     from wbc_edge.train.trainer import train_bundle
 
     config = config_from_args(args)
-    out = train_bundle(args.data_root, args.out, config, args.groups, args.steps_per_epoch)
+    if config.fold_jobs > 1:
+        _run_fold_jobs(argv, config, args.out, cluster is not None)
+
+    def train(out: Path) -> Path:
+        return train_bundle(args.data_root, out, config, args.groups, args.steps_per_epoch)
+
+    if cluster is None:
+        out = train(args.out)
+    elif (out := run_in_job(cluster, args.join_timeout, args.out, train)) is None:
+        print(f"this process trained its share of every batch; process 0 wrote {args.out}")
+        return 0
+    if config.folds is not None:
+        print(f"trained folds {', '.join(map(str, config.folds))} into {out}/folds")
+        return 0
     _print_summary(out)
     return 0
+
+
+def _fold_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not fold numbers like 0,2: {text!r}") from None
+
+
+def _run_fold_jobs(argv: list[str], config, out: Path, in_job: bool) -> None:
+    """The folds as child jobs (train.fold_jobs), before this run summarises them."""
+    from wbc_edge.core.errors import WbcError
+    from wbc_edge.train.devices import gpu_count
+    from wbc_edge.train.fold_jobs import run_fold_jobs
+
+    if in_job:
+        raise WbcError("--fold-jobs and --coordinator: a fold is either one job or one share")
+    cfg = config.resolved()
+    for job in run_fold_jobs(argv, int(cfg.kfold), cfg.fold_jobs, out, gpu_count()):
+        print(f"fold{job.fold}: {job.device} on {job.host} (pid {job.pid}), {job.seconds:.0f} s")
+
+
+def add_job_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of a multi-host job (KERAS_BACKEND=jax; see docs/training.md)."""
+    g = p.add_argument_group(
+        "several machines (JAX)",
+        "every process runs the same command with its own --process-id; only process 0 "
+        "writes --out. Unset flags are read from KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+        "KERAS_DISTRIBUTION_NUM_PROCESSES, KERAS_DISTRIBUTION_PROCESS_ID (or JAX_COORDINATOR_"
+        "ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)",
+    )
+    g.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="process 0's address, or auto (Slurm, Open MPI)"
+    )
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    g.add_argument(
+        "--join-timeout",
+        type=int,
+        default=300,
+        metavar="S",
+        help="seconds to wait for the other processes, at the start and the end",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
@@ -180,6 +249,7 @@ def config_from_args(args: argparse.Namespace):
         split="grouped" if args.grouped else args.split,
         fractions=tuple(splits.parse_fractions(args.fractions)) if args.fractions else None,
         kfold=args.kfold, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size,
+        folds=args.folds, fold_jobs=args.fold_jobs,
         crop_size=args.crop_size, crop_method=args.crop_method, colour=args.colour,
         weights=args.weights,
         images_per_class=args.images_per_class, augment=args.augment,

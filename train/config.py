@@ -48,6 +48,8 @@ class TrainConfig:
     split: str = "grouped"  # grouped | random | folders | manifest:PATH
     fractions: tuple[float, ...] | None = None
     kfold: int | None = None  # K folds (grouped or random, as `split`)
+    folds: tuple[int, ...] | None = None  # train only these folds of K (no summary): a share
+    fold_jobs: int = 1  # K-fold: folds trained at once, each a child process on its own device
     seed: int = 0  # weights, augmentation and batch order; also the split unless split_seed
     split_seed: int | None = None  # a different --seed over the same folds (seed ensembles)
     input_size: int | None = None
@@ -115,6 +117,14 @@ class TrainConfig:
             raise WbcError(f"--kfold needs K >= 2, got {self.kfold}")
         if self.kfold is not None and split_kind(self.split) not in ("grouped", "random"):
             raise WbcError("--kfold works with --split grouped or random")
+        if self.fold_jobs < 1:
+            raise WbcError(f"--fold-jobs must be 1 or more, got {self.fold_jobs}")
+        if self.fold_jobs > 1 and self.kfold is None:
+            raise WbcError("--fold-jobs runs the folds of --kfold K; give --kfold")
+        if self.folds is not None and (
+            self.kfold is None or not set(self.folds) <= set(range(self.kfold))
+        ):
+            raise WbcError(f"--folds must name folds 0..K-1 of --kfold K, got {self.folds}")
         for key in ("epochs", "batch_size", "input_size", "crop_size"):
             if int(getattr(self, key)) < 1:
                 raise WbcError(f"--{key.replace('_', '-')} must be positive")

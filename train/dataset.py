@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from wbc_edge.core.data import ImageRecord, ImageSet, LoadedImages, load_images
 from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train.augment import Augment, augment_batch
+from wbc_edge.train.devices import Replicas
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,14 @@ class CellBatches(keras.utils.PyDataset):
     `mixup` > 0 blends every image with another of its batch after augmentation (mixup, Zhang
     et al. 2018): weight λ ~ Beta(mixup, mixup), kept ≥ 0.5 for the image itself; labels and
     sample weights are blended alike.
+
+    Data parallel (`replicas`): each batch is made whole, the same in every process, and this
+    process returns its rows of it (`Replicas`), so the global batch is the one a single
+    device would see. A last batch whose size does not divide by the device count is cut to
+    a multiple of it (`pad_partial` False: training, whose batch-norm statistics must not
+    see filler) or padded with zero-weight copies of its first row (`pad_partial` True:
+    validation, in inference mode; every batch then carries weights, so accuracy is exact
+    and the loss of that batch averages in the filler's zeros).
     """
 
     def __init__(
@@ -60,6 +68,8 @@ class CellBatches(keras.utils.PyDataset):
         class_weights: np.ndarray | None = None,
         max_batches: int | None = None,
         mixup: float = 0.0,
+        replicas: Replicas | None = None,
+        pad_partial: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,14 +84,36 @@ class CellBatches(keras.utils.PyDataset):
         self.class_weights = class_weights
         self.max_batches = max_batches
         self.mixup = float(mixup)
+        self.replicas = replicas or Replicas()
+        self.pad_partial = pad_partial and self.replicas.parallel
         self.epoch = 0
         self.order = self._order()
 
     def __len__(self) -> int:
-        n = math.ceil(len(self.images) / self.batch_size)
+        n = len(self.images) // self.batch_size
+        rest = len(self.images) % self.batch_size
+        if rest and (self.pad_partial or rest >= self.replicas.devices):
+            n += 1
         return min(n, self.max_batches) if self.max_batches else n
 
     def __getitem__(self, i: int):
+        x, y, w = self._global_batch(i)
+        devices, rows = self.replicas.devices, len(x)
+        if rows % devices and self.pad_partial:
+            fill = devices - rows % devices
+            x, y = (np.concatenate([a, np.repeat(a[:1], fill, 0)]) for a in (x, y))
+            w = np.concatenate([np.ones(rows) if w is None else w, np.zeros(fill)])
+        elif self.pad_partial and w is None:
+            w = np.ones(rows)
+        keep = len(x) - len(x) % devices
+        share = keep // self.replicas.processes
+        part = slice(self.replicas.process * share, (self.replicas.process + 1) * share)
+        if w is None:
+            return x[part], y[part]
+        return x[part], y[part], w[part].astype(np.float32)
+
+    def _global_batch(self, i: int):
+        """Batch i whole, as one device sees it: (x, y, sample weights or None)."""
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self.images[idx]
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -92,9 +124,7 @@ class CellBatches(keras.utils.PyDataset):
         w = None if self.class_weights is None else self.class_weights[self.labels[idx]]
         if self.mixup > 0:
             x, y, w = _mix(x, y, w, self.mixup, rng)
-        if w is None:
-            return x, y
-        return x, y, w.astype(np.float32)
+        return x, y, w
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)

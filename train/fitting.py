@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from wbc_edge.core.data import ImageSet
+from wbc_edge.core.errors import WbcError
 from wbc_edge.core.metrics import classification_metrics
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train.augment import Augment
@@ -23,7 +24,13 @@ from wbc_edge.train.dataset import (
     balanced_class_weights,
     predict_probabilities,
 )
-from wbc_edge.train.devices import jit_setting, mixed_precision, setup_devices
+from wbc_edge.train.devices import (
+    Replicas,
+    jit_setting,
+    mixed_precision,
+    reset_devices,
+    setup_devices,
+)
 from wbc_edge.train.models import build_model, parse_weights
 from wbc_edge.train.models.heads import fold_weights
 from wbc_edge.train.phases import check_phases, fit_head, freeze_batchnorm
@@ -68,20 +75,22 @@ def train_run(
     save model.keras in run_dir."""
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
-    notes = setup_devices(cfg)
+    replicas = setup_devices(cfg)
+    notes = list(replicas.notes)
     policy = keras.config.dtype_policy()
     mixed = mixed_precision(cfg)
     try:
         if mixed:
             keras.config.set_dtype_policy("mixed_float16")
             notes.append("mixed precision (float16 compute, float32 weights)")
-        result = _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes)
+        result = _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas)
     finally:
         keras.config.set_dtype_policy(policy)
+        reset_devices()
     return result
 
 
-def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
+def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> RunResult:
     weights = parse_weights(cfg.weights)
     n_classes = len(data.classes)
     built = build_model(
@@ -92,13 +101,15 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
     for note in built.notes:
         log.info("%s", note)
     train_idx, val_idx = np.array(sides["train"]), np.array(sides.get("val", []), int)
-    train_ds = _batches(data, cfg, train_idx, max_steps, train=True)
-    val_ds = _batches(data, cfg, val_idx, max_steps, train=False) if len(val_idx) else None
+    train_ds = _batches(data, cfg, train_idx, max_steps, True, replicas)
+    val_ds = _batches(data, cfg, val_idx, max_steps, False, replicas) if len(val_idx) else None
     model = built.model
     ckpt = run_dir / CHECKPOINTS
     state = resume_state(cfg, ckpt, notes)
     head_history = {}
     if cfg.head_epochs and not state:
+        if replicas.processes > 1:  # phase 1 predicts and fits on numpy arrays in one process
+            raise WbcError("--head-epochs is not supported in a multi-host job yet; use one host")
         head_history = _phase_one(built, data, cfg, train_idx, val_idx, notes)
     if built.base is not None and not built.frozen_base and cfg.frozen_bn:
         notes.append(freeze_batchnorm(built.base))
@@ -134,6 +145,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes) -> RunResult:
         best_epoch = int(np.argmax(history[monitor])) + 1
         if not (keep_last or checkpoints.final_is_best) and (ckpt / "best.weights.h5").is_file():
             model.load_weights(ckpt / "best.weights.h5")
+    reset_devices()  # export and evaluate on this process's own device: no other process needed
     export = _export_model(model, cfg, n_classes)
     export.save(run_dir / MODEL_FILE)
     metrics, eval_rate = _evaluate(export, data, sides, cfg)
@@ -175,7 +187,9 @@ def _loss(cfg: TrainConfig):
     return keras.losses.CategoricalCrossentropy(label_smoothing=float(cfg.label_smoothing))
 
 
-def _batches(data: TrainData, cfg: TrainConfig, idx: np.ndarray, max_steps, train: bool):
+def _batches(
+    data: TrainData, cfg: TrainConfig, idx: np.ndarray, max_steps, train: bool, replicas: Replicas
+) -> CellBatches:
     labels = data.labels[idx]
     weights = None
     if train and cfg.class_weights == "balanced":
@@ -184,7 +198,7 @@ def _batches(data: TrainData, cfg: TrainConfig, idx: np.ndarray, max_steps, trai
         data.images[idx], labels, len(data.classes), data.spec, cfg.batch_size,
         augment=Augment.parse(cfg.augment) if train else None, shuffle=train, seed=cfg.seed,
         class_weights=weights, max_batches=max_steps, workers=cfg.workers,
-        mixup=float(cfg.mixup) if train else 0.0,
+        mixup=float(cfg.mixup) if train else 0.0, replicas=replicas, pad_partial=not train,
     )  # fmt: skip
 
 

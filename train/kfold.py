@@ -26,13 +26,15 @@ def train_kfold(
     plan = data.plan
     k = int(cfg.kfold)  # type: ignore[arg-type]
     folds, fold_metrics = [], []
-    for i in range(k):
+    # folds finished earlier: by the run resumed, or by this run's fold jobs (train.fold_jobs)
+    reuse = cfg.resume or cfg.fold_jobs > 1
+    for i in cfg.folds or range(k):
         fold = f"fold{i}"
         fold_dir = out_dir / "folds" / fold
         sides = _fold_sides(data, cfg, fold)
         log.info("%s: %s held out (%d images)", plan.name, fold, len(sides[fold]))
         done = fold_dir / "report.json"
-        if cfg.resume and done.is_file() and (fold_dir / MODEL_FILE).is_file():
+        if reuse and done.is_file() and (fold_dir / MODEL_FILE).is_file():
             saved = json.loads(done.read_text())
             result = RunResult(saved["metrics"], saved["history"], saved["best_epoch"],
                                saved["epochs_run"], saved["timing"], saved["notes"])  # fmt: skip
@@ -49,6 +51,9 @@ def train_kfold(
         held_out = next(v for key, v in result.metrics.items() if key.endswith(":test"))
         fold_metrics.append(held_out)
         folds.append({"fold": fold, "metrics": held_out, "best_epoch": result.best_epoch})
+    if cfg.folds is not None:  # a share of the run: the run over all K folds summarises
+        log.info("%s: trained %s of %d folds", plan.name, ", ".join(f["fold"] for f in folds), k)
+        return out_dir
     summary = kfold_summary(fold_metrics)
     kfold = {"name": plan.name, "k": k, "folds": folds, "summary": summary}
     shutil.copyfile(out_dir / "folds" / "fold0" / MODEL_FILE, out_dir / MODEL_FILE)
