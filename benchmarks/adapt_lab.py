@@ -67,7 +67,7 @@ def other_lab(rgb: np.ndarray, seed: int) -> np.ndarray:
     img = cv2.GaussianBlur(img, (0, 0), 1.0)
     noise = np.random.default_rng(seed).normal(0.0, 3.0, img.shape)
     img = np.clip(img + noise, 0, 255).astype(np.uint8)
-    ok, jpg = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    _, jpg = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
     return cv2.imdecode(jpg, cv2.IMREAD_COLOR)[..., ::-1]
 
 
@@ -150,8 +150,14 @@ def main() -> None:
     confusion = None if parent.count_model is None else np.asarray(parent.count_model.confusion)
     model = keras.saving.load_model(keras_file, compile=False)
     g_ev = [groups[i] for i in ev]
-    rows_out = [("parent", "-", scores(classes, labels[ev], predict_probabilities(model, crops[ev], spec), g_ev, confusion)),
-                ("parent", "-", scores(classes, original.held_y, predict_probabilities(model, original.held_x, spec), original.held_groups))]  # fmt: skip
+
+    def measure(net) -> tuple[dict, dict]:
+        lab = scores(classes, labels[ev], predict_probabilities(net, crops[ev], spec), g_ev,
+                     confusion if net is model else None)  # fmt: skip
+        probs = predict_probabilities(net, original.held_x, spec)
+        return lab, scores(classes, original.held_y, probs, original.held_groups)
+
+    rows_out = [("parent", "-", s) for s in measure(model)]
     for n in (int(v) for v in args.sizes.split(",")):
         pick = draw_reviewed(labels, groups, reviewed, n, len(classes), args.seed)
         child = keras.saving.load_model(keras_file, compile=False)
@@ -159,15 +165,13 @@ def main() -> None:
         fine_tune(child, parent, crops[pick], labels[pick], original.replay_x,
                   original.replay_y, cfg)  # fmt: skip
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        lab = scores(classes, labels[ev], predict_probabilities(child, crops[ev], spec), g_ev)
-        orig = scores(classes, original.held_y,
-                      predict_probabilities(child, original.held_x, spec), original.held_groups)  # fmt: skip
         timing = f"{cpu / 60:.1f} CPU min ({wall / 60:.1f} min wall)"
-        rows_out += [(f"child, {len(pick)} cells", timing, lab), (f"child, {len(pick)} cells", timing, orig)]  # fmt: skip
+        rows_out += [(f"child, {len(pick)} cells", timing, s) for s in measure(child)]
     how = "corrected" if confusion is not None else "raw"
     head = " | ".join(c[:3] for c in classes)
     print(
-        f"\n| model | fine-tuning | on | accuracy | recall {head} | differential error, pp: mean ({head}) |"
+        f"\n| model | fine-tuning | on | accuracy | recall {head} | "
+        f"differential error, pp: mean ({head}) |"
     )
     print("| --- | --- | --- | --- |" + " --- |" * len(classes) + " --- |")
     for i, (who, timing, s) in enumerate(rows_out):
