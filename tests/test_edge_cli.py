@@ -31,12 +31,16 @@ MORPHOLOGY_KEYS = {
     "solidity", "convexity", "elongation", "nucleus_stain", "nucleus_green", "cytoplasm_rgb",
     "granule_score", "cytoplasm_texture",
 }  # fmt: skip
+RUN_KEYS = {"sample", "operator", "model", "model_sha256"}  # the run's, on every record
 QUALITY_KEYS = {"flags", "counted"}  # only on frames with a quality flag
 
 
 def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
     """Assert one JSONL record follows the documented schema; return its kind."""
     assert isinstance(rec["source"], str) and rec["source"]
+    if "model" in rec:  # the CLI names the model that counted on every record
+        assert isinstance(rec["model"], str) and len(rec["model_sha256"]) == 64
+    rec = {k: v for k, v in rec.items() if k not in RUN_KEYS}
     if "error" in rec:
         assert set(rec) <= {"source", "frame", "error"}
         assert isinstance(rec["error"], str) and "\n" not in rec["error"] and rec["error"]
@@ -130,6 +134,7 @@ def test_classify_fields_with_every_runtime(edge_bundle, data, tmp_path, capsys,
     )
     assert rc == exit_codes.SOME_FAILED  # corrupt.jpg
     records = read_jsonl(out, list(CLASSES))
+    assert {r["model"] for r in records} == {"tiny-cnn"}  # the model that counted, on each
     kinds = [r["_kind"] for r in records]
     assert kinds.count("cell") == sum(FIELD_CELLS)
     assert kinds.count("empty") == FIELD_CELLS.count(0) and kinds.count("error") == 1
