@@ -87,7 +87,7 @@ def bench(
             ran = getattr(runtime, "inference_precision", "")
             rows.append(
                 [
-                    f"{row.name}-{precision}",
+                    art.key,
                     _kib(size),
                     f"{macs / 1e6:.1f}" if macs else "-",
                     f"{ms:.2f}",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wbc_edge.convert import bundle_alone, calibration, calibration_pack, parity, report, selftest
-from wbc_edge.convert.formats import ConvertError, Job, plan
+from wbc_edge.convert.formats import INT8_FORMATS, ConvertError, Job, plan
 from wbc_edge.convert.held_out import split_by_cell
 from wbc_edge.convert.quality_floor import quality_record
 from wbc_edge.convert.source import ConvertContext, HeldOut, SourceModel
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class ConvertConfig:
     """What to convert and how strictly to check it (the CLI's flags, as a dataclass)."""
 
-    formats: list[str] = field(default_factory=lambda: ["tflite", "openvino"])
+    formats: list[str] = field(default_factory=lambda: list(INT8_FORMATS))
     precisions: list[str] = field(default_factory=lambda: ["int8"])
     only: list[str] | None = None  # keep just these FORMAT-PRECISION jobs of the plan
     options: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import T_RANGE
 from wbc_edge.core.typed_json import decode
-from wbc_edge.core.vocab import Format, Precision
+from wbc_edge.core.vocab import Format, Precision, artifact_key
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,11 @@ class Artifact:
     def disk_bytes(self) -> int:
         """Bytes on disk of all its files (an OpenVINO IR's weights included)."""
         return sum(f.size_bytes for f in self.files)
+
+    @property
+    def key(self) -> str:
+        """Its name on the command line and in reports, e.g. `tflite-int8`."""
+        return artifact_key(self.format, self.precision)
 
 
 @dataclass

@@ -147,21 +147,17 @@ def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int 
     probs = np.concatenate(out)
     agreement = float(np.mean(probs.argmax(1) == sample.probs.argmax(1)))
     diff = float(np.abs(probs - sample.probs).max())
-    return Verdict(key(art), art.file, name, agreement, diff, threshold(bundle))
+    return Verdict(art.key, art.file, name, agreement, diff, threshold(bundle))
 
 
 def not_run(bundle: Bundle, art: Artifact, why: str) -> Verdict:
     """No runtime for it on this machine: a row that says so, neither pass nor fail."""
-    return Verdict(key(art), art.file, why, None, None, threshold(bundle))
+    return Verdict(art.key, art.file, why, None, None, threshold(bundle))
 
 
 def load_failed(bundle: Bundle, art: Artifact, why: str) -> Verdict:
     """Its runtime is here but cannot load it (a cut or corrupt file): a failure."""
-    return Verdict(key(art), art.file, why, None, None, threshold(bundle), failed_to_load=True)
-
-
-def key(art: Artifact) -> str:
-    return f"{art.format}-{art.precision}"
+    return Verdict(art.key, art.file, why, None, None, threshold(bundle), failed_to_load=True)
 
 
 def format_table(bundle: Bundle, verdicts: list[Verdict]) -> str:
