@@ -27,6 +27,7 @@ from wbc_edge.convert.quality_floor import quality_record
 from wbc_edge.convert.source import ConvertContext, HeldOut, SourceModel
 from wbc_edge.core.bundle import Bundle, load_bundle, save_bundle
 from wbc_edge.core.errors import DataError, first_line
+from wbc_edge.core.text_table import aligned_table
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class ConvertResult:
         return bool(self.report["passed"])
 
     def table(self) -> str:
-        return report.format_table(report.table_rows(self.report, reference_size(self.bundle)))
+        return aligned_table(report.table_rows(self.report, reference_size(self.bundle)))
 
 
 def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResult:

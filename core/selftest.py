@@ -19,6 +19,7 @@ import numpy as np
 from wbc_edge.core.bundle import Artifact, Bundle, SelfTest
 from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.text_table import aligned_table
 
 SELFTEST_FILE = "selftest.npz"
 DEFAULT_MIN_AGREEMENT = 0.99  # wbc-convert's default, for a bundle that records none
@@ -176,8 +177,7 @@ def format_table(bundle: Bundle, verdicts: list[Verdict]) -> str:
                 result,
             ]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = [aligned_table(rows)]
     run = [v for v in verdicts if v.passed is not None]
     failed = [v for v in run if not v.passed]
     n = bundle.selftest.n if bundle.selftest else 0
