@@ -320,7 +320,7 @@ def weights_provenance(name: str, input_size: int, weights: WeightsChoice) -> di
     info = get_model_info(name)
     out: dict[str, object] = {"weights": weights.describe()}
     if weights.kind == "file":
-        from wbc_edge.core.bundle import sha256_file
+        from wbc_edge.core.digest import sha256_file
 
         out["sha256"] = sha256_file(weights.path)  # type: ignore[arg-type]
     elif weights.kind == "imagenet" and info.keras_app is not None:
