@@ -19,7 +19,6 @@ from wbc_edge.train.models import MODELS, WeightsChoice, build_model, get_model_
 from wbc_edge.train.models.heads import LrScaledDense, fold_weights, head_scale
 from wbc_edge.train.trainer import train_bundle
 
-HEAVY = {"densenet201", "inception-resnet-v2"}  # ~30 s each for two eager steps on 2 CPUs
 SIZE_DEPENDENT = {"vgg16", "alexnet"}  # a Flatten feeds their first dense layer
 
 
@@ -30,12 +29,8 @@ def cells(tmp_path_factory):
     return root, tmp_path_factory.mktemp("zoo-cache")
 
 
-def _param(name):
-    marks = [pytest.mark.slow] if name in HEAVY else []
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("name", [_param(n) for n in MODELS])
+@pytest.mark.slow  # the zoo: about nine minutes on 2 cores (densenet201, inception: ~30 s each)
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in MODELS])
 def test_every_model_trains_two_steps_and_saves_a_loadable_bundle(name, cells, tmp_path):
     root, cache = cells
     info = get_model_info(name)
