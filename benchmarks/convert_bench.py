@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wbc_edge.convert.calibration import parity_set
 from wbc_edge.convert.formats import FORMATS
 from wbc_edge.convert.parity import open_runtime, predict_all
-from wbc_edge.convert.report import format_table
 from wbc_edge.convert.source import SourceModel
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.runtime import usable_cores
+from wbc_edge.core.text_table import aligned_table
 from wbc_edge.edge_app.bench import cpu_description, per_image_ms
 from wbc_edge.edge_app.macs import artifact_macs
 
@@ -87,7 +87,7 @@ def bench(
             ran = getattr(runtime, "inference_precision", "")
             rows.append(
                 [
-                    f"{row.name}-{precision}",
+                    art.key,
                     _kib(size),
                     f"{macs / 1e6:.1f}" if macs else "-",
                     f"{ms:.2f}",
@@ -123,7 +123,7 @@ def main() -> int:
     args = p.parse_args()
     rows = bench(args.bundle, args.images, args.data, args.threads)
     text = "\n".join([
-        format_table(rows),
+        aligned_table(rows),
         f"({args.images} images, batch 1, {_cpu()}, {args.threads or 'default'} threads; ratios "
         "against the same format's fp32 artifact measured in this run)",
     ])  # fmt: skip

@@ -13,15 +13,20 @@ from typing import Any
 
 from wbc_edge.convert.calibration import DEFAULT_CALIB_IMAGES
 from wbc_edge.convert.calibration_pack import DEFAULT_PACK_IMAGES, MAX_PACK_IMAGES
-from wbc_edge.convert.formats import FORMAT_NAMES, FORMATS, ConvertError, parse_option
+from wbc_edge.convert.formats import (
+    FORMAT_NAMES,
+    FORMATS,
+    INT8_FORMATS,
+    ConvertError,
+    parse_option,
+)
 from wbc_edge.convert.parity import Thresholds
 from wbc_edge.convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
 from wbc_edge.core.cli_support import add_version, run_cli
 from wbc_edge.core.limits import float_in
-from wbc_edge.core.vocab import PRECISIONS
+from wbc_edge.core.vocab import PRECISIONS, artifact_key
 
 PROG = "wbc-convert"
-INT8_FORMATS = ["tflite", "openvino"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -145,7 +150,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raise ConvertError(
             "--all means every format and precision: drop --formats/--precisions", where
         )
-    formats = _split(args.formats) or (list(FORMAT_NAMES) if args.all else INT8_FORMATS)
+    formats = _split(args.formats) or list(FORMAT_NAMES if args.all else INT8_FORMATS)
     precisions = _split(args.precisions) or (list(PRECISIONS) if args.all else ["int8"])
     only = None
     if args.artifacts:
@@ -255,7 +260,7 @@ def _artifact_keys(keys: list[str], where: Path) -> tuple[list[str], list[str], 
         fmt, _, precision = key.rpartition("-")
         row = next((f for f in FORMATS if f.name == fmt), None)
         if row is None or precision not in row.precisions:
-            offered = ", ".join(f"{f.name}-{p}" for f in FORMATS for p in f.precisions)
+            offered = ", ".join(artifact_key(f.name, p) for f in FORMATS for p in f.precisions)
             raise ConvertError(f"unknown artifact {key!r} (artifacts: {offered})", where)
         formats += [fmt] if fmt not in formats else []
         precisions += [precision] if precision not in precisions else []

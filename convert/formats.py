@@ -1,6 +1,7 @@
-"""The one table of export formats: what `wbc-convert` can write, and what each row accepts.
+"""The export formats `wbc-convert` can write, and the options each accepts.
 
-Each row names the format, the file suffix, the precisions and the options it accepts; the
+Each row is a row of the core table (`core.vocab.FORMAT_TABLE`: name, file suffix, precisions,
+exporter module, runtimes) plus the options the converter accepts for it; the
 converter, the parity check and the benchmark all loop over `FORMATS`. A request is checked
 against the table before anything is converted (`plan`), so a typo fails in a second with one
 line instead of after a minute of conversion.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.vocab import PRECISIONS
+from wbc_edge.core.vocab import FORMAT_TABLE, PRECISIONS, FormatRow, artifact_key
 
 
 class ConvertError(WbcError):
@@ -46,15 +47,32 @@ class Option:
 
 @dataclass(frozen=True)
 class Format:
-    """One row of the table. `module` (convert.<module>) has `convert(job, source, calib)`."""
+    """A core format row with the converter's options for it. `module` (convert.<module>) has
+    `convert(job, source, calib)`."""
 
-    name: str  # the bundle's artifact format
-    suffix: str
-    precisions: tuple[str, ...]
-    options: tuple[Option, ...]
-    module: str
-    runtime: str  # what runs it on the device (for the docs and the benchmark table)
-    extra_suffixes: tuple[str, ...] = ()  # files written beside it, hashed with it
+    row: FormatRow
+    options: tuple[Option, ...] = ()
+
+    @property
+    def name(self) -> str:  # the bundle's artifact format
+        return self.row.name
+
+    @property
+    def suffix(self) -> str:
+        return self.row.suffix
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return self.row.precisions
+
+    @property
+    def module(self) -> str:
+        assert self.row.exporter is not None
+        return self.row.exporter
+
+    @property
+    def extra_suffixes(self) -> tuple[str, ...]:  # files written beside it, hashed with it
+        return self.row.extra_suffixes
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
@@ -82,61 +100,43 @@ def _opset(text: str) -> int:
     return int(text)
 
 
-FORMATS: tuple[Format, ...] = (
-    Format(
-        name="tflite",
-        suffix=".tflite",
-        precisions=PRECISIONS,
-        options=(
-            Option(
-                "io_dtype",
-                "dtype of the INT8 model's input (and output, with float_layers=none)",
-                "int8",
-                choices=("int8", "uint8"),
-                precisions=("int8",),
-            ),
-            Option(
-                "float_layers",
-                "ops an INT8 model keeps in float: the first convolution (on the pixels), the "
-                "last dense layer (the class scores), both, or none (plain full INT8)",
-                "first,last",
-                _layer_list,
-                choices=("first,last", "first", "last", "none"),
-                precisions=("int8",),
-            ),
-            Option(
-                "dense_per_channel",
-                "per-channel weights for dense layers too (more accurate; tflite-runtime 2.14, "
-                "the last 32-bit Pi build, cannot load them)",
-                False,
-                _flag,
-                choices=(False, True),
-                precisions=("dynamic", "int8"),
-            ),
+# The converter's options per format; every core row with an exporter is a row here.
+_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "tflite": (
+        Option(
+            "io_dtype",
+            "dtype of the INT8 model's input (and output, with float_layers=none)",
+            "int8",
+            choices=("int8", "uint8"),
+            precisions=("int8",),
         ),
-        module="tflite",
-        runtime="LiteRT / tflite-runtime",
-    ),
-    Format(
-        name="onnx",
-        suffix=".onnx",
-        precisions=("fp32",),
-        options=(
-            Option("opset", "ONNX opset written by tf2onnx", 17, _opset, tuple(range(13, 19))),
+        Option(
+            "float_layers",
+            "ops an INT8 model keeps in float: the first convolution (on the pixels), the "
+            "last dense layer (the class scores), both, or none (plain full INT8)",
+            "first,last",
+            _layer_list,
+            choices=("first,last", "first", "last", "none"),
+            precisions=("int8",),
         ),
-        module="onnx",
-        runtime="ONNX Runtime",
+        Option(
+            "dense_per_channel",
+            "per-channel weights for dense layers too (more accurate; tflite-runtime 2.14, "
+            "the last 32-bit Pi build, cannot load them)",
+            False,
+            _flag,
+            choices=(False, True),
+            precisions=("dynamic", "int8"),
+        ),
     ),
-    Format(
-        name="openvino",
-        suffix=".xml",  # plus the .bin of weights beside it
-        precisions=("fp32", "fp16", "int8"),
-        options=(),
-        module="openvino",
-        runtime="OpenVINO",
-        extra_suffixes=(".bin",),
-    ),
+    "onnx": (Option("opset", "ONNX opset written by tf2onnx", 17, _opset, tuple(range(13, 19))),),
+}
+
+FORMATS: tuple[Format, ...] = tuple(
+    Format(row, _OPTIONS.get(row.name, ())) for row in FORMAT_TABLE if row.exporter
 )
+# What `wbc-convert` writes when asked for nothing in particular (`--int8`).
+INT8_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.row.int8_default)
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
 
@@ -158,7 +158,7 @@ class Job:
 
     @property
     def key(self) -> str:
-        return f"{self.format.name}-{self.precision}"
+        return artifact_key(self.format.name, self.precision)
 
     @property
     def file(self) -> str:

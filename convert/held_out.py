@@ -15,7 +15,6 @@ validation) and a gate part (parity), so the gate never judges on the images tha
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from wbc_edge.convert.cell_match import REPRESENTATIVES, Cell, copies_of_seen_cells
+from wbc_edge.core.digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,6 @@ def split_by_cell(
 def file_digest(path: Path) -> str | None:
     """sha256 of a file's bytes (None when it cannot be read)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None

@@ -12,13 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# runtime name (core.runtime backends) -> the distribution whose version it reports
-RUNTIME_PACKAGES = {
-    "litert": "ai-edge-litert",
-    "tflite-runtime": "tflite-runtime",
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
-}
+from wbc_edge.core.vocab import RUNTIME_TABLE
 
 
 def machine_info(backends: list[str]) -> dict[str, Any]:
@@ -27,8 +21,13 @@ def machine_info(backends: list[str]) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cores": os.cpu_count() or 0,
         "python": platform.python_version(),
-        "runtimes": {b: package_version(RUNTIME_PACKAGES.get(b, b)) for b in sorted(set(backends))},
+        "runtimes": {b: package_version(_distribution(b)) for b in sorted(set(backends))},
     }
+
+
+def _distribution(backend: str) -> str:
+    row = RUNTIME_TABLE.get(backend)
+    return row.distribution if row else backend
 
 
 def cpu_name() -> str:

@@ -220,7 +220,7 @@ def check_artifact(
         numbers["latency_ms"] = latency_ms(runtime, held_out.images)
         info = runtime_info(runtime)
     return ArtifactParity(
-        key=f"{art.format}-{art.precision}",
+        key=art.key,
         format=art.format,
         precision=art.precision,
         file=art.file,

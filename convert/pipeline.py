@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +27,14 @@ from wbc_edge.convert import (
     report,
     selftest,
 )
-from wbc_edge.convert.formats import ConvertError, Job, plan
+from wbc_edge.convert.formats import INT8_FORMATS, ConvertError, Job, plan
 from wbc_edge.convert.held_out import split_by_cell
 from wbc_edge.convert.quality_floor import quality_record
 from wbc_edge.convert.source import ConvertContext, HeldOut, SourceModel
+from wbc_edge.core import safe_io
 from wbc_edge.core.bundle import Bundle, load_bundle, save_bundle
 from wbc_edge.core.errors import DataError, first_line
+from wbc_edge.core.text_table import aligned_table
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class ConvertConfig:
     """What to convert and how strictly to check it (the CLI's flags, as a dataclass)."""
 
-    formats: list[str] = field(default_factory=lambda: ["tflite", "openvino"])
+    formats: list[str] = field(default_factory=lambda: list(INT8_FORMATS))
     precisions: list[str] = field(default_factory=lambda: ["int8"])
     only: list[str] | None = None  # keep just these FORMAT-PRECISION jobs of the plan
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -75,7 +75,7 @@ class ConvertResult:
         return bool(self.report["passed"])
 
     def table(self) -> str:
-        return report.format_table(report.table_rows(self.report, reference_size(self.bundle)))
+        return aligned_table(report.table_rows(self.report, reference_size(self.bundle)))
 
 
 def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResult:
@@ -345,13 +345,7 @@ def copy_bundle(bundle: Bundle, out: Path) -> Bundle:
 
 def check_writable(folder: Path) -> None:
     """One line, before any work, if the output folder cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".wbc-convert-")
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise ConvertError(f"output folder is not writable ({exc.strerror})", folder) from None
+    safe_io.check_writable(folder, "output folder is not writable", ConvertError)
 
 
 def reference_size(bundle: Bundle) -> tuple[str, int] | None:

@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 
 from wbc_edge.core.bundle_files import file_outside
 from wbc_edge.core.class_names import class_name_problem
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import BundleError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.output_kind import OutputKind
@@ -32,7 +33,7 @@ from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import T_RANGE
 from wbc_edge.core.typed_json import decode
-from wbc_edge.core.vocab import Format, Precision
+from wbc_edge.core.vocab import Format, Precision, artifact_key
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ class Artifact:
     def disk_bytes(self) -> int:
         """Bytes on disk of all its files (an OpenVINO IR's weights included)."""
         return sum(f.size_bytes for f in self.files)
+
+    @property
+    def key(self) -> str:
+        """Its name on the command line and in reports, e.g. `tflite-int8`."""
+        return artifact_key(self.format, self.precision)
 
 
 @dataclass
@@ -414,19 +420,6 @@ def contract_sha256(classes: list[str], spec: PreprocessSpec) -> str:
     }
     text = json.dumps(what, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, or of all files under a folder (SavedModel) in sorted order."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(f.relative_to(path).as_posix().encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def git_commit() -> str | None:

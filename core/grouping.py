@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from wbc_edge.core.errors import DataError
+from wbc_edge.core.union_find import UnionFind
 
 log = logging.getLogger(__name__)
 
@@ -368,33 +369,6 @@ def nearest(emb: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1)
     return np.take_along_axis(part, order, axis=1)
-
-
-# --------------------------------------------------------------------------- union-find
-
-
-class UnionFind:
-    """Disjoint sets over 0..n-1 with path halving."""
-
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def components(self) -> dict[int, list[int]]:
-        comps: dict[int, list[int]] = defaultdict(list)
-        for i in range(len(self.parent)):
-            comps[self.find(i)].append(i)
-        return dict(comps)
 
 
 # --------------------------------------------------------------------------- one class

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from wbc_edge.core.errors import WbcError
 
-SCALE_RANGE = (0.05, 50.0)  # camera px per training px: 20x smaller .. 50x larger than training
+SCALE_RANGE = (0.05, 50.0)  # --scale: camera px per training px (a measurement: edge_app.scale)
 THREADS_RANGE = (1, 64)  # inference threads (a Pi has 4 cores, big servers well under 64)
 THRESHOLD_RANGE = (0.0, 1.0)  # a confidence
 AREA_RANGE = (1, 1_000_000)  # nucleus area in training-image px² (a 150 px crop is 22,500)

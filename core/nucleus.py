@@ -20,6 +20,7 @@ import numpy as np
 
 from wbc_edge.core.preprocess_spec import NucleusParams
 from wbc_edge.core.resample import shrink_by
+from wbc_edge.core.union_find import UnionFind
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _merge(labels: np.ndarray, stats: np.ndarray, max_gap: int, min_area: float)
     to nothing.
     """
     n = len(stats)
-    groups = _UnionFind(n)
+    groups = UnionFind(n)
     if n < 2 or max_gap <= 0:
         return groups.labels()
     x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
@@ -143,46 +144,21 @@ def _merge(labels: np.ndarray, stats: np.ndarray, max_gap: int, min_area: float)
     gy = np.maximum(0, np.maximum(y0[None, :] - y1[:, None], y0[:, None] - y1[None, :]))
     upper = np.arange(n)[:, None] < np.arange(n)[None, :]
     pairs = np.argwhere((gx * gx + gy * gy <= max_gap * max_gap) & upper).tolist()
-    coarse = _UnionFind(n)
+    coarse = UnionFind(n)
     for i, j in pairs:
-        coarse.join(i, j)
+        coarse.union(i, j)
     rough = coarse.labels()
     could_count = np.bincount(rough, weights=stats[:, cv2.CC_STAT_AREA]) >= min_area
     edges: dict[int, np.ndarray] = {}
     for i, j in pairs:
-        if could_count[rough[i]] and groups.root(i) != groups.root(j):
+        if could_count[rough[i]] and groups.find(i) != groups.find(j):
             a = edges.get(i)
             a = edges[i] = a if a is not None else _edge_points(labels, stats[i], i + 1)
             b = edges.get(j)
             b = edges[j] = b if b is not None else _edge_points(labels, stats[j], j + 1)
             if _min_sq_distance(a, b) <= max_gap * max_gap:
-                groups.join(i, j)
+                groups.union(i, j)
     return groups.labels()
-
-
-class _UnionFind:
-    """Disjoint sets over 0..n-1."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def root(self, i: int) -> int:
-        parent = self.parent
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def join(self, i: int, j: int) -> None:
-        self.parent[self.root(j)] = self.root(i)
-
-    def labels(self) -> np.ndarray:
-        """Group numbers 0..k-1, one per element, in order of first appearance."""
-        dense: dict[int, int] = {}
-        return np.array(
-            [dense.setdefault(self.root(i), len(dense)) for i in range(len(self.parent))],
-            np.int64,
-        )
 
 
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))

@@ -10,14 +10,11 @@ dequantized here). The artifact's declared `output_kind` says whether its rows
 are probabilities or logits (softmaxed row by row); a bundle written before the declaration
 existed is probed once at load, never per batch (`core.output_kind`).
 
-Backends, imported lazily (never TensorFlow):
-
-| runtime          | artifact  | package                                            |
-| ---------------- | --------- | -------------------------------------------------- |
-| `litert`         | `.tflite` | `ai-edge-litert`                                   |
-| `tflite-runtime` | `.tflite` | `tflite-runtime` (legacy: 32-bit Pi OS, numpy<2)   |
-| `onnxruntime`    | `.onnx`   | `onnxruntime`; `onnxruntime-gpu` (TensorRT, CUDA)  |
-| `openvino`       | `.xml`    | `openvino`                                         |
+Backends, imported lazily (never TensorFlow), one class each: `TFLiteRuntime` (`litert`),
+`TFLiteRuntimeLegacy` (`tflite-runtime`: 32-bit Pi OS, numpy<2), `OnnxRuntime` (`onnxruntime`;
+`onnxruntime-gpu` with TensorRT/CUDA on a Jetson) and `OpenVinoRuntime` (`openvino`). Which
+formats each loads, its package, install hint and rank in `auto` are rows of
+`core.vocab.FORMAT_TABLE`; a class registers under its `name` with `@backend`.
 """
 
 from __future__ import annotations
@@ -44,22 +41,10 @@ from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_outpu
 from wbc_edge.core.preprocess import QuantParams, quantize
 from wbc_edge.core.telemetry import disable_openvino_telemetry
 from wbc_edge.core.temperature import calibrate
-from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIMES
+from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER, RUNTIME_TABLE, RUNTIMES
 
 log = logging.getLogger(__name__)
 
-_PACKAGES = {  # runtime -> (module to import, what to install)
-    "litert": ("ai_edge_litert.interpreter", "pip install 'wbc-edge[edge]' (ai-edge-litert)"),
-    "tflite-runtime": (
-        "tflite_runtime.interpreter",
-        "pip install tflite-runtime 'numpy<2' (32-bit Pi OS; see docs/install-pi.md)",
-    ),
-    "onnxruntime": (
-        "onnxruntime",
-        "pip install 'wbc-edge[edge]' (onnxruntime; onnxruntime-gpu on a Jetson)",
-    ),
-    "openvino": ("openvino", "pip install 'wbc-edge[edge]' (openvino)"),
-}
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -72,10 +57,19 @@ class TensorInfo:
     quant: QuantParams | None = None
 
 
+_BACKENDS: dict[str, type[Runtime]] = {}  # runtime name -> class, filled by @backend
+
+
+def backend(cls: type[Runtime]) -> type[Runtime]:
+    """Register a backend class under its `name` (a runtime of `core.vocab.RUNTIME_TABLE`)."""
+    _BACKENDS[cls.name] = cls
+    return cls
+
+
 class Runtime(ABC):
     """A loaded model: `predict(batch) -> probabilities`. Build once, call per frame."""
 
-    name: str = ""  # the backend: litert, tflite-runtime, onnxruntime, openvino
+    name: str = ""  # the backend: a runtime of core.vocab.RUNTIME_TABLE
 
     def __init__(self, bundle: Bundle, artifact: Artifact, threads: int | None) -> None:
         self.bundle = bundle
@@ -247,6 +241,7 @@ class Runtime(ABC):
 # ---------------------------------------------------------------------------- TFLite
 
 
+@backend
 class TFLiteRuntime(Runtime):
     """LiteRT (`ai_edge_litert`) or the legacy `tflite_runtime` interpreter."""
 
@@ -288,6 +283,7 @@ class TFLiteRuntime(Runtime):
         return self._interp.get_tensor(self._out["index"]).copy()
 
 
+@backend
 class TFLiteRuntimeLegacy(TFLiteRuntime):
     name = "tflite-runtime"
 
@@ -308,6 +304,7 @@ def _tflite_info(detail: dict[str, Any]) -> TensorInfo:
 # ---------------------------------------------------------------------------- ONNX Runtime
 
 
+@backend
 class OnnxRuntime(Runtime):
     """ONNX Runtime; TensorRT and CUDA execution providers first where installed (Jetson)."""
 
@@ -376,6 +373,7 @@ def _ort_dtype(type_name: str) -> str:
 # ---------------------------------------------------------------------------- OpenVINO
 
 
+@backend
 class OpenVinoRuntime(Runtime):
     """OpenVINO IR (`.xml` + `.bin`) on the CPU; fp32 artifacts are kept in f32."""
 
@@ -480,14 +478,6 @@ def _ov_type_name(value: Any) -> str:
 # ---------------------------------------------------------------------------- choosing
 
 
-_BACKENDS: dict[str, type[Runtime]] = {
-    "litert": TFLiteRuntime,
-    "tflite-runtime": TFLiteRuntimeLegacy,
-    "onnxruntime": OnnxRuntime,
-    "openvino": OpenVinoRuntime,
-}
-
-
 def open_runtime(
     bundle: Bundle,
     artifact: Artifact | None = None,
@@ -587,7 +577,7 @@ def choose_artifact(
             candidates.append((_rank(art, names[0]), art, names[0]))
     if not candidates:
         need = sorted({r for a in listed for r in FORMAT_RUNTIMES[a.format] if r in wanted})
-        hints = "; ".join(f"{r}: {_PACKAGES[r][1]}" for r in need)
+        hints = "; ".join(f"{r}: {RUNTIME_TABLE[r].install}" for r in need)
         raise WbcError(f"no runtime installed for the artifacts of {bundle.path} ({hints})")
     candidates.sort(key=lambda c: c[0])
     return candidates[0][1], candidates[0][2]
@@ -597,7 +587,7 @@ def runtime_available(name: str) -> bool:
     """Whether a runtime's package is importable here (without importing it)."""
     if name == "tflite-runtime" and "tensorflow" in sys.modules:
         return False
-    module = _PACKAGES[name][0].split(".")[0]
+    module = RUNTIME_TABLE[name].module.split(".")[0]
     if module in sys.modules:
         return sys.modules[module] is not None
     try:
@@ -618,10 +608,14 @@ def _rank(art: Artifact, runtime: str) -> tuple[int, int, int, int]:
     """Sort key of `auto`: GPU first (a Jetson's TensorRT/CUDA beats any CPU artifact), then
     parity status (an artifact that passed beats an unchecked one of any precision), then
     precision, and backend."""
-    order = ["litert", "tflite-runtime", "openvino", "onnxruntime"]
     on_gpu = runtime == "onnxruntime" and bool(gpu_providers())
     status = 0 if art.status == "ok" else 1
-    return 0 if on_gpu else 1, status, PRECISION_ORDER.index(art.precision), order.index(runtime)
+    return (
+        0 if on_gpu else 1,
+        status,
+        PRECISION_ORDER.index(art.precision),
+        RUNTIME_TABLE[runtime].rank,
+    )
 
 
 def _runtime_for(artifact: Artifact, runtime: str, bundle: Bundle) -> str:
@@ -641,7 +635,7 @@ def _runtime_for(artifact: Artifact, runtime: str, bundle: Bundle) -> str:
     for name in names:
         if runtime_available(name):
             return name
-    raise WbcError(f"no runtime installed for {artifact.file}: {_PACKAGES[names[0]][1]}")
+    raise WbcError(f"no runtime installed for {artifact.file}: {RUNTIME_TABLE[names[0]].install}")
 
 
 def _nothing_to_run(bundle: Bundle, runtime: str, precision: str | None) -> str:
@@ -651,7 +645,7 @@ def _nothing_to_run(bundle: Bundle, runtime: str, precision: str | None) -> str:
 
 
 def _import(runtime: str) -> Any:
-    module, install = _PACKAGES[runtime]
+    row = RUNTIME_TABLE[runtime]
     if runtime == "tflite-runtime" and "tensorflow" in sys.modules:
         raise WbcError(
             "tflite-runtime cannot share a process with TensorFlow (already imported here); "
@@ -660,10 +654,10 @@ def _import(runtime: str) -> Any:
     if runtime == "openvino":
         disable_openvino_telemetry()  # a lab device must not call out
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(row.module)
     except ImportError as exc:
         raise WbcError(
-            f"runtime {runtime} is not installed ({first_line(exc)}): {install}"
+            f"runtime {runtime} is not installed ({first_line(exc)}): {row.install}"
         ) from None
 
 

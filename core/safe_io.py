@@ -51,16 +51,17 @@ def atomic_write(path: Path | str, data: bytes | str, mode: int = 0o644) -> Path
     return path
 
 
-def check_writable(folder: Path) -> None:
-    """Create `folder` and prove a file can be written in it; WbcError naming it otherwise."""
+def check_writable(
+    folder: Path, problem: str = "cannot write here", error: type[WbcError] = WbcError
+) -> None:
+    """Create `folder` and prove a file can be written in it; `error` naming it otherwise."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".wbc-probe-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        why = f"cannot write here ({exc.strerror or exc})"
-        raise WbcError(why, printable(str(folder))) from None
+        raise error(f"{problem} ({exc.strerror or exc})", printable(str(folder))) from None
 
 
 def encode_image(rgb: np.ndarray, suffix: str, quality: int = 92) -> bytes:

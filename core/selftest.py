@@ -19,6 +19,7 @@ import numpy as np
 from wbc_edge.core.bundle import Artifact, Bundle, SelfTest
 from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.preprocess import normalise
+from wbc_edge.core.text_table import aligned_table
 
 SELFTEST_FILE = "selftest.npz"
 DEFAULT_MIN_AGREEMENT = 0.99  # wbc-convert's default, for a bundle that records none
@@ -147,21 +148,17 @@ def verify_artifact(bundle: Bundle, art: Artifact, sample: Sample, threads: int 
     probs = np.concatenate(out)
     agreement = float(np.mean(probs.argmax(1) == sample.probs.argmax(1)))
     diff = float(np.abs(probs - sample.probs).max())
-    return Verdict(key(art), art.file, name, agreement, diff, threshold(bundle))
+    return Verdict(art.key, art.file, name, agreement, diff, threshold(bundle))
 
 
 def not_run(bundle: Bundle, art: Artifact, why: str) -> Verdict:
     """No runtime for it on this machine: a row that says so, neither pass nor fail."""
-    return Verdict(key(art), art.file, why, None, None, threshold(bundle))
+    return Verdict(art.key, art.file, why, None, None, threshold(bundle))
 
 
 def load_failed(bundle: Bundle, art: Artifact, why: str) -> Verdict:
     """Its runtime is here but cannot load it (a cut or corrupt file): a failure."""
-    return Verdict(key(art), art.file, why, None, None, threshold(bundle), failed_to_load=True)
-
-
-def key(art: Artifact) -> str:
-    return f"{art.format}-{art.precision}"
+    return Verdict(art.key, art.file, why, None, None, threshold(bundle), failed_to_load=True)
 
 
 def format_table(bundle: Bundle, verdicts: list[Verdict]) -> str:
@@ -180,8 +177,7 @@ def format_table(bundle: Bundle, verdicts: list[Verdict]) -> str:
                 result,
             ]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = [aligned_table(rows)]
     run = [v for v in verdicts if v.passed is not None]
     failed = [v for v in run if not v.passed]
     n = bundle.selftest.n if bundle.selftest else 0

@@ -24,6 +24,7 @@ import numpy as np
 from wbc_edge.core.bundle import Artifact, Bundle
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.runtime import Runtime, open_runtime, runtime_available, usable_cores
+from wbc_edge.core.text_table import aligned_table
 from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
 from wbc_edge.edge_app.classify import Classifier, JsonlWriter, write_frame
 from wbc_edge.edge_app.macs import artifact_macs
@@ -236,7 +237,7 @@ def format_report(
                 _ms(r.latency),
             ]
         )
-    lines.append(_table(rows))
+    lines.append(aligned_table(rows, right_from=2))
     lines += [
         "",
         "ms columns: p50/p95 per frame. pipeline = find + crop (preprocess) + inference + records "
@@ -286,17 +287,6 @@ def _ms(values: list[float]) -> str:
         return "-"
     p50, p95 = np.percentile(np.asarray(values) * 1000.0, [50, 95])
     return f"{p50:.2f}/{p95:.2f}"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    )
 
 
 def _load() -> str:

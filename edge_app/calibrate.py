@@ -21,7 +21,7 @@ from wbc_edge.core.errors import WbcError
 from wbc_edge.core.field import RBC_DIAMETER
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.edge_app.profile import CameraProfile
-from wbc_edge.edge_app.quality import focus_measure
+from wbc_edge.edge_app.quality import FOCUS_FRACTION, focus_measure
 from wbc_edge.edge_app.scale import RBC_UM, estimate_scale
 
 DEFAULT_FRAMES = 8
@@ -48,7 +48,8 @@ class Calibration:
             f"(a red cell is {across:.1f} px across; {um:.3f} µm/px)",
             f"  glass       RGB {_rgb(p.background)}",
             f"  red cells   RGB {_rgb(p.red_cell)}",
-            f"  focus       {p.focus:.0f} (frames below {0.4 * p.focus:.0f} will be flagged)",
+            f"  focus       {p.focus:.0f} "
+            f"(frames below {FOCUS_FRACTION * p.focus:.0f} will be flagged)",
         ]
         lines += [f"  skipped: {problem}" for problem in self.problems[:5]]
         if len(self.problems) > 5:

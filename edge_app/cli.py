@@ -651,9 +651,9 @@ def _verify_artifacts(bundle, wanted: list[str]) -> list:
         return [a for a in runnable if a.status != "failed"] or _none_to_verify(bundle)
     chosen = []
     for name in names:
-        match = [a for a in runnable if name in (a.file, f"{a.format}-{a.precision}")]
+        match = [a for a in runnable if name in (a.file, a.key)]
         if not match:
-            have = ", ".join(f"{a.format}-{a.precision} ({a.file})" for a in runnable) or "none"
+            have = ", ".join(f"{a.key} ({a.file})" for a in runnable) or "none"
             raise WbcError(f"no runnable artifact {name!r} (artifacts: {have})", bundle.path)
         chosen += [a for a in match if a not in chosen]
     return chosen

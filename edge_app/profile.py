@@ -22,7 +22,7 @@ from wbc_edge.core.decode import MAX_PIXELS
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.safe_io import atomic_write
-from wbc_edge.edge_app.scale import SCALE_RANGE
+from wbc_edge.edge_app.scale import MEASURED_SCALE_RANGE
 
 PROFILE_KIND = "wbc-edge camera profile"
 PROFILE_BYTES = 64_000  # a profile is a few hundred bytes
@@ -32,7 +32,6 @@ MAX_FRAMES = 1000  # calibrate --frames at most
 MAX_SIDE = 16384
 PROFILE_VERSION = 1
 LAMP_DRIFT = 0.12  # a frame's glass this far (relative, any channel) from the profile's
-FOCUS_DRIFT = 0.4  # a frame's focus below this share of the profile's baseline
 
 
 class ProfileError(WbcError):
@@ -118,8 +117,8 @@ def load_profile(path: Path | str) -> CameraProfile:
         )
     except ValueError as exc:
         raise ProfileError(str(exc), path) from None
-    if not SCALE_RANGE[0] <= profile.scale <= SCALE_RANGE[1]:
-        raise ProfileError(f"scale {profile.scale:g} is outside {SCALE_RANGE}", path)
+    if not MEASURED_SCALE_RANGE[0] <= profile.scale <= MEASURED_SCALE_RANGE[1]:
+        raise ProfileError(f"scale {profile.scale:g} is outside {MEASURED_SCALE_RANGE}", path)
     if profile.background[1] <= profile.red_cell[1]:
         raise ProfileError("background must be brighter in green than red_cell", path)
     if profile.focus > FOCUS_MAX:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -39,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.field import TRAINING_IMAGE, training_window
 from wbc_edge.core.gallery import to_rgb
@@ -73,7 +73,7 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 def bundle_hash(bundle_dir: Path) -> str:
     """sha256 of the bundle's bundle.json (names the exact model a count came from)."""
-    return hashlib.sha256((Path(bundle_dir) / "bundle.json").read_bytes()).hexdigest()
+    return sha256_file(Path(bundle_dir) / "bundle.json")
 
 
 @dataclasses.dataclass

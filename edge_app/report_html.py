@@ -512,16 +512,16 @@ def _text(value: Any) -> str:
 def _data_uri(folder: Path, rel: str) -> str:
     """The image `rel` under `folder` as a JPEG data URI (a fifth of the PNG's size: the page
     stays small); empty when it is not a readable image inside the folder."""
-    import cv2
-
-    from wbc_edge.core.safe_io import read_image_bgr
+    from wbc_edge.core.errors import WbcError
+    from wbc_edge.core.safe_io import encode_image, read_image_bgr
     from wbc_edge.edge_app.report_check import confined
 
     path = confined(folder, rel)
     bgr = read_image_bgr(path) if path is not None else None
     if bgr is None:
         return ""
-    ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return (
-        "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else ""
-    )
+    try:
+        jpeg = encode_image(bgr[:, :, ::-1], ".jpg", quality=90)
+    except WbcError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

@@ -36,7 +36,10 @@ WBC_STAIN_SHARE = 0.1  # a blob this much stained is a white cell, not a red one
 MIN_CELL_SHARE = 0.05  # cells must cover this share of the image for an estimate
 WORK_WIDTH = 200  # the mask is measured at about this width
 STEP = 1.08  # ratio between successive disc radii
-SCALE_RANGE = (0.2, 12.0)  # plausible camera px per training px
+MEASURED_SCALE_RANGE = (
+    0.2,
+    12.0,
+)  # a measurement outside it is no red cell (core.limits.SCALE_RANGE: what --scale accepts)
 CALIBRATION_FRAMES = 16  # frames whose median fixes a run's scale (BCCD: within 11 % of all 364)
 RECHECK_EVERY = 25  # frames between re-measurements once the scale is fixed
 DRIFT = 0.15  # a re-measured median this far off the fixed scale is reported
@@ -63,7 +66,7 @@ def estimate_scale(rgb: np.ndarray, regions: Regions | None = None) -> ScaleEsti
     if d is None:
         return None
     scale = d / TRAINING_RBC_DIAMETER
-    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+    if not MEASURED_SCALE_RANGE[0] <= scale <= MEASURED_SCALE_RANGE[1]:
         return None
     return ScaleEstimate(d, scale)
 

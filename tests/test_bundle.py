@@ -1,11 +1,12 @@
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from wbc_edge.core.bundle import load_bundle, new_bundle, save_bundle
-from wbc_edge.core.errors import BundleError
+from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.preprocess_spec import CropSpec, NormSpec, PreprocessSpec
 
 pytestmark = pytest.mark.edge
@@ -226,9 +227,20 @@ def test_changed_or_missing_artifact_is_caught(tmp_path):
         load_bundle(bundle.root)
 
 
-def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     bundle = make(tmp_path)
     save_bundle(bundle)
+    assert sorted(p.name for p in bundle.root.iterdir()) == ["bundle.json", "model.tflite"]
+    before = bundle.path.read_bytes()
+    bundle.name = "renamed"
+
+    def disk_full(fd: int) -> None:  # the write dies before its bytes are safe on disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(WbcError, match="No space left"):
+        save_bundle(bundle)
+    assert bundle.path.read_bytes() == before  # a write onto bundle.json itself would cut it
     assert sorted(p.name for p in bundle.root.iterdir()) == ["bundle.json", "model.tflite"]
 
 

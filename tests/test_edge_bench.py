@@ -36,7 +36,6 @@ def test_bench_times_every_artifact_against_its_bare_interpreter(edge_bundle, tm
     for r in results:
         assert len(r.pipeline) == len(r.bare) == 2 * len(frames)
         assert r.cells[:3] == [1, 2, 1]  # the frames' white cells, found in every pass
-        assert r.ratio() > 1.0  # the pipeline holds the same inference and more
         assert all(lat >= p for lat, p in zip(r.latency, r.pipeline, strict=True))
         if r.artifact.format != "onnx" or importlib.util.find_spec("onnx"):
             assert r.macs == TINY_MACS, r.label

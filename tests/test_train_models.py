@@ -14,13 +14,11 @@ from synthetic import make_cell_dataset
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.preprocess import normalise, preprocess_file
 from wbc_edge.core.preprocess_spec import PreprocessSpec
-from wbc_edge.train.cli import MODEL_PARAMS
 from wbc_edge.train.config import TrainConfig
 from wbc_edge.train.models import MODELS, WeightsChoice, build_model, get_model_info
 from wbc_edge.train.models.heads import LrScaledDense, fold_weights, head_scale
 from wbc_edge.train.trainer import train_bundle
 
-HEAVY = {"densenet201", "inception-resnet-v2"}  # ~30 s each for two eager steps on 2 CPUs
 SIZE_DEPENDENT = {"vgg16", "alexnet"}  # a Flatten feeds their first dense layer
 
 
@@ -31,12 +29,8 @@ def cells(tmp_path_factory):
     return root, tmp_path_factory.mktemp("zoo-cache")
 
 
-def _param(name):
-    marks = [pytest.mark.slow] if name in HEAVY else []
-    return pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("name", [_param(n) for n in MODELS])
+@pytest.mark.slow  # the zoo: about nine minutes on 2 cores (densenet201, inception: ~30 s each)
+@pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in MODELS])
 def test_every_model_trains_two_steps_and_saves_a_loadable_bundle(name, cells, tmp_path):
     root, cache = cells
     info = get_model_info(name)
@@ -60,7 +54,7 @@ def test_every_model_trains_two_steps_and_saves_a_loadable_bundle(name, cells, t
     probs = keras.ops.convert_to_numpy(model(preprocess_file(image, bundle.preprocessing)[None]))
     assert probs.shape == (1, 4) and probs.sum() == pytest.approx(1.0, abs=1e-4)
     if name not in SIZE_DEPENDENT:
-        assert model.count_params() == MODEL_PARAMS[name]
+        assert model.count_params() == MODELS[name].params
 
 
 def _all_layers(model):
@@ -72,10 +66,6 @@ def _all_layers(model):
 
 def _is_builtin(layer):
     return type(layer).__module__.startswith("keras.") or isinstance(layer, keras.Model)
-
-
-def test_every_registry_model_has_a_listed_parameter_count():
-    assert set(MODEL_PARAMS) == set(MODELS)
 
 
 # keras.applications module whose preprocess_input the model's spec must reproduce

