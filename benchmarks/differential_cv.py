@@ -73,7 +73,9 @@ def evaluate(model: Path, data_root: Path, ways: list[str], shifts: list[str]) -
     return out
 
 
-def summarise(parts: list[HeldOut], reference: list[HeldOut], smears: int) -> dict:
+def summarise(
+    parts: list[HeldOut], reference: list[HeldOut], smears: int, intervals: int = 0
+) -> dict:
     """Per image, per cell and smear figures of one row (all folds)."""
     joined = HeldOut.join(parts)
     acc_img, rec_img = per_image(joined)
@@ -87,7 +89,8 @@ def summarise(parts: list[HeldOut], reference: list[HeldOut], smears: int) -> di
             fit = HeldOut.join(others)
             found = np.isfinite(fit.probs).all(axis=1)
             t = fit_temperature(fit.probs[found], fit.labels[found])
-        for mix, ways in smear_errors(held, conf, smears, seed=i, temperature=t).items():
+        found = smear_errors(held, conf, smears, seed=i, temperature=t, intervals=intervals)
+        for mix, ways in found.items():
             for way, per_class in ways.items():
                 slot = errors.setdefault(mix, {}).setdefault(way, {})
                 for c, values in per_class.items():
@@ -142,6 +145,16 @@ def print_rows(rows: dict[str, dict], classes: list[str]) -> None:
                 worst = max(per_class, key=lambda c: per_class[c]["mae"])
                 cells.append(f"{per_class[worst]['mae']:>5.1f} {worst[:4]:<4}")
             print(f"{name:<42} {way:<9} " + " ".join(f"{c:>13}" for c in cells))
+    covered = {n: r for n, r in rows.items() if "covered" in r["smears"][mixes[0]]}
+    if covered:
+        print("\nCorrected 95 % interval: share of smears whose interval holds the true share")
+        print(f"{'model / colour / shift':<42} " + " ".join(f"{m[:12]:>24}" for m in mixes))
+        for name, r in covered.items():
+            cells = []
+            for m in mixes:
+                per_class = r["smears"][m]["covered"]
+                cells.append("/".join(f"{per_class[c]['bias']:.2f}" for c in classes))
+            print(f"{name:<42} " + " ".join(f"{c:>24}" for c in cells))
     print("\nNormal smear (true: " + ", ".join(f"{c} {v:g} %" for c, v in MIXES["normal"].items())
           + "): reported share per class, raw -> corrected")  # fmt: skip
     for name, r in rows.items():
@@ -161,6 +174,10 @@ def main() -> int:
     ap.add_argument("--colour", default="run,image,none", help="ways to measure the light")
     ap.add_argument("--shifts", default="none,warm,cool,gamma1.5")
     ap.add_argument("--smears", type=int, default=200, help="smears per fold and mix")
+    ap.add_argument(
+        "--intervals", type=int, default=0,
+        help="smears per fold and mix whose corrected 95 %% interval is checked for coverage",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, help="write every number as JSON")
     args = ap.parse_args()
     ways, shifts = args.colour.split(","), args.shifts.split(",")
@@ -171,7 +188,8 @@ def main() -> int:
         reference = preds.get("run/none") or next(iter(preds.values()))
         for key, parts in preds.items():
             classes = parts[0].classes
-            rows[f"{model.name} / {key}"] = summarise(parts, reference, args.smears)
+            checked = args.intervals if key == "run/none" else 0
+            rows[f"{model.name} / {key}"] = summarise(parts, reference, args.smears, checked)
     print_rows(rows, classes)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")

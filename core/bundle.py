@@ -112,12 +112,12 @@ class CountModel:
     """`count_model` of bundle.json: what turns the model's outputs into a lab's differential.
 
     `temperature` calibrates every runtime's probabilities (`core.temperature`); `confusion`
-    (rows true, columns predicted, counts of out-of-fold cells, classes in bundle order)
+    (rows true, columns predicted, out-of-fold source cells, classes in bundle order)
     corrects the differential for the model's known confusions (`core.label_shift`); `source`
     says in words which cells they were measured on."""
 
     temperature: float
-    confusion: list[list[int]]
+    confusion: list[list[float]]
     source: str
     min_cells: int = 50
 

@@ -3,9 +3,9 @@
 Counting each cell's label (classify-and-count) is biased whenever a smear's mix differs from
 what the classifier's errors were balanced on: 5 % of neutrophils read as eosinophils is 3
 points of a normal smear's 60 % neutrophils, doubling its 3 % eosinophils. The bundle stores
-the out-of-fold confusion matrix of its recipe (rows: true class, columns: predicted, counts
-of cells it never saw). Given a run's predicted labels, the class shares are estimated as the
-mix that best explains them:
+the out-of-fold confusion matrix of its recipe (rows: true class, columns: predicted, in
+source cells it never saw: a cell's copies share its one count). Given a run's predicted
+labels, the class shares are estimated as the mix that best explains them:
 
     predicted counts n_j ~ Multinomial(N, sum_i pi_i * C[i, j]),  C = P(predicted j | true i)
 
@@ -29,10 +29,12 @@ _ITERATIONS = 500
 _TOL = 1e-9
 
 
+PRIOR = 0.05  # cells added to every entry: a confusion never seen is rare, not impossible
+
+
 def confusion_rates(confusion: np.ndarray) -> np.ndarray:
-    """Row-normalised confusion P(predicted | true), with a half-cell prior on every entry
-    (a class never predicted for some true class is not impossible, only rare)."""
-    c = np.asarray(confusion, np.float64) + 0.5
+    """Row-normalised confusion P(predicted | true), with a small prior on every entry."""
+    c = np.asarray(confusion, np.float64) + PRIOR
     return c / c.sum(axis=1, keepdims=True)
 
 
@@ -113,7 +115,9 @@ def corrected_differential(
     draws = np.empty((bootstrap, len(classes)))
     for b in range(bootstrap):
         smear = rng.multinomial(int(total), n / total)
-        resampled = np.stack([rng.multinomial(int(row.sum()), row / row.sum()) for row in conf])
+        resampled = np.stack(
+            [rng.multinomial(max(1, round(row.sum())), row / row.sum()) for row in conf]
+        )
         draws[b] = estimate_shares(smear, confusion_rates(resampled))
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     return Differential(

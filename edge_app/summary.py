@@ -66,7 +66,7 @@ class DifferentialCount:
     notes: list[str] = field(default_factory=list)  # lines for the summary (scale, drift)
     failed: list[tuple[str, str]] = field(default_factory=list)  # first FAILED_SHOWN (source, why)
     uncertain_cells: list[CellNote] = field(default_factory=list)  # the first LIST_UNCERTAIN
-    confusion: list[list[int]] | None = None  # the bundle's out-of-fold confusion (correction)
+    confusion: list[list[float]] | None = None  # the bundle's out-of-fold confusion (correction)
     min_cells: int = MIN_CELLS
 
     def __post_init__(self) -> None:

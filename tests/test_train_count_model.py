@@ -83,6 +83,9 @@ def test_smears_show_the_raw_bias_and_the_correction_removes_it() -> None:
     corrected_bias = np.mean(normal["corrected"]["EOSINOPHIL"])
     assert raw_bias > 6  # 20 % of 60 % neutrophils added to 3 % eosinophils
     assert abs(corrected_bias) < 3
+    checked = smear_errors(held, conf, smears=4, intervals=3)["normal"]["covered"]
+    assert all(len(v) == 3 and set(v) <= {0.0, 1.0} for v in checked.values())
+    assert np.mean([np.mean(v) for v in checked.values()]) >= 0.75
 
 
 def test_the_count_model_is_stored_and_checked(tmp_path, edge_bundle) -> None:

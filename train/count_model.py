@@ -5,8 +5,8 @@ never saw its source cell; the light pooled per fold as the device pools it per 
 
 - a temperature (`core.temperature`), fitted by NLL, with the expected calibration error
   before and after and a reliability diagram (`calibration.png`);
-- the confusion matrix (rows true, columns predicted) that `core.label_shift` corrects the
-  differential with.
+- the confusion matrix (rows true, columns predicted, in source cells: `train.smears`) that
+  `core.label_shift` corrects the differential with.
 
 Both are written into a bundle's `count_model` (the run's fold 0, or the bundle shipped from
 it); `wbc-convert` must run afterwards, so that parity covers the calibrated output.
@@ -64,7 +64,7 @@ def fit_count_model(held: HeldOut, source: str) -> tuple[CountModel, dict]:
         "reliability_before": rows_before,
         "reliability_after": rows_after,
     }
-    conf = confusion_matrix(held).tolist()
+    conf = np.round(confusion_matrix(held), 3).tolist()
     return CountModel(t, conf, source, MIN_CELLS), stats
 
 

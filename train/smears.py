@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wbc_edge.core.label_shift import confusion_rates, estimate_shares
+from wbc_edge.core.label_shift import confusion_rates, corrected_differential, estimate_shares
 from wbc_edge.core.temperature import calibrate
 from wbc_edge.train.out_of_fold import HeldOut
 
@@ -82,11 +82,14 @@ def smear_errors(
     seed: int = 0,
     cells: int = SMEAR_CELLS,
     temperature: float | None = None,
+    intervals: int = 0,
 ) -> dict[str, dict[str, dict[str, list[float]]]]:
     """Per mix, per way: the reported minus true share of each class (percentage points), one
     value per simulated smear. Ways: `raw` (classify-and-count); `corrected` with `confusion`
     (rows true; `core.label_shift`); `em` on the probabilities at `temperature` (`em_shares`,
-    training prior balanced). None leaves a way out."""
+    training prior balanced). None leaves a way out. For the first `intervals` smears of each
+    mix, `covered` holds 1.0 where the corrected 95 % interval (`corrected_differential`,
+    200 bootstrap draws) holds the true share, else 0.0."""
     rng = np.random.default_rng(seed)
     k = len(held.classes)
     pred = held.predicted
@@ -107,7 +110,9 @@ def smear_errors(
             errors["corrected"] = []
         if temperature is not None:
             errors["em"] = []
-        for _ in range(smears):
+        if intervals and confusion is not None:
+            errors["covered"] = []
+        for n_smear in range(smears):
             drawn = []
             for c in range(k):
                 if not copies[c]:
@@ -123,6 +128,14 @@ def smear_errors(
             if rates is not None:
                 shares = estimate_shares(counts, rates)
                 errors["corrected"].append((100.0 * shares - true_share).tolist())
+            if "covered" in errors and n_smear < intervals:
+                diff = corrected_differential(
+                    held.classes, counts.astype(int).tolist(), confusion, seed=n_smear,
+                    bootstrap=200, min_cells=1,
+                )  # fmt: skip
+                lo, hi = 100.0 * np.asarray(diff.low), 100.0 * np.asarray(diff.high)
+                inside = (lo - 1e-9 <= true_share) & (true_share <= hi + 1e-9)
+                errors["covered"].append(inside.astype(float).tolist())
             if temperature is not None:
                 probs = calibrate(held.probs[seen], temperature)
                 shares = em_shares(probs.astype(np.float64), np.full(k, 1.0 / k))
@@ -135,8 +148,17 @@ def smear_errors(
 
 
 def confusion_matrix(held: HeldOut) -> np.ndarray:
-    """(true, predicted) counts of the images whose nucleus was found."""
+    """(true, predicted) in source cells: each held-out cell adds the shares of its copies'
+    predicted classes (copies whose nucleus was found), so a row sums to its class's number
+    of cells. Copies of one cell are not independent draws: a bootstrap of this matrix
+    resamples cells (`core.label_shift`), not copies."""
     k = len(held.classes)
     pred = held.predicted
-    found = pred >= 0
-    return np.bincount(held.labels[found] * k + pred[found], minlength=k * k).reshape(k, k)
+    out = np.zeros((k, k))
+    by_cell: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(held.groups):
+        if pred[i] >= 0:
+            by_cell[g].append(i)
+    for idx in by_cell.values():
+        out[held.labels[idx[0]]] += np.bincount(pred[idx], minlength=k) / len(idx)
+    return out
