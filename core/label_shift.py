@@ -107,7 +107,10 @@ def corrected_differential(
         why = "raw count only: the bundle holds no out-of-fold confusion matrix"
         return Differential(classes, list(counts), raw, None, None, None, why)
     if total < min_cells:
-        why = f"raw count only: {int(total)} cells, the correction needs {min_cells}"
+        why = (
+            f"raw count only: {int(total)} {'cell' if int(total) == 1 else 'cells'}, "
+            f"the correction needs {min_cells}"
+        )
         return Differential(classes, list(counts), raw, None, None, None, why)
     conf = np.asarray(confusion, np.float64)
     point = estimate_shares(n, confusion_rates(conf))

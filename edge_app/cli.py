@@ -50,6 +50,7 @@ from wbc_edge.edge_app.exit_codes import HELP as EXIT_HELP
 from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
 from wbc_edge.edge_app.identity import Identity, name_argument, sample_argument
 from wbc_edge.edge_app.jsonl import JsonlWriter
+from wbc_edge.edge_app.light import CALIBRATION_FRAMES
 from wbc_edge.edge_app.model_quality import warn_if_below_floor
 from wbc_edge.edge_app.sources.forms import FORMS_HELP
 from wbc_edge.edge_app.summary import FolderTruth, StageTimes
@@ -355,7 +356,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.progress import with_progress
     from wbc_edge.edge_app.run_outputs import ClassifyOutputs
     from wbc_edge.edge_app.sources.expand import expand_inputs
-    from wbc_edge.edge_app.sources.files import iter_inputs
+    from wbc_edge.edge_app.sources.files import iter_inputs, spread_sample
 
     bundle = load_bundle(_model_dir(args))
     profile = _profile(args)
@@ -363,6 +364,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     frames = iter_inputs(with_progress(inputs, len(inputs), "classify"))
     with _runtime(args, bundle) as rt:
         classifier = _classifier(args, rt, args.mode, profile)
+        classifier.prime(spread_sample(inputs, CALIBRATION_FRAMES))  # a folder: spread over it
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
         paths = [i.path for i in inputs]

@@ -42,6 +42,7 @@ class RunLight:
         self.drift: float | None = None
         self._lut: np.ndarray | None = None
         self._lut_of: Illumination | None = None
+        self._read_ahead = False
 
     @property
     def value(self) -> Illumination | None:
@@ -72,6 +73,7 @@ class RunLight:
         if self.fixed is not None or not frames:
             return
         self._first.extend(frames[:CALIBRATION_FRAMES])
+        self._read_ahead = True
         self._fix(logging.DEBUG)  # the summary says it; a live run's log says when it is fixed
 
     def _observe(self, seen: Illumination) -> None:
@@ -102,7 +104,10 @@ class RunLight:
         if len(self._first) == 1:
             return "one frame's own estimate: no other frames to pool"
         n = len(self._first)
-        return f"pooled over the first {n} {'frame' if n == 1 else 'frames'}"
+        frames = "frame" if n == 1 else "frames"
+        if self._read_ahead:
+            return f"pooled over {n} {frames} read before counting"
+        return f"pooled over the first {n} {frames}"
 
     def describe(self) -> str:
         """One line for the log and the summary."""

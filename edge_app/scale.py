@@ -110,9 +110,8 @@ class RunScale:
         if self.fixed is None and found:
             n = len(found)
             self._first = found
-            self.fix(
-                float(np.median(found)), f"measured from the red cells of the first {n} frames"
-            )
+            why = f"measured from the red cells of {n} frames read before counting"
+            self.fix(float(np.median(found)), why)
 
     def fix(self, scale: float, origin: str) -> None:
         """Use `scale` for the rest of the run (re-checked like a given one); the summary says

@@ -193,3 +193,19 @@ def test_classify_report_gives_the_corrected_differential_and_the_raw_count(
     assert sum(float(rows[c]["percent"]) for c in bundle.classes) == pytest.approx(100, abs=0.1)
     html = (report / "report.html").read_text()
     assert "differential % (corrected)" in html and "raw %" in html
+
+
+def test_a_folder_is_sampled_evenly_for_the_runs_light(tmp_path) -> None:
+    import cv2
+
+    from wbc_edge.edge_app.sources.expand import expand_inputs
+    from wbc_edge.edge_app.sources.files import spread_sample
+
+    for i in range(20):  # a folder sorted by what it holds: the first files are alike
+        bgr = np.zeros((64, 64, 3), np.uint8)
+        bgr[..., 2], bgr[..., 1], bgr[..., 0] = 10 * i, 120, 200  # red carries the file's number
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), bgr)
+    inputs = expand_inputs(str(tmp_path))
+    picked = [int(rgb[0, 0, 0]) // 10 for rgb in spread_sample(inputs, 4)]
+    assert picked == [0, 6, 13, 19]
+    assert spread_sample(inputs[:4], 4) == []  # no more files than frames: read them in order

@@ -62,7 +62,7 @@ def test_edge_warns_in_one_line_when_it_loads_a_bundle_below_the_floor(tmp_path,
     assert len(lines) == 1 and lines[0].levelname == "WARNING"
     message = lines[0].getMessage()
     assert "\n" not in message and "recall below 0.3" in message
-    assert message.startswith("warning: model 'custom-cnn-scratch-k5-fold0' is below")
+    assert message.startswith(f"warning: model '{loaded.name}' is below")
 
 
 def test_bundles_without_a_record_or_above_the_floor_load_quietly():

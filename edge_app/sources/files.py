@@ -9,7 +9,7 @@ iteration goes on. `FileCamera` replays the same inputs as a camera and reports 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,20 @@ def iter_inputs(inputs: Iterable[Input]) -> Iterator[MediaFrame]:
                 yield MediaFrame(str(path), 0, decode_stain_image(path))
             except ImageError as exc:
                 yield MediaFrame(str(path), 0, error=exc.message)
+
+
+def spread_sample(inputs: Sequence[Input], n: int) -> list[np.ndarray]:
+    """Up to `n` decodable images spread evenly over a list of image files (none for a list
+    holding a video or no more than `n` files: its first frames are the run's first frames).
+
+    A folder is often sorted by what it holds (one class's cells, then the next): its first
+    frames would be a biased sample of the run's light and scale, an even spread is not."""
+    files = [i.path for i in inputs if i.error is None]
+    if len(files) <= n or any(p.suffix.lower() in VIDEO_SUFFIXES for p in files):
+        return []
+    picks = [files[round(k * (len(files) - 1) / (n - 1))] for k in range(n)]
+    frames = [f.rgb for f in iter_inputs(Input(p) for p in picks)]
+    return [rgb for rgb in frames if rgb is not None]
 
 
 def iter_video(path: Path) -> Iterator[MediaFrame]:
