@@ -139,6 +139,7 @@ def convert_bundle(bundle_dir: Path | str, config: ConvertConfig) -> ConvertResu
         source.keras_path.name,
         quality,
         note,
+        None if bundle.count_model is None else bundle.count_model.confusion,
     )
     paths = report.write_reports(
         bundle.root, rep, reference_size(bundle), bundle.preprocessing, images.crops

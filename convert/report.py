@@ -30,6 +30,7 @@ from wbc_edge.convert.report_charts import (
     recall_changes,
 )
 from wbc_edge.convert.source import Calibration, HeldOut
+from wbc_edge.core.label_shift import MIXES, expected_shares
 from wbc_edge.core.safe_io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,14 @@ def report_dict(
     model: str,
     quality: dict[str, Any] | None = None,
     note: str | None = None,
+    count_confusion: list[list[float]] | None = None,
 ) -> dict[str, Any]:
     """Everything measured, self-consistent: agreement is recomputable from the predictions.
-    `note`: what the reader must know about the parity set (a small self-test sample)."""
+    `note`: what the reader must know about the parity set (a small self-test sample);
+    `count_confusion`: the bundle's count model's, which the smear lines correct with."""
     return {
         "classes": classes,
+        "count_confusion": count_confusion,
         "float_model": model,
         "thresholds": {
             "min_agreement": thresholds.min_agreement,
@@ -221,6 +225,34 @@ def timing_line(report: dict[str, Any]) -> str:
     )
 
 
+def smear_line(report: dict[str, Any], a: dict[str, Any]) -> str:
+    """What a normal smear would read with the float model and with the artifact (each
+    model's parity-set confusions applied to the mix), and the largest change over the five
+    mixes of `core.label_shift.MIXES`; corrected with the bundle's count model when it has one."""
+    classes, correct = report["classes"], report.get("count_confusion")
+    way = "corrected" if correct is not None else "raw count"
+    largest: tuple[float, str, str] = (0.0, "", "")
+    normal = None
+    for name, mix in MIXES.items():
+        f = expected_shares(mix, classes, a["float_scores"]["confusion"], correct)
+        t = expected_shares(mix, classes, a["artifact_scores"]["confusion"], correct)
+        if f is None or t is None:
+            return "no smear: the parity set lacks a class of the mixes"
+        if name == "normal":
+            normal = (f, t)
+        i = int(np.argmax(np.abs(t - f)))
+        if 100.0 * abs(t[i] - f[i]) > abs(largest[0]):
+            largest = (100.0 * float(t[i] - f[i]), classes[i], name)
+    f, t = normal  # type: ignore[misc]
+    shares = " / ".join(
+        f"{c[:4]} {100 * x:.1f} → {100 * y:.1f}" for c, x, y in zip(classes, f, t, strict=True)
+    )
+    return (
+        f"normal smear ({way}, float → artifact): {shares} %; largest change over the five "
+        f"mixes {largest[0]:+.1f} points ({largest[1]}, {largest[2]})"
+    )
+
+
 def flips_line(a: dict[str, Any]) -> str:
     """`3 NEUTROPHIL → EOSINOPHIL, 1 EOSINOPHIL → NEUTROPHIL` (float's answer → artifact's)."""
     flips = a.get("class_flips") or []
@@ -355,6 +387,8 @@ def markdown_report(report: dict[str, Any], rows: list[list[str]]) -> str:
     lines += ["", markdown_table(rows), "", timing_line(report)]
     lines += ["", "## Per class", "", markdown_table(class_rows(report)), ""]
     lines += [f"- flips {a['key']}: {flips_line(a)}" for a in report["artifacts"]]
+    lines += ["", "## The differential a smear would get", ""]
+    lines += [f"- {a['key']}: {smear_line(report, a)}" for a in report["artifacts"]]
     lines += ["", "## Confidence", ""]
     lines += [f"- {a['key']}: {confidence_line(report, a)}" for a in report["artifacts"]]
     for a in report["artifacts"]:
@@ -437,6 +471,8 @@ def html_report(
         _html_table(class_rows(report)),
         "<p>Flips by class pair (float model's answer → artifact's answer):</p><ul>",
         *[f"<li>{esc(a['key'])}: {esc(flips_line(a))}</li>" for a in report["artifacts"]],
+        "</ul><h2>The differential a smear would get</h2><ul>",
+        *[f"<li>{esc(a['key'])}: {esc(smear_line(report, a))}</li>" for a in report["artifacts"]],
         "</ul>",
         "<h2>Confidence</h2>",
         f"<img alt='top probability, float vs artifacts' "

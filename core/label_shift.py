@@ -23,6 +23,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Realistic smears, percent of white cells (basophils, under 1 %, are not among the classes).
+# Adult reference intervals: neutrophils 40-75 %, lymphocytes 20-45 %, monocytes 2-10 %,
+# eosinophils 1-6 % (Bain, *Blood Cells: A Practical Guide*, 5th ed., 2015); each abnormal
+# mix raises one class well past its interval at the others' expense.
+MIXES: dict[str, dict[str, float]] = {
+    "normal": {"NEUTROPHIL": 60, "LYMPHOCYTE": 30, "MONOCYTE": 7, "EOSINOPHIL": 3},
+    "neutrophilia": {"NEUTROPHIL": 85, "LYMPHOCYTE": 10, "MONOCYTE": 4, "EOSINOPHIL": 1},
+    "lymphocytosis": {"NEUTROPHIL": 30, "LYMPHOCYTE": 60, "MONOCYTE": 7, "EOSINOPHIL": 3},
+    "eosinophilia": {"NEUTROPHIL": 50, "LYMPHOCYTE": 25, "MONOCYTE": 7, "EOSINOPHIL": 18},
+    "monocytosis": {"NEUTROPHIL": 52, "LYMPHOCYTE": 27, "MONOCYTE": 18, "EOSINOPHIL": 3},
+}
 MIN_CELLS = 50  # fewer counted cells: the raw count only (the correction would be noise)
 BOOTSTRAP = 1000
 _ITERATIONS = 500
@@ -30,6 +41,27 @@ _TOL = 1e-9
 
 
 PRIOR = 0.05  # cells added to every entry: a confusion never seen is rare, not impossible
+
+
+def expected_shares(
+    mix: dict[str, float],
+    classes: list[str],
+    confusion: np.ndarray,
+    correct_with: np.ndarray | None,
+) -> np.ndarray | None:
+    """The shares (0..1) a model whose errors are `confusion` (rows true) reports on a smear of
+    `mix`, corrected with `correct_with` when given; None when a class of the mix is unknown
+    or has no row (the confusion holds no such cell)."""
+    if any(c not in mix for c in classes):
+        return None
+    conf = np.asarray(confusion, np.float64)
+    if (conf.sum(axis=1) == 0).any():
+        return None
+    true = np.array([mix[c] for c in classes], np.float64)
+    read = (true / true.sum()) @ (conf / conf.sum(axis=1, keepdims=True))
+    if correct_with is None:
+        return read
+    return estimate_shares(read * 10_000, confusion_rates(np.asarray(correct_with)))
 
 
 def confusion_rates(confusion: np.ndarray) -> np.ndarray:

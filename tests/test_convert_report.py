@@ -105,3 +105,24 @@ def test_the_page_leads_with_the_answer_and_collapses_passing_matrices(report) -
     assert "disagree /1000" in rows[0] and "acc. change pts" in rows[0]
     md = markdown_report(report, rows)
     assert "## Per class" in md and "| NEUTROPHIL | 705 | " in md
+
+
+def test_the_smear_line_shows_what_a_quantizer_does_to_a_differential(report) -> None:
+    from wbc_edge.convert.report import smear_line
+
+    art = report["artifacts"][0]
+    assert "normal smear (raw count, float → artifact)" in smear_line(report, art)
+    k = len(report["classes"])
+    same = [[50 if i == j else 0 for j in range(k)] for i in range(k)]
+    moved = [row[:] for row in same]
+    moved[3] = [10, 0, 0, 40]  # the artifact reads a fifth of the neutrophils as eosinophils
+    art["float_scores"]["confusion"], art["artifact_scores"]["confusion"] = same, moved
+    line = smear_line(report, art)
+    assert "NEUT 60.0 → 48.0" in line and "EOSI 3.0 → 15.0" in line
+    assert "largest change over the five mixes +17.0 points (EOSINOPHIL, neutrophilia)" in line
+    report["count_confusion"] = moved  # corrected with a count model that knows those errors
+    corrected = smear_line(report, art)
+    assert corrected.startswith("normal smear (corrected,")
+    eos = re.search(r"EOSI ([\d.]+) → ([\d.]+)", corrected)
+    assert eos and abs(float(eos.group(2)) - 3.0) < 0.2  # the errors it knows are taken out
+    assert "The differential a smear would get" in markdown_report(report, table_rows(report, None))

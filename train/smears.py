@@ -5,10 +5,7 @@ A lab reads the differential of one smear, not a balanced accuracy. `smear_error
 random source cell of its class) and compares the shares a lab would read with the true ones,
 raw (classify-and-count) and corrected for the model's confusions (`core.label_shift`).
 
-The mixes, white cells only (basophils, under 1 %, are not among the four classes):
-reference intervals for an adult differential are neutrophils 40-75 %, lymphocytes 20-45 %,
-monocytes 2-10 %, eosinophils 1-6 % (Bain, *Blood Cells: A Practical Guide*, 5th ed., 2015);
-each abnormal mix raises one class well past its interval at the others' expense.
+The mixes are `core.label_shift.MIXES` (with their reference).
 """
 
 from __future__ import annotations
@@ -18,18 +15,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wbc_edge.core.label_shift import confusion_rates, corrected_differential, estimate_shares
+from wbc_edge.core.label_shift import (
+    MIXES,
+    confusion_rates,
+    corrected_differential,
+    estimate_shares,
+)
 from wbc_edge.core.temperature import calibrate
 from wbc_edge.train.out_of_fold import HeldOut
 
 SMEAR_CELLS = 300
-MIXES: dict[str, dict[str, float]] = {  # percent of white cells
-    "normal": {"NEUTROPHIL": 60, "LYMPHOCYTE": 30, "MONOCYTE": 7, "EOSINOPHIL": 3},
-    "neutrophilia": {"NEUTROPHIL": 85, "LYMPHOCYTE": 10, "MONOCYTE": 4, "EOSINOPHIL": 1},
-    "lymphocytosis": {"NEUTROPHIL": 30, "LYMPHOCYTE": 60, "MONOCYTE": 7, "EOSINOPHIL": 3},
-    "eosinophilia": {"NEUTROPHIL": 50, "LYMPHOCYTE": 25, "MONOCYTE": 7, "EOSINOPHIL": 18},
-    "monocytosis": {"NEUTROPHIL": 52, "LYMPHOCYTE": 27, "MONOCYTE": 18, "EOSINOPHIL": 3},
-}
 
 
 def per_cell(held: HeldOut) -> tuple[float, list[float]]:
