@@ -226,30 +226,36 @@ def timing_line(report: dict[str, Any]) -> str:
 
 
 def smear_line(report: dict[str, Any], a: dict[str, Any]) -> str:
-    """What a normal smear would read with the float model and with the artifact (each
-    model's parity-set confusions applied to the mix), and the largest change over the five
-    mixes of `core.label_shift.MIXES`; corrected with the bundle's count model when it has one."""
+    """What a normal smear would read, raw count, with the float model and with the artifact
+    (each model's parity-set confusions applied to the mix), and the largest change over the
+    five mixes of `core.label_shift.MIXES`, raw and, when the bundle has a count model,
+    corrected with it."""
     classes, correct = report["classes"], report.get("count_confusion")
-    way = "corrected" if correct is not None else "raw count"
-    largest: tuple[float, str, str] = (0.0, "", "")
+    ways = {"raw": None, "corrected": correct} if correct is not None else {"raw": None}
+    largest = dict.fromkeys(ways, (0.0, "", ""))
     normal = None
     for name, mix in MIXES.items():
-        f = expected_shares(mix, classes, a["float_scores"]["confusion"], correct)
-        t = expected_shares(mix, classes, a["artifact_scores"]["confusion"], correct)
-        if f is None or t is None:
-            return "no smear: the parity set lacks a class of the mixes"
-        if name == "normal":
-            normal = (f, t)
-        i = int(np.argmax(np.abs(t - f)))
-        if 100.0 * abs(t[i] - f[i]) > abs(largest[0]):
-            largest = (100.0 * float(t[i] - f[i]), classes[i], name)
+        for way, with_ in ways.items():
+            f = expected_shares(mix, classes, a["float_scores"]["confusion"], with_)
+            t = expected_shares(mix, classes, a["artifact_scores"]["confusion"], with_)
+            if f is None or t is None:
+                return "no smear: the parity set lacks a class of the mixes"
+            if name == "normal" and way == "raw":
+                normal = (f, t)
+            i = int(np.argmax(np.abs(t - f)))
+            if 100.0 * abs(t[i] - f[i]) > abs(largest[way][0]):
+                largest[way] = (100.0 * float(t[i] - f[i]), classes[i], name)
     f, t = normal  # type: ignore[misc]
     shares = " / ".join(
         f"{c[:4]} {100 * x:.1f} → {100 * y:.1f}" for c, x, y in zip(classes, f, t, strict=True)
     )
+    changes = [
+        f"{way} {d:+.1f} points ({c}, {mix})" if c else f"{way} none"
+        for way, (d, c, mix) in largest.items()
+    ]
     return (
-        f"normal smear ({way}, float → artifact): {shares} %; largest change over the five "
-        f"mixes {largest[0]:+.1f} points ({largest[1]}, {largest[2]})"
+        f"normal smear, raw count (float → artifact): {shares} %; largest change over the five "
+        f"mixes: {', '.join(changes)}"
     )
 
 

@@ -111,7 +111,7 @@ def test_the_smear_line_shows_what_a_quantizer_does_to_a_differential(report) ->
     from wbc_edge.convert.report import smear_line
 
     art = report["artifacts"][0]
-    assert "normal smear (raw count, float → artifact)" in smear_line(report, art)
+    assert "normal smear, raw count (float → artifact)" in smear_line(report, art)
     k = len(report["classes"])
     same = [[50 if i == j else 0 for j in range(k)] for i in range(k)]
     moved = [row[:] for row in same]
@@ -119,10 +119,12 @@ def test_the_smear_line_shows_what_a_quantizer_does_to_a_differential(report) ->
     art["float_scores"]["confusion"], art["artifact_scores"]["confusion"] = same, moved
     line = smear_line(report, art)
     assert "NEUT 60.0 → 48.0" in line and "EOSI 3.0 → 15.0" in line
-    assert "largest change over the five mixes +17.0 points (EOSINOPHIL, neutrophilia)" in line
+    assert "largest change over the five mixes: raw +17.0 points (EOSINOPHIL, neutrophilia)" in line
     report["count_confusion"] = moved  # corrected with a count model that knows those errors
     corrected = smear_line(report, art)
-    assert corrected.startswith("normal smear (corrected,")
-    eos = re.search(r"EOSI ([\d.]+) → ([\d.]+)", corrected)
-    assert eos and abs(float(eos.group(2)) - 3.0) < 0.2  # the errors it knows are taken out
+    assert "corrected -12.5 points (NEUTROPHIL, eosinophilia)" in corrected  # over-corrected
+    report["count_confusion"] = same
+    assert "corrected -17.1 points (NEUTROPHIL, neutrophilia)" in smear_line(report, art)
+    art["artifact_scores"]["confusion"] = same
+    assert "raw none, corrected none" in smear_line(report, art)
     assert "The differential a smear would get" in markdown_report(report, table_rows(report, None))
