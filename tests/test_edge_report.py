@@ -13,15 +13,14 @@ import subprocess
 import threading
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from edge_setup import FRAMES, MODEL, ROOT, needs_runtime
 from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.runtime import runtime_available
 from wbc_edge.edge_app.annotated import AnnotatedFrames
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.overlay import _label, label_origin
@@ -30,20 +29,11 @@ from wbc_edge.edge_app.report_html import NOT_A_CELL
 from wbc_edge.edge_app.review import apply_review, make_server
 from wbc_edge.edge_app.summary import CellNote, DifferentialCount
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "default"
-FRAMES = ROOT / "samples" / "frames"
 CELLS = ROOT / "samples" / "cells"
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 THRESHOLD = "0.9"  # high enough that some sample cells are uncertain
 
-pytestmark = [
-    pytest.mark.edge,
-    pytest.mark.skipif(
-        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-        reason="no edge runtime installed",
-    ),
-]
+pytestmark = [pytest.mark.edge, needs_runtime]
 FIGURE = re.compile(r"<figure class=(uncertain|certain) id=cell-(\d+) data-label='([A-Z]+)'>")
 
 

@@ -11,8 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from edge_setup import FRAMES, MODEL, needs_runtime
 
-from wbc_edge.core.runtime import runtime_available
 from wbc_edge.edge_app import history
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.export_hl7 import escape_hl7
@@ -21,17 +21,7 @@ from wbc_edge.edge_app.report import load_report
 from wbc_edge.edge_app.review import apply_review
 from wbc_edge.edge_app.signing import sign_review
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "default"
-FRAMES = ROOT / "samples" / "frames"
-
-pytestmark = [
-    pytest.mark.edge,
-    pytest.mark.skipif(
-        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-        reason="no edge runtime installed",
-    ),
-]
+pytestmark = [pytest.mark.edge, needs_runtime]
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from edge_setup import FRAMES, MODEL, needs_runtime
 
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.runtime import runtime_available
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.output_folder import MANIFEST, OutputFolder
 from wbc_edge.edge_app.report_html import NOT_A_CELL
 from wbc_edge.edge_app.review import apply_review
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "default"
-FRAMES = ROOT / "samples" / "frames"
-
-pytestmark = [
-    pytest.mark.edge,
-    pytest.mark.skipif(
-        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-        reason="no edge runtime installed",
-    ),
-]
+pytestmark = [pytest.mark.edge, needs_runtime]
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -13,25 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edge_setup import FRAMES, MODEL, needs_runtime
 
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.runtime import runtime_available
 from wbc_edge.edge_app import review
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.report_html import NOT_A_CELL
 from wbc_edge.edge_app.review import apply_review, make_server
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "default"
-FRAMES = ROOT / "samples" / "frames"
-
-pytestmark = [
-    pytest.mark.edge,
-    pytest.mark.skipif(
-        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-        reason="no edge runtime installed",
-    ),
-]
+pytestmark = [pytest.mark.edge, needs_runtime]
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edge_setup import FRAMES, MODEL, needs_runtime
 
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.runtime import runtime_available
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.identity import name_problem, sample_problem
 from wbc_edge.edge_app.report import load_report
@@ -28,18 +28,9 @@ from wbc_edge.edge_app.report_html import NOT_A_CELL
 from wbc_edge.edge_app.review import apply_review, make_server
 from wbc_edge.edge_app.signing import amend_review, sign_review, signature_problem
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "default"
-FRAMES = ROOT / "samples" / "frames"
 OPERATOR = "Zoë O'Brien-Tech"
 
-pytestmark = [
-    pytest.mark.edge,
-    pytest.mark.skipif(
-        not any(runtime_available(r) for r in ("litert", "onnxruntime", "openvino")),
-        reason="no edge runtime installed",
-    ),
-]
+pytestmark = [pytest.mark.edge, needs_runtime]
 
 
 @pytest.fixture(scope="module")
