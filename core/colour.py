@@ -297,10 +297,11 @@ def pooled_illumination(ills: Iterable[Illumination | None]) -> Illumination:
     seen = [i for i in ills if i is not None]
     bgs = [i.background for i in seen if i.background is not None]
     reds = [i.red_cell for i in seen if i.red_cell is not None]
-    return Illumination(_median_colour(bgs), _median_colour(reds))
+    return Illumination(median_colour(bgs), median_colour(reds))
 
 
-def _median_colour(colours: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+def median_colour(colours: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+    """The per-channel median of RGB colours (None for no colours)."""
     if not colours:
         return None
     r, g, b = (float(v) for v in np.median(np.asarray(colours, np.float64), axis=0))
@@ -325,8 +326,8 @@ def reference_colours(images: list[np.ndarray]) -> tuple[list[float], list[float
             reds.append(ill.red_cell)
     if not bgs:
         raise ValueError("no image shows both empty glass and red cells")
-    med = lambda v: [round(float(x), 2) for x in np.median(np.asarray(v), axis=0)]  # noqa: E731
-    return med(bgs), med(reds)
+    glass, red = median_colour(bgs), median_colour(reds)
+    return [round(x, 2) for x in glass or ()], [round(x, 2) for x in red or ()]
 
 
 def _looks_like_glass(colour: tuple[float, float, float], spec: ColourSpec | None) -> bool:

@@ -36,11 +36,9 @@ MIXES: dict[str, dict[str, float]] = {
 }
 MIN_CELLS = 50  # fewer counted cells: the raw count only (the correction would be noise)
 BOOTSTRAP = 1000
+PRIOR = 0.05  # cells added to every entry: a confusion never seen is rare, not impossible
 _ITERATIONS = 500
 _TOL = 1e-9
-
-
-PRIOR = 0.05  # cells added to every entry: a confusion never seen is rare, not impossible
 
 
 def expected_shares(
@@ -83,10 +81,10 @@ def estimate_shares(predicted: np.ndarray, rates: np.ndarray) -> np.ndarray:
         joint = pi[:, None] * rates  # (true, predicted)
         mix = joint.sum(axis=0)
         new = (joint / np.maximum(mix, 1e-300) * n[None, :]).sum(axis=1) / total
-        if np.abs(new - pi).max() < _TOL:
-            pi = new
-            break
+        converged = np.abs(new - pi).max() < _TOL
         pi = new
+        if converged:
+            break
     return pi
 
 

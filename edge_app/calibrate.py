@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from wbc_edge.core.colour import correct_colour, split_regions
+from wbc_edge.core.colour import correct_colour, median_colour, split_regions
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.field import RBC_DIAMETER
 from wbc_edge.core.preprocess_spec import PreprocessSpec
@@ -94,11 +94,10 @@ def calibrate(
     if not scales:
         why = f" ({problems[0]})" if problems else ""
         raise WbcError(f"no frame showed both empty glass and red cells{why}", source or None)
-    med = lambda v: tuple(float(x) for x in np.median(np.asarray(v), axis=0))  # noqa: E731
     profile = CameraProfile(
         scale=float(np.median(scales)),
-        background=med(bgs),  # type: ignore[arg-type]
-        red_cell=med(reds),  # type: ignore[arg-type]
+        background=median_colour(bgs),  # type: ignore[arg-type]  (not None: frames were kept)
+        red_cell=median_colour(reds),  # type: ignore[arg-type]
         focus=float(np.median(focus)),
         frames=len(scales),
         frame_size=(int(size[0]), int(size[1])),

@@ -167,9 +167,10 @@ class CellFinder:
         )
 
     def prime_light(self, frames: list[np.ndarray]) -> None:
-        """Measure the run's light on its first frames before any is counted (files)."""
+        """Measure the run's light on its first frames before any is counted (files); a light
+        already fixed (a profile's, or primed before) measures nothing."""
         colour = self.spec.colour
-        if colour.method != "none" and colour.estimate == "run":
+        if colour.method != "none" and colour.estimate == "run" and self.light.fixed is None:
             self.light.prime([measure_illumination(rgb, colour) for rgb in frames])
 
     def prime_scale(self, frames: list[np.ndarray]) -> None:

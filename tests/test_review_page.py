@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_setup import FRAMES, MODEL, needs_runtime
+from edge_setup import FRAMES, MODEL, needs_runtime, review_server
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app import review
@@ -43,15 +43,8 @@ def folder(made_report: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(folder: Path) -> Iterator:
-    srv = make_server(folder, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with review_server(folder) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
 
 
 def send(srv, data: bytes, half_close: bool = False) -> bytes:

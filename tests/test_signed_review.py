@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_setup import FRAMES, MODEL, needs_runtime
+from edge_setup import FRAMES, MODEL, needs_runtime, review_server
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app.cli import main
@@ -213,15 +213,8 @@ def test_an_amendment_is_a_new_version_and_keeps_the_signed_one(folder) -> None:
 
 @pytest.fixture
 def server(folder: Path) -> Iterator:
-    srv = make_server(folder, "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with review_server(folder) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
 
 
 def post(srv, route: str, fields: dict[str, str]) -> tuple[int, str]:

@@ -54,6 +54,14 @@ class HeldOut:
         out[found] = np.nan_to_num(self.probs[found]).argmax(axis=1)
         return out
 
+    def cells(self, keep: np.ndarray | None = None) -> list[np.ndarray]:
+        """The image indices of each source cell (only images where `keep`, if given)."""
+        by_cell: dict[str, list[int]] = {}
+        for i, g in enumerate(self.groups):
+            if keep is None or keep[i]:
+                by_cell.setdefault(g, []).append(i)
+        return [np.asarray(idx) for idx in by_cell.values()]
+
     @staticmethod
     def join(parts: list[HeldOut]) -> HeldOut:
         """All folds' held-out images as one set (every image once: the folds are disjoint)."""

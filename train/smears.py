@@ -10,7 +10,6 @@ The mixes are `core.label_shift.MIXES` (with their reference).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
@@ -31,18 +30,14 @@ def per_cell(held: HeldOut) -> tuple[float, list[float]]:
     """Accuracy with one vote per source cell (the share of its copies read right, so every
     cell weighs the same however many copies it has) and each class's recall over cells."""
     right = held.predicted == held.labels
-    by_cell: dict[str, list[bool]] = defaultdict(list)
-    label_of: dict[str, int] = {}
-    for g, r, y in zip(held.groups, right, held.labels, strict=True):
-        by_cell[g].append(bool(r))
-        label_of[g] = int(y)
-    score = {g: float(np.mean(v)) for g, v in by_cell.items()}
+    cells = held.cells()
+    score = np.array([right[idx].mean() for idx in cells])
+    label = np.array([held.labels[idx[0]] for idx in cells])
     recall = [
-        float(np.mean([s for g, s in score.items() if label_of[g] == k]))
-        if any(label_of[g] == k for g in score) else float("nan")
+        float(score[label == k].mean()) if (label == k).any() else float("nan")
         for k in range(len(held.classes))
-    ]  # fmt: skip
-    return float(np.mean(list(score.values()))), recall
+    ]
+    return float(score.mean()), recall
 
 
 def per_image(held: HeldOut) -> tuple[float, list[float]]:
@@ -89,11 +84,8 @@ def smear_errors(
     k = len(held.classes)
     pred = held.predicted
     copies: dict[int, list[np.ndarray]] = {c: [] for c in range(k)}
-    by_cell: dict[str, list[int]] = defaultdict(list)
-    for i, g in enumerate(held.groups):
-        by_cell[g].append(i)
-    for idx in by_cell.values():
-        copies[int(held.labels[idx[0]])].append(np.asarray(idx))
+    for idx in held.cells():
+        copies[int(held.labels[idx[0]])].append(idx)
     rates = None if confusion is None else confusion_rates(confusion)
     out: dict[str, dict[str, dict[str, list[float]]]] = {}
     for mix_name, mix in MIXES.items():
@@ -150,10 +142,6 @@ def confusion_matrix(held: HeldOut) -> np.ndarray:
     k = len(held.classes)
     pred = held.predicted
     out = np.zeros((k, k))
-    by_cell: dict[str, list[int]] = defaultdict(list)
-    for i, g in enumerate(held.groups):
-        if pred[i] >= 0:
-            by_cell[g].append(i)
-    for idx in by_cell.values():
+    for idx in held.cells(pred >= 0):
         out[held.labels[idx[0]]] += np.bincount(pred[idx], minlength=k) / len(idx)
     return out
