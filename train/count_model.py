@@ -24,6 +24,7 @@ from wbc_edge.core.data import list_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.label_shift import MIN_CELLS
 from wbc_edge.core.plots import figure_png, pyplot
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import calibrate, fit_temperature, nll, reliability
 from wbc_edge.train.out_of_fold import HeldOut, fold_dirs, predict_held_out
 from wbc_edge.train.smears import confusion_matrix
@@ -76,7 +77,7 @@ def write_count_model(bundle_dir: Path, model: CountModel, stats: dict) -> Path:
     bundle.count_model = model
     numbers = {k: v for k, v in stats.items() if not k.startswith("reliability")}
     bundle.add_metrics("out-of-fold:calibration", numbers, source=model.source)
-    (bundle.root / PICTURE).write_bytes(reliability_png(stats))
+    atomic_write(bundle.root / PICTURE, reliability_png(stats))
     return save_bundle(bundle)
 
 
