@@ -20,6 +20,22 @@ Interpolation = Literal["area", "linear", "cubic", "nearest"]
 ColorOrder = Literal["RGB", "BGR"]
 
 
+def light_problems(
+    background: tuple[float, float, float], red_cell: tuple[float, float, float], prefix: str = ""
+) -> list[str]:
+    """What is impossible about a light's two references (RGB, 0..255), as `field: message`:
+    each value lies in (0, 255], and the glass is brighter in green than the red cells. One
+    rule for the bundle's colour step and a camera profile (`edge_app.profile`)."""
+    out = [
+        f"{prefix}{name}: values must lie in (0, 255], got {[round(v, 2) for v in rgb]}"
+        for name, rgb in (("background", background), ("red_cell", red_cell))
+        if not all(0.0 < v <= 255.0 for v in rgb)
+    ]
+    if not out and background[1] <= red_cell[1]:
+        out.append(f"{prefix}background: must be brighter in green than red_cell")
+    return out
+
+
 @dataclass(frozen=True)
 class NucleusParams:
     """How the stained nucleus is found. Areas and radii are in training-image pixels."""
@@ -168,11 +184,7 @@ class PreprocessSpec:
         if self.norm.kind == "mean_std" and min(self.norm.std) <= 0:
             out.append("norm.std: must be positive")
         if self.colour.method == "reference":
-            refs = (*self.colour.background, *self.colour.red_cell)
-            if not all(0.0 < v <= 255.0 for v in refs):
-                out.append("colour: references must lie in (0, 255]")
-            elif self.colour.background[1] <= self.colour.red_cell[1]:
-                out.append("colour.background: must be brighter in green than red_cell")
+            out += light_problems(self.colour.background, self.colour.red_cell, "colour.")
         nucleus = self.nucleus
         for name in ("min_area", "close_radius", "merge_radius"):
             if getattr(nucleus, name) < 0:

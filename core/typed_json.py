@@ -6,7 +6,11 @@ but never NaN/±Infinity or a bool, `Literal[...]` lists its choices, `tuple[flo
 needs exactly three numbers, unknown keys of an object are refused, and `Any` takes any JSON
 value that holds no non-finite number. Problems are appended as `path: message` and decoding
 goes on, so one pass lists them all; the result is `None` where a value could not be decoded.
-Pure Python, no schema library: the device runs it too.
+A dataclass that declares `open_keys: ClassVar[bool] = True` is a declared shape of an object
+that may hold more keys (a report's `meta`, a bundle's `provenance`): the keys it names are
+checked, the others only for non-finite numbers. `decode_file` decodes a whole file and raises
+one WbcError naming the file with every problem, one per line. Pure Python, no schema library:
+the device runs it too.
 """
 
 from __future__ import annotations
@@ -14,9 +18,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from wbc_edge.core.errors import WbcError
+
 T = TypeVar("T")
+
+
+def decode_file(
+    kind: Any, data: Any, file: Path | str, error: type[WbcError] = WbcError, path: str = ""
+) -> Any:
+    """`data` (parsed from `file`) decoded as `kind`; `error` listing every problem otherwise."""
+    problems: list[str] = []
+    value = decode(kind, data, path, problems)
+    raise_problems(problems, file, error)
+    return value
+
+
+def raise_problems(problems: list[str], file: Path | str, error: type[WbcError] = WbcError) -> None:
+    """Nothing when `problems` is empty, else `error` with one line per problem, each naming
+    the file (the first through the error's path); `.problems` keeps the list."""
+    if problems:
+        text = problems[0] + "".join(f"\n{file}: {p}" for p in problems[1:])
+        err = error(text, file)
+        err.problems = list(problems)  # type: ignore[attr-defined]
+        raise err
 
 
 def decode(kind: Any, value: Any, path: str, problems: list[str]) -> Any:
@@ -58,8 +85,13 @@ def decode_dataclass(cls: type[T], value: Any, path: str, problems: list[str]) -
     before = len(problems)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    open_keys = getattr(cls, "open_keys", False)
     for key in value:
-        if key not in fields:
+        if key in fields:
+            continue
+        if open_keys:
+            _check_finite(value[key], _join(path, str(key)), problems)
+        else:
             problems.append(f"{_join(path, str(key))}: unknown field")
     kwargs = {}
     for name, f in fields.items():

@@ -10,7 +10,6 @@ when frames drift away from it (another lamp, focus or magnification).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ from wbc_edge.core.colour import Illumination
 from wbc_edge.core.decode import MAX_PIXELS
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_json
+from wbc_edge.core.preprocess_spec import light_problems
 from wbc_edge.core.safe_io import atomic_write
+from wbc_edge.core.typed_json import decode_file, raise_problems
 from wbc_edge.edge_app.scale import MEASURED_SCALE_RANGE
 
 PROFILE_KIND = "wbc-edge camera profile"
@@ -92,7 +93,7 @@ def is_profile_file(path: Path) -> bool:
 
 
 def load_profile(path: Path | str) -> CameraProfile:
-    """Read and check a profile; a ProfileError names the file and the first problem."""
+    """Read and check a profile; a ProfileError names the file and lists every problem."""
     path = Path(path)
     if not path.exists():
         raise ProfileError("no such camera profile", path)
@@ -104,32 +105,29 @@ def load_profile(path: Path | str) -> CameraProfile:
         raise ProfileError("not a camera profile (made by `wbc-edge calibrate`)", path)
     if data.get("version") != PROFILE_VERSION:
         raise ProfileError(f"profile version {data.get('version')!r} is not supported", path)
-    try:
-        profile = CameraProfile(
-            scale=_number(data, "scale"),
-            background=_colour(data, "background"),
-            red_cell=_colour(data, "red_cell"),
-            focus=_number(data, "focus"),
-            frames=int(_number(data, "frames")),
-            frame_size=_size(data.get("frame_size")),
-            source=str(data.get("source", "")),
-            created=str(data.get("created", "")),
-        )
-    except ValueError as exc:
-        raise ProfileError(str(exc), path) from None
-    if not MEASURED_SCALE_RANGE[0] <= profile.scale <= MEASURED_SCALE_RANGE[1]:
-        raise ProfileError(f"scale {profile.scale:g} is outside {MEASURED_SCALE_RANGE}", path)
-    if profile.background[1] <= profile.red_cell[1]:
-        raise ProfileError("background must be brighter in green than red_cell", path)
+    fields = {k: v for k, v in data.items() if k not in ("kind", "version")}
+    profile = decode_file(CameraProfile, fields, path, ProfileError)
+    raise_problems(profile_problems(profile), path, ProfileError)
+    return profile
+
+
+def profile_problems(profile: CameraProfile) -> list[str]:
+    """What no calibration measures, as `field: message`."""
+    out = light_problems(profile.background, profile.red_cell)
+    lo, hi = MEASURED_SCALE_RANGE
+    if not lo <= profile.scale <= hi:
+        out.append(f"scale: {profile.scale:g} is outside {MEASURED_SCALE_RANGE}")
+    if profile.focus <= 0 or profile.frames < 1 or min(profile.frame_size) < 1:
+        out.append("focus, frames and frame_size must be positive")
     if profile.focus > FOCUS_MAX:
-        raise ProfileError(f"focus {profile.focus:g} is over {FOCUS_MAX:g}, more than any frame "
-                           "can measure", path)  # fmt: skip
-    if not 1 <= profile.frames <= MAX_FRAMES:
-        raise ProfileError(f"frames {profile.frames} is not from 1 to {MAX_FRAMES}", path)
+        out.append(f"focus: {profile.focus:g} is over {FOCUS_MAX:g}, more than any frame can "
+                   "measure")  # fmt: skip
+    if profile.frames > MAX_FRAMES:
+        out.append(f"frames: {profile.frames} is not from 1 to {MAX_FRAMES}")
     w, h = profile.frame_size
     if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
-        raise ProfileError(f"frame_size {w}x{h} is larger than any camera frame read", path)
-    return profile
+        out.append(f"frame_size: {w}x{h} is larger than any camera frame read")
+    return out
 
 
 def check_frame_size(profile: CameraProfile, size: tuple[int, int], path: Path | str) -> None:
@@ -142,34 +140,3 @@ def check_frame_size(profile: CameraProfile, size: tuple[int, int], path: Path |
             "run `wbc-edge calibrate` on this camera at this size",
             path,
         )
-
-
-def _number(data: dict[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{key} must be positive and finite, got {value!r}")
-    return float(value)
-
-
-def _colour(data: dict[str, Any], key: str) -> tuple[float, float, float]:
-    value = data.get(key)
-    if not isinstance(value, list) or len(value) != 3:
-        raise ValueError(f"{key} must be a list of 3 numbers (R, G, B), got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 255:
-            raise ValueError(f"{key} values must lie in (0, 255], got {value!r}")
-        out.append(float(v))
-    return (out[0], out[1], out[2])
-
-
-def _size(value: Any) -> tuple[int, int]:
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        raise ValueError(f"frame_size must be [width, height], got {value!r}")
-    return (value[0], value[1])

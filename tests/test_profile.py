@@ -72,12 +72,14 @@ def test_a_profile_round_trips(tmp_path: Path) -> None:
         ("{not json", "not a camera profile"),
         ("[1, 2]", "not a camera profile"),
         ('{"kind": "wbc-edge camera profile", "version": 9}', "version 9"),
-        ('scale="2"', "scale must be a number"),
-        ("scale=NaN", "scale must be positive and finite"),
+        ('scale="2"', "scale: expected a number, got '2'"),
+        ("scale=NaN", "scale: expected a finite number"),
         ("scale=1e9", "outside"),
-        ("background=[1, 2]", "background must be a list of 3"),
-        ("red_cell=[300, 1, 1]", "red_cell values must lie in"),
-        ("frame_size=[640]", "frame_size must be"),
+        ("background=[1, 2]", "background: expected a list of 3 values"),
+        ("red_cell=[300, 1, 1]", "red_cell: values must lie in"),
+        ("frame_size=[640]", "frame_size: expected a list of 2 values"),
+        ("focus=0", "must be positive"),
+        ('owner="me"', "owner: unknown field"),
         ("background=[100, 100, 100]", "brighter in green"),
     ],
 )
@@ -93,6 +95,17 @@ def test_a_bad_profile_is_one_line(tmp_path: Path, text: str, says: str) -> None
     with pytest.raises(ProfileError) as err:
         load_profile(path)
     assert says in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_bad_profile_lists_every_problem_naming_the_file(tmp_path: Path) -> None:
+    data = profile().to_dict() | {"scale": "2", "background": [1, 2], "frames": 0.5}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"{path}: ") for line in lines)
+    assert ["scale", "background", "frames"] == [line.split(": ")[1] for line in lines]
 
 
 def test_calibrate_writes_a_profile_and_a_picture(

@@ -146,8 +146,8 @@ def profile(**change) -> CameraProfile:
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        ({"focus": 1e308}, r"focus 1e\+308 is over"),
-        ({"frames": 10**9}, "frames 1000000000 is not from 1 to 1000"),
+        ({"focus": 1e308}, r"focus: 1e\+308 is over"),
+        ({"frames": 10**9}, "frames: 1000000000 is not from 1 to 1000"),
         ({"frame_size": (10**6, 10**6)}, "is larger than any camera frame"),
     ],
 )
