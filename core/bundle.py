@@ -21,9 +21,10 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from wbc_edge.core.bundle_files import file_outside
+from wbc_edge.core.bundle_parts import OPEN_PARTS, Status, Thresholds
 from wbc_edge.core.class_names import class_name_problem
 from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import BundleError
@@ -32,7 +33,7 @@ from wbc_edge.core.output_kind import OutputKind
 from wbc_edge.core.preprocess_spec import ColorOrder, PreprocessSpec
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import T_RANGE
-from wbc_edge.core.typed_json import decode
+from wbc_edge.core.typed_json import decode, raise_problems
 from wbc_edge.core.vocab import Format, Precision, artifact_key
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before file lists, output kinds and contract fingerprints
 BUNDLE_FILE = "bundle.json"
 BUNDLE_BYTES = 8_000_000  # bundle.json is tens of KB; a larger one is not read
-Status = Literal["ok", "failed", "unchecked"]  # set by the parity check
-STATUSES: tuple[str, ...] = get_args(Status)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -131,14 +130,6 @@ class InputSpec:
     channels: int
     color_order: ColorOrder
     dtype: Literal["float32"]
-
-
-@dataclass
-class Thresholds:
-    """`parity.thresholds`: what an artifact needed to pass (agreement, accuracy drop)."""
-
-    min_agreement: float
-    max_drop: float
 
 
 @dataclass
@@ -288,7 +279,7 @@ _TOP: dict[str, tuple[Any, bool]] = {
     "classes": (list[str], True),
     "input": (InputSpec, True),
     "preprocessing": (None, True),  # PreprocessSpec.decode
-    "provenance": (dict[str, Any], False),
+    "provenance": (dict[str, Any], False),  # these four: shapes in core.bundle_parts
     "metrics": (list[dict[str, Any]], False),
     "artifacts": (list[Artifact], False),
     "parity": (dict[str, Any], False),
@@ -323,6 +314,9 @@ def bundle_from_dict(data: Any, file: Path, warn: bool = True) -> Bundle:
             continue
         if kind is None:
             got[key] = PreprocessSpec.decode(data[key], key, problems)
+        elif key in OPEN_PARTS:  # checked against its declared shape, kept as parsed
+            decode(OPEN_PARTS[key], data[key], key, problems)
+            got[key] = data[key]
         else:
             got[key] = decode(kind, data[key], key, problems)
     extra = {k: decode(Any, v, k, problems) for k, v in data.items() if k not in _TOP}
@@ -451,11 +445,7 @@ def _input_of(spec: PreprocessSpec) -> InputSpec:
 
 def _raise(problems: list[str], file: Path) -> None:
     """BundleError with one line per problem, each naming the file."""
-    if problems:
-        text = problems[0] + "".join(f"\n{file}: {p}" for p in problems[1:])
-        err = BundleError(text, file)
-        err.problems = list(problems)
-        raise err
+    raise_problems(problems, file, BundleError)
 
 
 def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
@@ -470,9 +460,6 @@ def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
                     f"input.{key}: {getattr(inp, key)!r} does not match the preprocessing "
                     f"({want!r})"
                 )
-    for i, m in enumerate(got.get("metrics") or []):
-        if m is not None and not isinstance(m.get("split"), str):
-            problems.append(f"metrics[{i}].split: every entry must name its split")
     for i, art in enumerate(got.get("artifacts") or []):
         if art is not None:
             _check_artifact(art, f"artifacts[{i}]", problems)
@@ -486,9 +473,6 @@ def _check_parts(got: dict[str, Any], problems: list[str]) -> None:
             problems.append("calibration_pack.n: must be at least 1")
     if got.get("count_model") is not None:
         _check_count_model(got["count_model"], len(got.get("classes") or []), problems)
-    thresholds = (got.get("parity") or {}).get("thresholds")
-    if thresholds is not None:  # the ranges are wbc-convert's to check, where they are given
-        decode(Thresholds, thresholds, "parity.thresholds", problems)
 
 
 def _check_count_model(cm: CountModel, k: int, problems: list[str]) -> None:

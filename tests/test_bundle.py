@@ -85,7 +85,7 @@ BAD_EDITS = {  # edit -> the one line it gives, after "bundle.json: "
     "preprocessing.colour: expected an object, got 'x'": lambda d: d["preprocessing"].update(
         colour="x"
     ),
-    "metrics[0].split: every entry must name its split": lambda d: d["metrics"][0].pop("split"),
+    "metrics[0].split: missing": lambda d: d["metrics"][0].pop("split"),
     "artifacts[0].format: expected one of 'keras', 'savedmodel', 'tflite', 'onnx', "
     "'openvino', got 'pickle'": lambda d: d["artifacts"][0].update(format="pickle"),
     "artifacts[0].precision: expected one of 'fp32', 'fp16', 'dynamic', 'int8', got 'int4'": (
@@ -193,6 +193,31 @@ def test_every_problem_is_listed_one_per_line(tmp_path, capsys):
             "preprocessing.nucleus.min_area: expected an integer, got '250'",
             "artifacts[0].file: expected a string, got 5",
             "artifacts[0].options: expected an object, got a list",
+        )
+    ]
+
+
+def test_the_open_parts_list_every_problem_naming_the_file(tmp_path):
+    bundle = make(tmp_path)
+
+    def change(d):
+        d["provenance"]["adaptation"] = {"parent": {"name": 3}, "verdict": {"wins": "yes"}}
+        d["parity"] = {"artifacts": {"tflite-int8": {"file": "model.tflite", "status": "good"}}}
+        d["quality"] = {"passed": "no", "note": "kept"}
+        d["metrics"][0]["values"] = [0.5]
+
+    edit(bundle, change)
+    with pytest.raises(BundleError) as err:
+        load_bundle(bundle.root)
+    assert str(err.value).splitlines() == [
+        f"{bundle.path}: {p}"
+        for p in (
+            "provenance.adaptation.parent.name: expected a string, got 3",
+            "provenance.adaptation.verdict.wins: expected true or false, got 'yes'",
+            "metrics[0].values: expected an object, got a list",
+            "parity.artifacts.tflite-int8.status: expected one of 'ok', 'failed', 'unchecked', "
+            "got 'good'",
+            "quality.passed: expected true or false, got 'no'",
         )
     ]
 

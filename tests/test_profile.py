@@ -105,7 +105,7 @@ def test_a_bad_profile_lists_every_problem_naming_the_file(tmp_path: Path) -> No
         load_profile(path)
     lines = str(err.value).splitlines()
     assert len(lines) == 3 and all(line.startswith(f"{path}: ") for line in lines)
-    assert ["scale", "background", "frames"] == [line.split(": ")[1] for line in lines]
+    assert [line.split(": ")[1] for line in lines] == ["scale", "background", "frames"]
 
 
 def test_calibrate_writes_a_profile_and_a_picture(
