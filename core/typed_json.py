@@ -2,15 +2,16 @@
 
 `decode(Cls, data, "artifacts[2]", problems)` walks the dataclass's type hints and checks each
 value against them: `int` is never a float or a bool (`96.0` is refused), `float` accepts an int
-but never NaN/±Infinity or a bool, `Literal[...]` lists its choices, `tuple[float, float, float]`
-needs exactly three numbers, unknown keys of an object are refused, and `Any` takes any JSON
-value that holds no non-finite number. Problems are appended as `path: message` and decoding
-goes on, so one pass lists them all; the result is `None` where a value could not be decoded.
-A dataclass that declares `open_keys: ClassVar[bool] = True` is a declared shape of an object
-that may hold more keys (a report's `meta`, a bundle's `provenance`): the keys it names are
-checked, the others only for non-finite numbers. `decode_file` decodes a whole file and raises
-one WbcError naming the file with every problem, one per line. Pure Python, no schema library:
-the device runs it too.
+but never NaN/±Infinity or a bool, `Literal[...]` lists its choices, `tuple[float, float,
+float]` needs exactly three numbers, unknown keys of an object are refused, and `Any` takes any
+JSON value that holds no non-finite number. Problems are appended as `path: message` and
+decoding goes on, so one pass lists them all; the result is `None` where a value could not be
+decoded. A dataclass that declares `open_keys: ClassVar[bool] = True` is a declared shape of an
+object that may hold more keys (a report's `meta`, a bundle's `provenance`): the keys it names
+are checked, the others only for non-finite numbers; a field declared with `metadata={"key": k}`
+reads the key `k` (a JSON key that is a Python keyword, `class`). `decode_file` decodes a whole
+file and raises one WbcError naming the file with every problem, one per line. Pure Python, no
+schema library: the device runs it too.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def decode_dataclass(cls: type[T], value: Any, path: str, problems: list[str]) -
         return _wrong("an object", value, path, problems)
     before = len(problems)
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
     open_keys = getattr(cls, "open_keys", False)
     for key in value:
         if key in fields:
@@ -94,11 +95,11 @@ def decode_dataclass(cls: type[T], value: Any, path: str, problems: list[str]) -
         else:
             problems.append(f"{_join(path, str(key))}: unknown field")
     kwargs = {}
-    for name, f in fields.items():
-        if name in value:
-            kwargs[name] = decode(hints[name], value[name], _join(path, name), problems)
+    for key, f in fields.items():
+        if key in value:
+            kwargs[f.name] = decode(hints[f.name], value[key], _join(path, key), problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{_join(path, name)}: missing")
+            problems.append(f"{_join(path, key)}: missing")
     return cls(**kwargs) if len(problems) == before else None
 
 

@@ -1,136 +1,232 @@
 """Checking a report folder's JSON before anything uses it: `wbc-edge review` serves it to a
 browser and copies files named in it, so a crafted report.json must not reach either.
 
-Class names come from the safe set (`core.class_names`), cell ids are unique positive integers,
-every cell's label is a class, and every file a cell names (`crop`, `context`) lies inside the
-report folder (`confined`, checked again where the file is opened: a link may change). A
-problem is one WbcError line naming the file and the field.
+The shapes of report.json and review.json are declared here and decoded by `core.typed_json`
+(keys a newer writer adds are kept); then class names come from the safe set
+(`core.class_names`), cell ids are unique positive integers, every cell's label is a class,
+and every file a cell names (`crop`, `context`) lies inside the report folder (`confined`,
+checked again where the file is opened: a link may change). Every problem is listed, one line
+each naming the file and the field.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from wbc_edge.core.class_names import class_name_problem
-from wbc_edge.core.errors import WbcError
+from wbc_edge.core.typed_json import decode, raise_problems
 from wbc_edge.edge_app.identity import name_problem, sample_problem
 from wbc_edge.edge_app.report_html import NOT_A_CELL
 
-META_TEXT = ("model", "bundle", "bundle_sha256", "runtime", "mode", "source", "date")
-COUNT_INTS = ("cells", "frames", "frames_without_white_cell", "errors", "uncertain")
-ROW_NUMBERS = ("percent", "ci95_low", "ci95_high")
+MAX_VERSIONS = 1000
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class Meta:
+    """report.json's `meta`: the run (`edge_app.report.run_meta`)."""
+
+    open_keys: ClassVar[bool] = True
+    classes: list[str]
+    model: str
+    bundle: str
+    bundle_sha256: str
+    runtime: str
+    mode: str
+    source: str
+    date: str
+    scale: float
+    threshold: float
+    run_id: str | None = None  # these three: absent or null in older reports
+    sample: str | None = None
+    operator: str | None = None
+
+
+@dataclass
+class CountRow:
+    """One class's row of a count (its `class` is checked against the report's classes)."""
+
+    open_keys: ClassVar[bool] = True
+    label: str = field(metadata={"key": "class"})
+    cells: int
+    percent: float
+    ci95_low: float
+    ci95_high: float
+    uncertain: int = 0
+
+
+@dataclass
+class Count:
+    """report.json's `count` (`edge_app.report.count_table` and the run's frames)."""
+
+    open_keys: ClassVar[bool] = True
+    cells: int
+    frames: int
+    frames_without_white_cell: int
+    errors: int
+    uncertain: int
+    threshold: float
+    rows: list[CountRow]
+
+
+@dataclass
+class Cell:
+    """One of report.json's `cells` (`edge_app.report.ReportCell`); `frame` is a number or a
+    live run's `first-last`."""
+
+    open_keys: ClassVar[bool] = True
+    id: int
+    source: str
+    frame: Any
+    box: list[int] | None
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    uncertain: bool
+    crop: str
+    context: str
+    morphology: dict[str, Any] | None = None
+    scale: float | None = None
+
+
+@dataclass
+class FlaggedFrame:
+    open_keys: ClassVar[bool] = True
+    source: str
+    frame: Any
+    flags: list[str]
+
+
+@dataclass
+class Report:
+    """report.json."""
+
+    open_keys: ClassVar[bool] = True
+    meta: Meta
+    count: Count
+    cells: list[Cell]
+    flagged_frames: list[FlaggedFrame] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Signature:
+    """A signed version's signature (`edge_app.signing`)."""
+
+    open_keys: ClassVar[bool] = True
+    reviewer: str
+    time: str
+    sha256: str
+    report_sha256: str
+
+
+@dataclass
+class ReviewCount:
+    open_keys: ClassVar[bool] = True
+    cells: int
+    uncertain: int
+    rows: list[CountRow]
+
+
+@dataclass
+class ReviewVersion:
+    """One version of a review: the technician's corrections and the count they give."""
+
+    open_keys: ClassVar[bool] = True
+    corrections: dict[str, str]
+    count: ReviewCount
+    confirmed: list[str] = field(default_factory=list)
+    version: int = 1
+    date: str = ""
+    signature: Signature | None = None
+
+
+@dataclass
+class Review(ReviewVersion):
+    """review.json: the open version and the earlier ones it keeps."""
+
+    history: list[ReviewVersion] = field(default_factory=list)
 
 
 def check_report(data: Any, path: Path) -> dict[str, Any]:
-    """report.json's content, or WbcError naming the first field that is wrong."""
-    _need(isinstance(data, dict), "the report must be a JSON object", path)
-    meta, count, cells = data.get("meta"), data.get("count"), data.get("cells")
-    _need(isinstance(meta, dict), "meta: missing or not an object", path)
-    classes = meta.get("classes")
-    _need(isinstance(classes, list) and bool(classes), "meta.classes: not a list of names", path)
-    for c in classes:
-        problem = class_name_problem(c)
-        _need(problem is None, f"meta.classes: {problem}", path)
-    _need(len(set(classes)) == len(classes), "meta.classes: names must be unique", path)
-    for key in META_TEXT:
-        _need(isinstance(meta.get(key), str), f"meta.{key}: expected a string", path)
-    for key in ("scale", "threshold"):
-        _need(_number(meta.get(key)), f"meta.{key}: expected a finite number", path)
-    _check_identity(meta, path)
-    _need(isinstance(count, dict), "count: missing or not an object", path)
-    for key in COUNT_INTS:
-        _need(_int(count.get(key)), f"count.{key}: expected a whole number", path)
-    _need(_number(count.get("threshold")), "count.threshold: expected a finite number", path)
-    rows = count.get("rows")
-    _need(isinstance(rows, list), "count.rows: expected a list", path)
-    for i, row in enumerate(rows):
-        ok = isinstance(row, dict) and row.get("class") in classes
-        ok = ok and _int(row.get("cells")) and _int(row.get("uncertain"))
-        ok = ok and all(_number(row.get(k)) for k in ROW_NUMBERS)
-        _need(ok, f"count.rows[{i}]: not a row of a class of this report", path)
-    _need(isinstance(cells, list), "cells: expected a list", path)
-    ids: set[int] = set()
-    for i, cell in enumerate(cells):
-        _check_cell(cell, f"cells[{i}]", classes, ids, path)
-    for key in ("flagged_frames", "notes"):
-        _need(isinstance(data.get(key, []), list), f"{key}: expected a list", path)
-    for i, f in enumerate(data.get("flagged_frames", [])):
-        ok = isinstance(f, dict) and isinstance(f.get("source"), str)
-        ok = ok and _frame(f.get("frame")) and isinstance(f.get("flags"), list)
-        ok = ok and all(isinstance(x, str) for x in f["flags"])
-        _need(ok, f"flagged_frames[{i}]: not a flagged frame", path)
-    _need(all(isinstance(n, str) for n in data.get("notes", [])), "notes: not text", path)
+    """report.json's content, or WbcError naming the file and listing every problem."""
+    problems: list[str] = []
+    report = decode(Report, data, "", problems)
+    if report is not None:
+        problems += report_problems(report)
+    raise_problems(problems, path)
     return data
+
+
+def report_problems(report: Report) -> list[str]:
+    """What the shapes cannot say: names, ids, labels, files inside the folder."""
+    meta, out = report.meta, []
+    classes = meta.classes
+    out += [f"meta.classes: {p}" for p in map(class_name_problem, classes) if p]
+    if not classes or len(set(classes)) != len(classes):
+        out.append("meta.classes: names must be unique, at least one")
+    if meta.run_id is not None and not re.fullmatch(r"[0-9a-f]{32}", meta.run_id):
+        out.append("meta.run_id: expected 32 hex digits")
+    for key, problem in (("sample", sample_problem), ("operator", name_problem)):
+        value = getattr(meta, key)
+        why = None if value is None else problem(value)
+        if why is not None:
+            out.append(f"meta.{key}: {why}")
+    for i, row in enumerate(report.count.rows):
+        if row.label not in classes:
+            out.append(f"count.rows[{i}].class: not a class of this report")
+    ids: set[int] = set()
+    for i, cell in enumerate(report.cells):
+        out += _cell_problems(cell, f"cells[{i}]", classes, ids)
+    for i, f in enumerate(report.flagged_frames):
+        if not _frame(f.frame):
+            out.append(f"flagged_frames[{i}].frame: expected a frame number")
+    return out
 
 
 def check_review(review: Any, data: dict[str, Any], path: Path) -> dict[str, Any]:
     """review.json's content checked against its report: ids of its cells, its classes, its
     version, signature and the earlier versions it keeps (`edge_app.signing`)."""
-    _check_version(review, data, path, "")
-    history = review.get("history", [])
-    _need(isinstance(history, list) and len(history) <= MAX_VERSIONS, "history: bad", path)
-    for i, old in enumerate(history):
-        _check_version(old, data, path, f"history[{i}].")
+    problems: list[str] = []
+    decoded = decode(Review, review, "", problems)
+    if decoded is not None:
+        if len(decoded.history) > MAX_VERSIONS:
+            problems.append(f"history: more than {MAX_VERSIONS} versions")
+        versions = [("", decoded), *((f"history[{i}].", v) for i, v in enumerate(decoded.history))]
+        for where, version in versions:
+            problems += _version_problems(version, data, where)
+    raise_problems(problems, path)
     return review
 
 
-MAX_VERSIONS = 1000
-
-
-def _check_version(review: Any, data: dict[str, Any], path: Path, where: str) -> None:
-    _need(isinstance(review, dict), f"{where or 'the review'}: expected a JSON object", path)
-    corrections = review.get("corrections")
-    _need(isinstance(corrections, dict), f"{where}corrections: expected an object", path)
+def _version_problems(review: ReviewVersion, data: dict[str, Any], where: str) -> list[str]:
     ids = {str(c["id"]) for c in data["cells"]}
     allowed = {*data["meta"]["classes"], NOT_A_CELL}
-    for cid, label in corrections.items():
-        _need(cid in ids, f"{where}corrections: no cell #{cid[:20]!r} in the report", path)
-        _need(label in allowed, f"{where}corrections.{cid}: not a class of this report", path)
-    confirmed = review.get("confirmed", [])
-    ok = isinstance(confirmed, list) and all(isinstance(c, str) and c in ids for c in confirmed)
-    _need(ok, f"{where}confirmed: expected ids of cells of the report", path)
-    version = review.get("version", 1)
-    _need(_int(version) and version >= 1, f"{where}version: expected a whole number", path)
-    _need(isinstance(review.get("date", ""), str), f"{where}date: expected a string", path)
-    count = review.get("count")
-    _need(isinstance(count, dict), f"{where}count: expected an object", path)
-    rows = count.get("rows")
-    ok = isinstance(rows, list) and all(
-        isinstance(r, dict)
-        and r.get("class") in allowed
-        and _int(r.get("cells"))
-        and all(_number(r.get(k)) for k in ROW_NUMBERS)
-        for r in rows
-    )
-    ok = ok and _int(count.get("cells")) and _int(count.get("uncertain"))
-    _need(ok, f"{where}count: bad", path)
-    _check_signature(review.get("signature"), path, where)
-
-
-def _check_signature(sig: Any, path: Path, where: str) -> None:
-    if sig is None:
-        return
-    _need(isinstance(sig, dict), f"{where}signature: expected an object or null", path)
-    why = name_problem(sig.get("reviewer"))
-    _need(why is None, f"{where}signature.reviewer: {why}", path)
-    _need(isinstance(sig.get("time"), str), f"{where}signature.time: expected a string", path)
-    for key in ("sha256", "report_sha256"):
-        ok = isinstance(sig.get(key), str) and re.fullmatch(r"[0-9a-f]{64}", sig[key])
-        _need(bool(ok), f"{where}signature.{key}: expected 64 hex digits", path)
-
-
-def _check_identity(meta: dict[str, Any], path: Path) -> None:
-    """meta's run_id, sample and operator: absent or null (older reports), else well formed."""
-    run_id = meta.get("run_id")
-    ok = run_id is None or (isinstance(run_id, str) and re.fullmatch(r"[0-9a-f]{32}", run_id))
-    _need(bool(ok), "meta.run_id: expected 32 hex digits", path)
-    for key, problem in (("sample", sample_problem), ("operator", name_problem)):
-        value = meta.get(key)
-        why = None if value is None else problem(value)
-        _need(why is None, f"meta.{key}: {why}", path)
+    out = []
+    for cid, label in review.corrections.items():
+        if cid not in ids:
+            out.append(f"{where}corrections: no cell #{cid[:20]!r} in the report")
+        elif label not in allowed:
+            out.append(f"{where}corrections.{cid}: not a class of this report")
+    if not all(c in ids for c in review.confirmed):
+        out.append(f"{where}confirmed: expected ids of cells of the report")
+    if review.version < 1:
+        out.append(f"{where}version: expected a whole number from 1")
+    for i, row in enumerate(review.count.rows):
+        if row.label not in allowed:
+            out.append(f"{where}count.rows[{i}].class: not a class of this report")
+    sig = review.signature
+    if sig is not None:
+        why = name_problem(sig.reviewer)
+        if why is not None:
+            out.append(f"{where}signature.reviewer: {why}")
+        for key in ("sha256", "report_sha256"):
+            if not _HEX64.fullmatch(getattr(sig, key)):
+                out.append(f"{where}signature.{key}: expected 64 hex digits")
+    return out
 
 
 def confined(folder: Path, rel: Any) -> Path | None:
@@ -150,29 +246,24 @@ def confined(folder: Path, rel: Any) -> Path | None:
     return path if real.is_relative_to(root) and real != root else None
 
 
-def _check_cell(cell: Any, where: str, classes: list, ids: set[int], path: Path) -> None:
-    _need(isinstance(cell, dict), f"{where}: expected an object", path)
-    cid = cell.get("id")
-    _need(_int(cid) and cid >= 1 and cid not in ids, f"{where}.id: not a new whole number", path)
-    ids.add(cid)
-    _need(isinstance(cell.get("source"), str), f"{where}.source: expected a string", path)
-    _need(_frame(cell.get("frame")), f"{where}.frame: expected a frame number", path)
-    box = cell.get("box")
-    ok = box is None or (isinstance(box, list) and len(box) == 4 and all(map(_int, box)))
-    _need(ok, f"{where}.box: expected 4 whole numbers or null", path)
-    _need(cell.get("label") in classes, f"{where}.label: not a class of this report", path)
-    _need(_number(cell.get("confidence")), f"{where}.confidence: expected a number", path)
-    _need(isinstance(cell.get("uncertain"), bool), f"{where}.uncertain: expected true/false", path)
-    probs = cell.get("probs")
-    ok = isinstance(probs, dict) and all(k in classes and _number(v) for k, v in probs.items())
-    _need(ok, f"{where}.probs: expected a number per class", path)
+def _cell_problems(cell: Cell, where: str, classes: list[str], ids: set[int]) -> list[str]:
+    out = []
+    if cell.id < 1 or cell.id in ids:
+        out.append(f"{where}.id: not a new whole number")
+    ids.add(cell.id)
+    if not _frame(cell.frame):
+        out.append(f"{where}.frame: expected a frame number")
+    if cell.box is not None and len(cell.box) != 4:
+        out.append(f"{where}.box: expected 4 whole numbers or null")
+    if cell.label not in classes:
+        out.append(f"{where}.label: not a class of this report")
+    if not set(cell.probs) <= set(classes):
+        out.append(f"{where}.probs: expected a number per class")
     for key in ("crop", "context"):
-        value = cell.get(key)
-        ok = isinstance(value, str) and ((value == "" and key == "context") or _relative(value))
-        _need(ok, f"{where}.{key}: must name a file inside the report folder", path)
-    _need(isinstance(cell.get("morphology"), dict | None), f"{where}.morphology: bad", path)
-    scale = cell.get("scale")
-    _need(scale is None or _number(scale), f"{where}.scale: expected a number", path)
+        value = getattr(cell, key)
+        if not ((value == "" and key == "context") or _relative(value)):
+            out.append(f"{where}.{key}: must name a file inside the report folder")
+    return out
 
 
 def _relative(rel: str) -> bool:
@@ -180,18 +271,7 @@ def _relative(rel: str) -> bool:
     return bool(rel) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _frame(v: Any) -> bool:
-    return (_int(v) and v >= 0) or (isinstance(v, str) and len(v) <= 64)
-
-
-def _need(ok: bool, message: str, path: Path) -> None:
-    if not ok:
-        raise WbcError(message, path)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v >= 0
+    return isinstance(v, str) and len(v) <= 64

@@ -258,6 +258,55 @@ def test_a_crafted_report_is_refused(folder, tmp_path, change, says) -> None:
     assert not (folder / "corrections").exists() and not (tmp_path / "tmp").exists()
 
 
+def test_a_malformed_report_lists_every_problem_naming_the_file(folder, capsys) -> None:
+    def change(d):
+        d["meta"]["scale"] = "2"
+        d["count"].pop("frames")
+        d["cells"][0].update(confidence=None, crop="/etc/passwd")
+
+    edit_report(folder, change)
+    assert main(["review", str(folder), "--no-browser", "--port", "0"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"wbc-edge: {folder / 'report.json'}: {p}"
+        for p in (
+            "meta.scale: expected a number, got '2'",
+            "count.frames: missing",
+            "cells[0].confidence: expected a number, got null",
+        )
+    ]  # the crop is checked once the types are right: it is refused then
+
+    def fix_types(d):
+        d["meta"]["scale"] = 2.0
+        d["count"]["frames"] = 1
+        d["cells"][0]["confidence"] = 0.5
+
+    edit_report(folder, fix_types)
+    with pytest.raises(WbcError, match=r"cells\[0\].crop: must name a file inside"):
+        review.load_report(folder)
+
+
+def test_a_malformed_review_lists_every_problem_naming_the_file(folder) -> None:
+    apply_review(folder, {"1": NOT_A_CELL})
+    data = json.loads((folder / "review.json").read_text())
+    data["corrections"]["999999"] = NOT_A_CELL
+    data["version"] = 0
+    data["count"]["cells"] = 1.5
+    (folder / "review.json").write_text(json.dumps(data))
+    with pytest.raises(WbcError) as err:
+        review.load_report(folder)
+    assert err.value.path == folder / "review.json"
+    assert err.value.problems == ["count.cells: expected an integer, got 1.5"]
+    data["count"]["cells"] = 1
+    (folder / "review.json").write_text(json.dumps(data))
+    with pytest.raises(WbcError) as err:
+        review.load_report(folder)
+    assert err.value.problems == [
+        "corrections: no cell #'999999' in the report",
+        "version: expected a whole number from 1",
+    ]
+
+
 def test_links_out_of_the_report_folder_are_never_read(folder, tmp_path) -> None:
     secret = tmp_path / "secret.jpg"
     shutil.copyfile(FRAMES / "BloodImage_00000.jpg", secret)
