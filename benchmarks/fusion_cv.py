@@ -47,7 +47,8 @@ from wbc_edge.core.decode import decode_image
 from wbc_edge.core.nucleus import locate_cell
 from wbc_edge.edge_app import morphology
 from wbc_edge.train.dataset import predict_probabilities
-from wbc_edge.train.trainer import measure_colour_spec
+from wbc_edge.train.model_spec import measure_colour_spec
+from wbc_edge.train.probe import fit_softmax
 
 CHECKPOINTS = {"validation-chosen epoch": "model.keras", "last epoch": "checkpoints/last.keras"}
 PICTURES = {"CNN, validation-chosen epoch": "cnn", "fused (CNN log-probs + measurements)": "fused"}
@@ -102,14 +103,12 @@ def fold_probs(fold: Path, which: str, everything: ImageSet, idx: np.ndarray, sp
     return probs
 
 
-def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """Probabilities of a standardised multinomial logistic regression (C = 1, fixed)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
-    model.fit(x_train, y_train)
+def logistic(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Probabilities of a standardised multinomial logistic regression, C = 1 fixed: the
+    linear probe's (`train.probe.fit_softmax`, whose l2 = 1 / (C·N))."""
+    model = fit_softmax(x_train, y_train, n_classes, l2=1.0 / len(x_train), iterations=2000)
     return model.predict_proba(x_test)
 
 
@@ -120,7 +119,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, fold: np.ndarray, usable: np.ndarr
         train, test = usable & (fold != k), usable & (fold == k)
         if not train.any() or not test.any():
             continue  # no other fold finished yet: these rows stay misses
-        out[test] = logistic(x[train], y[train], x[test])
+        out[test] = logistic(x[train], y[train], x[test], out.shape[1])
     return out
 
 

@@ -20,7 +20,7 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict[str, 
     """Accuracy, per-class precision/recall/F1/support, macro and weighted averages.
 
     A class never predicted has precision 0, one absent has recall 0 (and weight 0 in the
-    weighted average), as sklearn does with zero_division=0.
+    weighted average), as scikit-learn does with zero_division=0.
     """
     cm = np.asarray(cm, np.float64)
     support = cm.sum(axis=1)

@@ -329,14 +329,18 @@ def blobs(n_per_class=60, k=3, d=6, seed=0):
     return x.astype(np.float32), y
 
 
-def test_softmax_probe_matches_scikit_learn():
-    sklearn = pytest.importorskip("sklearn.linear_model")
+def test_softmax_probe_reaches_the_minimum_of_its_objective():
+    """Mean cross-entropy + l2/2·‖W‖² (bias free) is convex: its gradient vanishes at the fit,
+    which is what makes it scikit-learn's LogisticRegression(C = 1 / (l2·N))."""
     x, y = blobs()
     l2 = 1e-2
     ours = fit_softmax(x, y, l2=l2, iterations=2000)
     xs = (x - ours.mean) / ours.scale
-    ref = sklearn.LogisticRegression(C=1 / (l2 * len(x)), tol=1e-10, max_iter=5000).fit(xs, y)
-    np.testing.assert_allclose(ours.predict_proba(x), ref.predict_proba(xs), atol=2e-3)
+    residual = (ours.predict_proba(x) - np.eye(3)[y]) / len(x)
+    grad_w = xs.T @ residual + l2 * ours.weights
+    grad_b = residual.sum(axis=0)
+    assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4
+    assert np.mean(ours.predict_proba(x).argmax(axis=1) == y) > 0.95
 
 
 def test_probe_folds_scores_held_out_folds():

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """n / (k · count_c) per class (sklearn's 'balanced'); absent classes get 0."""
+    """n / (k · count_c) per class (scikit-learn's 'balanced'); absent classes get 0."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     weights = np.zeros(n_classes)
     present = counts > 0
