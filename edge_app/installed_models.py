@@ -20,10 +20,10 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from wbc_edge.core import selftest
 from wbc_edge.core.adaptation import adaptation_problem, parent_name
@@ -31,6 +31,7 @@ from wbc_edge.core.bundle import Bundle, load_bundle
 from wbc_edge.core.errors import BundleError, WbcError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.safe_io import atomic_write, printable
+from wbc_edge.core.typed_json import decode_file
 
 STATE = "installed.json"
 STATE_BYTES = 4_000_000
@@ -190,19 +191,30 @@ def installed_names(root: Path) -> list[str]:
                   and not p.name.startswith("."))  # fmt: skip
 
 
+@dataclass
+class LogEntry:
+    open_keys: ClassVar[bool] = True
+    time: str
+    action: str
+    model: str
+
+
+@dataclass
+class StoreState:
+    """installed.json's shape, decoded by `core.typed_json` (the state stays a dict)."""
+
+    open_keys: ClassVar[bool] = True
+    current: str | None
+    previous: list[str]
+    log: list[LogEntry] = field(default_factory=list)
+
+
 def read_state(root: Path) -> dict[str, Any]:
     file = root / STATE
     if not file.exists():
         return {"current": None, "previous": [], "log": []}
     data = read_json(file, STATE_BYTES)
-    ok = (
-        isinstance(data, dict)
-        and (data.get("current") is None or isinstance(data.get("current"), str))
-        and isinstance(data.get("previous"), list)
-        and all(isinstance(p, str) for p in data["previous"])
-    )
-    if not ok:
-        raise WbcError("is not a model store's state (current, previous, log)", file)
+    decode_file(StoreState, data, file)
     data.setdefault("log", [])
     return data
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.safe_io import atomic_write, check_writable, printable
+from wbc_edge.core.typed_json import decode_file
 
 MANIFEST = ".wbc-edge-written.json"
 MANIFEST_BYTES = 32_000_000
@@ -128,11 +130,15 @@ class OutputFolder:
         path = self.folder / MANIFEST
         if not path.exists():
             return set()
-        data = read_json(path, MANIFEST_BYTES)
-        names = data.get("written") if isinstance(data, dict) else None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise WbcError("not a wbc-edge manifest (delete it to start afresh)", path)
-        return {n for n in names if _relative(n)}
+        manifest = decode_file(Manifest, read_json(path, MANIFEST_BYTES), path)
+        return {n for n in manifest.written if _relative(n)}
+
+
+@dataclass
+class Manifest:
+    """The manifest's shape (decoded by `core.typed_json`): the names wbc-edge wrote here."""
+
+    written: list[str]
 
 
 def _relative(name: str) -> bool:

@@ -79,9 +79,18 @@ def test_bad_input_is_one_line(edge_bundle: Path, tmp_path: Path, capsys) -> Non
     assert main(["models", "use", "nope", "--store", str(store)]) == 2
     assert main(["models", "rollback", "--store", str(store)]) == 2
     store.mkdir(exist_ok=True)
-    (store / "installed.json").write_text(json.dumps({"current": 3}))
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    state = store / "installed.json"
+    state.write_text(json.dumps({"current": 3, "log": [{"time": "now"}]}))
     assert main(["models", "list", "--store", str(store)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("wbc-edge: ") for line in err), err
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"wbc-edge: {state}: {p}"
+        for p in (
+            "current: expected a string, got 3",
+            "previous: missing",
+            "log[0].action: missing",
+            "log[0].model: missing",
+        )
+    ]
     with pytest.raises(WbcError, match="no model is installed yet"):
         im.resolve_model("@current", tmp_path / "empty")
