@@ -1,4 +1,4 @@
-"""Tests for core.grouping: recover source cells from augmented copies (synthetic data)."""
+"""Tests for core.dataset.grouping: recover source cells from augmented copies (synthetic data)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from synthetic import render_cell
 
-from wbc_edge.core import grouping
+from wbc_edge.core.dataset import grouping
+from wbc_edge.core.dataset.grouping import GroupingParams, GroupingResult
 from wbc_edge.core.errors import DataError
-from wbc_edge.core.grouping import GroupingParams, GroupingResult
 
 PARAMS = GroupingParams(control_pairs=400)
 

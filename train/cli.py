@@ -15,10 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from wbc_edge.core import splits
-from wbc_edge.core.cell_groups import resolve_groups
 from wbc_edge.core.cli_support import add_version, run_cli
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.cell_groups import resolve_groups
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.train.presets import PRESETS
@@ -281,7 +281,7 @@ def groups_command(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
 
-    from wbc_edge.core import grouping
+    from wbc_edge.core.dataset import grouping
 
     images = list_images(args.data_root)
     paths = [images.root / r.path for r in images.records]

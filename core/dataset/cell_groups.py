@@ -7,7 +7,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from wbc_edge.core.data import ImageSet
+from wbc_edge.core.dataset.data import ImageSet
 from wbc_edge.core.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def resolve_groups(image_set: ImageSet, groups_csv: Path | None = None) -> tuple
     With `groups_csv`, every image must be in it. Without, the shipped Kaggle TRAIN table is
     used if it knows the images; files it does not know become groups of one, with a warning.
     """
-    from wbc_edge.core.grouping import read_groups_csv
+    from wbc_edge.core.dataset.grouping import read_groups_csv
 
     if groups_csv is not None:
         table = _read(read_groups_csv, groups_csv)
