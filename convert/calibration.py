@@ -23,7 +23,7 @@ from wbc_edge.convert.held_out import Key, Seen, drop_seen, key_of
 from wbc_edge.convert.source import Calibration, HeldOut
 from wbc_edge.core.bundle import Bundle
 from wbc_edge.core.colour import apply_lut
-from wbc_edge.core.dataset.cell_groups import shipped_groups_path
+from wbc_edge.core.dataset.cell_groups import read_groups_csv, shipped_groups_path
 from wbc_edge.core.dataset.data import list_images, run_table
 from wbc_edge.core.dataset.splits import read_manifest
 from wbc_edge.core.decode import decode_image
@@ -189,8 +189,6 @@ def groups_tables(
     """Recovered source cells: the shipped Kaggle TRAIN table (when it knows most of the
     manifest's files: the bundle was trained on Kaggle TRAIN), the bundle's own groups CSV when
     provenance names one that is here, and `given` (--groups)."""
-    from wbc_edge.core.dataset.grouping import read_groups_csv
-
     tables: dict[str, dict[Key, str]] = {}
     shipped = read_groups_csv(shipped_groups_path())
     if manifest and 2 * len(manifest & shipped.keys()) >= len(manifest):

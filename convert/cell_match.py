@@ -25,7 +25,9 @@ def copies_of_seen_cells(
     rows: Sequence[Any], root: Path, reps: Mapping[Cell, tuple[str, list[Path]]]
 ) -> dict[str, str]:
     """path -> why, for the rows (with .label, .path) that are copies of a seen cell."""
-    from wbc_edge.core.dataset.grouping import GroupingParams, image_features, pair_inliers
+    from wbc_edge.core.dataset.grouping_params import GroupingParams
+    from wbc_edge.core.dataset.pair_verify import pair_inliers
+    from wbc_edge.core.dataset.sift_features import image_features
 
     params = GroupingParams()
     cache: dict[Path, Any] = {}
