@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.dataset import splits
 from wbc_edge.core.decode import decode_image
 from wbc_edge.train.adapt import AdaptConfig, fine_tune, load_original
 from wbc_edge.train.adapt_scores import scores

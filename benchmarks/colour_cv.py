@@ -27,7 +27,7 @@ from cv_eval import held_out
 from robustness import gains, gamma
 
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import NoCellFound
 from wbc_edge.core.preprocess import prepare

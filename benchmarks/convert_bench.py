@@ -27,7 +27,7 @@ from wbc_edge.convert.formats import FORMATS
 from wbc_edge.convert.parity import open_runtime, predict_all
 from wbc_edge.convert.source import SourceModel
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.runtime import usable_cores
+from wbc_edge.core.cpu import usable_cores
 from wbc_edge.core.text_table import aligned_table
 from wbc_edge.edge_app.bench import cpu_description, per_image_ms
 from wbc_edge.edge_app.macs import artifact_macs

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.data import ImageSet, list_images
-from wbc_edge.core.metrics import classification_metrics
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import ImageSet, list_images
+from wbc_edge.core.dataset.metrics import classification_metrics
 from wbc_edge.train.dataset import load_cached, predict_probabilities
 
 # The eight symmetries of the square, in the order views are added.

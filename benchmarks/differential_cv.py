@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robustness import gains, gamma
 
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.temperature import fit_temperature
 from wbc_edge.train.out_of_fold import HeldOut, held_out_images, predict_held_out

@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colour_cv import prepared
 from cv_eval import misread_cells, plot_misread
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.colour import correct_colour
-from wbc_edge.core.data import ImageSet, list_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import ImageSet, list_images
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.nucleus import locate_cell
 from wbc_edge.edge_app import morphology

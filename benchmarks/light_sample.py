@@ -32,7 +32,7 @@ from wbc_edge.core.colour import (
     measure_illumination,
     pooled_illumination,
 )
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import NoCellFound
 from wbc_edge.core.preprocess import prepare

@@ -22,14 +22,14 @@ import numpy as np
 from wbc_edge.convert.held_out import Key, Seen, drop_seen, key_of
 from wbc_edge.convert.source import Calibration, HeldOut
 from wbc_edge.core.bundle import Bundle
-from wbc_edge.core.cell_groups import shipped_groups_path
 from wbc_edge.core.colour import apply_lut
-from wbc_edge.core.data import list_images, run_table
+from wbc_edge.core.dataset.cell_groups import read_groups_csv, shipped_groups_path
+from wbc_edge.core.dataset.data import list_images, run_table
+from wbc_edge.core.dataset.splits import read_manifest
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import BundleError, DataError, ImageError, NoCellFound, WbcError
 from wbc_edge.core.preprocess import preprocess
 from wbc_edge.core.preprocess_spec import PreprocessSpec
-from wbc_edge.core.splits import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,6 @@ def groups_tables(
     """Recovered source cells: the shipped Kaggle TRAIN table (when it knows most of the
     manifest's files: the bundle was trained on Kaggle TRAIN), the bundle's own groups CSV when
     provenance names one that is here, and `given` (--groups)."""
-    from wbc_edge.core.grouping import read_groups_csv
-
     tables: dict[str, dict[Key, str]] = {}
     shipped = read_groups_csv(shipped_groups_path())
     if manifest and 2 * len(manifest & shipped.keys()) >= len(manifest):
@@ -249,7 +247,7 @@ def preprocess_rows(
     """Decode + preprocess rows in order until `limit` images succeed (None: all).
 
     Files that cannot be read or hold no cell are skipped by name with the reason. A spec that
-    measures its light per run takes the rows as one run (`core.data.run_table`).
+    measures its light per run takes the rows as one run (`core.dataset.data.run_table`).
     """
     lut = run_table(root, rows, spec)
     spec = spec if lut is None else spec.after_colour()

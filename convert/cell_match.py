@@ -2,7 +2,7 @@
 
 A new file name proves nothing on Kaggle-like data (augmented copies of a few cells), so each
 such image is compared with a few representatives of every seen (training or calibration) cell
-of its class, with the recipe that recovered Kaggle's groups (`core/grouping.py`: SIFT,
+of its class, with the recipe that recovered Kaggle's groups (`core/dataset/grouping.py`: SIFT,
 ratio test, RANSAC similarity, mirror included); `min_inliers` matching keypoints make it a
 copy of that cell.
 """
@@ -25,7 +25,9 @@ def copies_of_seen_cells(
     rows: Sequence[Any], root: Path, reps: Mapping[Cell, tuple[str, list[Path]]]
 ) -> dict[str, str]:
     """path -> why, for the rows (with .label, .path) that are copies of a seen cell."""
-    from wbc_edge.core.grouping import GroupingParams, image_features, pair_inliers
+    from wbc_edge.core.dataset.grouping_params import GroupingParams
+    from wbc_edge.core.dataset.pair_verify import pair_inliers
+    from wbc_edge.core.dataset.sift_features import image_features
 
     params = GroupingParams()
     cache: dict[Path, Any] = {}

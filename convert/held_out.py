@@ -4,7 +4,7 @@ calibrated on.
 Kaggle's files are augmented copies of a few source cells, so a different file name is no
 proof of a different cell. An image is *seen* when it is, by (class, file name), a row of the
 bundle's split manifest on the train side or a calibration file, when its source cell (the
-manifest's group, or a recovered-groups table's: `core/data/kaggle_train_groups.csv`, the
+manifest's group, or a recovered-groups table's: `core/dataset/data/kaggle_train_groups.csv`, the
 bundle's own groups CSV, `--groups`) has a copy on the train side or among the calibration
 images, or when its bytes equal a training or calibration file's. Seen images are dropped,
 counted by reason; the parity report says what was checked and how many were dropped.

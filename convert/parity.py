@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from wbc_edge.convert.source import HeldOut
-from wbc_edge.core import metrics
 from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.dataset import metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc_edge.core.plots import draw_confusion, figure_png, pyplot
+from wbc_edge.core.dataset.plots import draw_confusion, figure_png, pyplot
 
 PASS_COLOUR, FAIL_COLOUR = "tab:green", "tab:red"
 WIDTH_IN = 7.2  # fits an A4 page's text width at 90 dpi

@@ -23,7 +23,6 @@ import functools
 import importlib
 import importlib.util
 import logging
-import math
 import os
 import platform
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.cpu import usable_cores
 from wbc_edge.core.errors import BundleError, WbcError, first_line
 from wbc_edge.core.limits import check_threads
 from wbc_edge.core.output_kind import OutputKind, apply_output_kind, infer_output_kind, probe_batch
@@ -508,49 +508,6 @@ def open_runtime(
     return rt
 
 
-def usable_cores() -> tuple[int, str]:
-    """The cores this process may run on (CPU affinity, then a cgroup CPU quota), and why."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-        why = f"{_cores(cores)} in this process's CPU affinity"
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-        why = _cores(cores)
-    quota = cgroup_cpu_quota()
-    if quota is not None and quota < cores:
-        cores = max(1, math.ceil(quota))
-        why += f", cgroup CPU quota {quota:g}"
-    return cores, why
-
-
-def cgroup_cpu_quota(
-    root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")
-) -> float | None:
-    """This process's cgroup CPU limit in cores (v2 cpu.max, v1 CFS quota); None: unlimited."""
-    paths = {"": "/", "cpu": "/"}  # controller -> this process's cgroup (v2 has no name)
-    try:
-        for line in own.read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            for name in controllers.split(","):
-                paths[name] = path
-    except (OSError, ValueError):
-        pass
-    for base in (root / paths[""].lstrip("/"), root):
-        try:
-            limit, period = (base / "cpu.max").read_text().split()[:2]
-            return None if limit == "max" else int(limit) / int(period)
-        except (OSError, ValueError):
-            continue
-    for base in (root / "cpu" / paths["cpu"].lstrip("/"), root / "cpu"):
-        try:
-            quota = int((base / "cpu.cfs_quota_us").read_text())
-            period = int((base / "cpu.cfs_period_us").read_text())
-        except (OSError, ValueError):
-            continue
-        return quota / period if quota > 0 and period > 0 else None
-    return None
-
-
 def choose_artifact(
     bundle: Bundle, runtime: str = "auto", precision: str | None = None
 ) -> tuple[Artifact, str]:
@@ -659,10 +616,6 @@ def _import(runtime: str) -> Any:
         raise WbcError(
             f"runtime {runtime} is not installed ({first_line(exc)}): {row.install}"
         ) from None
-
-
-def _cores(n: int) -> str:
-    return f"{n} core" if n == 1 else f"{n} cores"
 
 
 def _dims(shape: tuple) -> str:

@@ -1,5 +1,5 @@
-"""The one union-find: disjoint sets over 0..n-1 (recovered source cells in `grouping`, a
-nucleus's lobes in `nucleus`)."""
+"""The one union-find: disjoint sets over 0..n-1 (recovered source cells in
+`dataset.class_groups`, a nucleus's lobes in `nucleus`)."""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from wbc_edge.core.bundle import Artifact, Bundle
+from wbc_edge.core.cpu import usable_cores
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.runtime import Runtime, open_runtime, runtime_available, usable_cores
+from wbc_edge.core.runtime import Runtime, open_runtime, runtime_available
 from wbc_edge.core.text_table import aligned_table
 from wbc_edge.core.vocab import FORMAT_RUNTIMES, PRECISION_ORDER
 from wbc_edge.edge_app.classify import Classifier, JsonlWriter, write_frame

@@ -14,9 +14,9 @@ from tiny_bundle import SPEC
 from wbc_edge.convert.calibration import parity_set, training_root
 from wbc_edge.convert.held_out import split_by_cell
 from wbc_edge.core.bundle import new_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
+from wbc_edge.core.dataset.splits import stratified_grouped, write_manifest
 from wbc_edge.core.errors import DataError, WbcError
-from wbc_edge.core.splits import stratified_grouped, write_manifest
 
 
 @pytest.fixture(scope="module")

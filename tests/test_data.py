@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from wbc_edge.core.data import list_images, load_images
+from wbc_edge.core.dataset.data import list_images, load_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.preprocess_spec import CropSpec, PreprocessSpec
 

@@ -1,4 +1,5 @@
-"""Tests for core.grouping: recover source cells from augmented copies (synthetic data)."""
+"""Tests for core.dataset.grouping and the modules it runs on: recover source cells from
+augmented copies (synthetic data), the groups CSV and the montage."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ import numpy as np
 import pytest
 from synthetic import render_cell
 
-from wbc_edge.core import grouping
+from wbc_edge.core.dataset import grouping
+from wbc_edge.core.dataset.cell_groups import read_groups_csv, write_groups_csv
+from wbc_edge.core.dataset.group_montage import write_montage
+from wbc_edge.core.dataset.grouping import GroupingResult
+from wbc_edge.core.dataset.grouping_params import GroupingParams
+from wbc_edge.core.dataset.pair_verify import pair_inliers, similarity_inliers
+from wbc_edge.core.dataset.sift_features import gray_features, valid_mask
 from wbc_edge.core.errors import DataError
-from wbc_edge.core.grouping import GroupingParams, GroupingResult
 
 PARAMS = GroupingParams(control_pairs=400)
 
@@ -84,17 +90,15 @@ def test_flipped_copy_matches_through_mirror() -> None:
     copy = cv2.warpAffine(np.ascontiguousarray(rgb[:, ::-1]), turn, (160, 120))  # black corners
     feats = []
     for img in (rgb, copy):
-        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        mask = grouping.valid_mask(gray, PARAMS.black_level, PARAMS.mask_erode)
-        feats.append(grouping._describe(grouping._sift(PARAMS), gray, mask))
-    assert grouping.similarity_inliers(feats[0], feats[1], PARAMS) < PARAMS.min_inliers
-    assert grouping.pair_inliers(feats[0], feats[1], PARAMS) >= 2 * PARAMS.min_inliers
+        feats.append(gray_features(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), PARAMS))
+    assert similarity_inliers(feats[0], feats[1], PARAMS) < PARAMS.min_inliers
+    assert pair_inliers(feats[0], feats[1], PARAMS) >= 2 * PARAMS.min_inliers
 
 
 def test_black_corners_are_masked() -> None:
     gray = np.full((60, 80), 200, np.uint8)
     gray[:10, :10] = 0
-    mask = grouping.valid_mask(gray, black_level=20, erode=7)
+    mask = valid_mask(gray, black_level=20, erode=7)
     assert mask[:12, :12].max() == 0 and mask[30, 40] == 255
 
 
@@ -103,10 +107,10 @@ def test_csv_round_trip(recovered, tmp_path: Path) -> None:
     out = tmp_path / "groups.csv"
     paths = [root / r.path for r in records]
     labels = [r.label for r in records]
-    grouping.write_groups_csv(out, root, paths, labels, result.groups)
+    write_groups_csv(out, root, paths, labels, result.groups)
     assert out.read_text().splitlines()[0] == "path,class,group"
     assert records[0].path.as_posix() in out.read_text()
-    table = grouping.read_groups_csv(out)
+    table = read_groups_csv(out)
     assert table == {(r.label, r.path.name): g for r, g in zip(records, result.groups, strict=True)}
 
 
@@ -118,13 +122,13 @@ def test_bad_csv_raises_naming_the_file(tmp_path: Path, text: str) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(text)
     with pytest.raises(DataError, match=re.escape(str(tmp_path / "bad.csv"))) as err:
-        grouping.read_groups_csv(bad)
+        read_groups_csv(bad)
     assert "\n" not in str(err.value)
 
 
 def test_montage_has_one_row_per_group(recovered, tmp_path: Path) -> None:
     root, records, result = recovered
     out = tmp_path / "montage.png"
-    grouping.write_montage(out, root, [r.path for r in records], result.groups, 2, 3)
+    write_montage(out, root, [r.path for r in records], result.groups, 2, 3)
     img = cv2.imread(str(out))
     assert img is not None and img.shape[0] == 4 * 2 * (72 + 2)

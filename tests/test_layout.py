@@ -23,6 +23,7 @@ ALLOWED = {  # what each package may import of the others
     "convert": {"core"},
     "edge_app": {"core"},
 }
+DATASET = "wbc_edge.core.dataset"  # the training-data tooling: the device never imports it
 
 
 def _imports(path: Path) -> set[str]:
@@ -45,6 +46,19 @@ def test_packages_import_only_the_core(folder: str) -> None:
                 assert parts[1] in ALLOWED[folder], f"{path.relative_to(ROOT)} imports {name}"
 
 
+@pytest.mark.parametrize("folder", ("core", "edge_app"))
+def test_the_device_never_imports_the_training_data_tooling(folder: str) -> None:
+    """`edge_app/` and the device's core (`core/` outside `core/dataset/`) run without
+    `core.dataset`; `core/dataset/`, being part of the core, imports no stage (the test above)."""
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        if path.is_relative_to(ROOT / "core" / "dataset"):
+            continue
+        for name in _imports(path):
+            assert name != DATASET and not name.startswith(DATASET + "."), (
+                f"{path.relative_to(ROOT)} imports {name}"
+            )
+
+
 def test_pyproject_lists_every_package_folder() -> None:
     tomllib = pytest.importorskip("tomllib")
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
@@ -56,6 +70,11 @@ def test_pyproject_lists_every_package_folder() -> None:
     }
     assert listed == found
     assert tool["setuptools"]["package-dir"] == {f"wbc_edge.{f}": f for f in FOLDERS}
+    for package, patterns in tool["setuptools"]["package-data"].items():
+        assert package in listed, package
+        folder = ROOT.joinpath(*package.split(".")[1:])
+        for pattern in patterns:
+            assert any(folder.glob(pattern)), f"{package}: {pattern} matches no file"
 
 
 def test_wbc_train_runs_from_a_folder_holding_a_train_py(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wbc_edge.core import splits
-from wbc_edge.core.data import ImageRecord
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import ImageRecord
 from wbc_edge.core.errors import DataError
 
 

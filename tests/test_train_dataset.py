@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import CropSpec, NormSpec, PreprocessSpec

@@ -12,8 +12,8 @@ import pytest
 from synthetic import make_cell_dataset
 from test_hostile_decode import png_header
 
-from wbc_edge.core import splits
-from wbc_edge.core.data import list_images, load_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import list_images, load_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.preprocess_spec import CropSpec, PreprocessSpec
 from wbc_edge.train.checks import check_split

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from wbc_edge.core.metrics import (
+from wbc_edge.core.dataset.metrics import (
     classification_metrics,
     confusion_matrix,
     flatten_numbers,

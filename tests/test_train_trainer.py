@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from synthetic import make_cell_dataset
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.errors import WbcError
 from wbc_edge.train import cli
 from wbc_edge.train.config import TrainConfig

@@ -27,11 +27,11 @@ import pytest
 from synthetic import make_cell_dataset
 
 from wbc_edge.core.bundle import load_bundle, new_bundle, save_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
+from wbc_edge.core.dataset.splits import stratified_grouped, write_manifest
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.preprocess import preprocess
 from wbc_edge.core.preprocess_spec import CropSpec, NucleusParams, PreprocessSpec
-from wbc_edge.core.splits import stratified_grouped, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import Bundle, load_bundle, new_bundle, save_bundle
-from wbc_edge.core.data import ImageRecord, ImageSet
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import ImageRecord, ImageSet
 from wbc_edge.core.errors import BundleError, DataError
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.train import adapt_scores

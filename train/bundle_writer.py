@@ -8,8 +8,8 @@ from pathlib import Path
 
 import keras
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import new_bundle, save_bundle
+from wbc_edge.core.dataset import splits
 from wbc_edge.train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
 from wbc_edge.train.fitting import RunResult, TrainData
 from wbc_edge.train.models import parse_weights

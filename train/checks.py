@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from wbc_edge.core.data import ImageSet
+from wbc_edge.core.dataset.data import ImageSet
 from wbc_edge.core.errors import DataError
 
 log = logging.getLogger(__name__)

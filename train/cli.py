@@ -15,10 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from wbc_edge.core import splits
-from wbc_edge.core.cell_groups import resolve_groups
 from wbc_edge.core.cli_support import add_version, run_cli
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.cell_groups import resolve_groups, write_groups_csv
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.train.presets import PRESETS
@@ -281,16 +281,17 @@ def groups_command(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
 
-    from wbc_edge.core import grouping
+    from wbc_edge.core.dataset import grouping
+    from wbc_edge.core.dataset.group_montage import write_montage
 
     images = list_images(args.data_root)
     paths = [images.root / r.path for r in images.records]
     labels = [r.label for r in images.records]
     expected = grouping.expected_k_from_names(paths, labels)
     result = grouping.recover_groups(paths, labels, expected_k=expected, workers=args.workers)
-    grouping.write_groups_csv(args.out, images.root, paths, labels, result.groups)
+    write_groups_csv(args.out, images.root, paths, labels, result.groups)
     if args.montage:
-        grouping.write_montage(args.montage, images.root, paths, result.groups)
+        write_montage(args.montage, images.root, paths, result.groups)
     print(f"{'class':<12} {'groups':>6} {'K(names)':>8} {'copies min/median/max':>22}")
     for cls, row in result.per_class.items():
         copies = "/".join(

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from wbc_edge.core.bundle import load_bundle, save_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.preprocess_spec import NucleusParams
 from wbc_edge.train.model_spec import measure_colour_spec

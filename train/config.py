@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wbc_edge.core import splits
+from wbc_edge.core.dataset import splits
 from wbc_edge.core.errors import WbcError
 from wbc_edge.train.augment import Augment
 from wbc_edge.train.models import get_model_info

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from wbc_edge.core.bundle import CountModel, load_bundle, save_bundle
-from wbc_edge.core.data import list_images
+from wbc_edge.core.dataset.data import list_images
+from wbc_edge.core.dataset.plots import figure_png, pyplot
 from wbc_edge.core.errors import DataError
 from wbc_edge.core.label_shift import MIN_CELLS
-from wbc_edge.core.plots import figure_png, pyplot
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.temperature import calibrate, fit_temperature, nll, reliability
 from wbc_edge.train.out_of_fold import HeldOut, fold_dirs, predict_held_out

@@ -1,6 +1,6 @@
 """Batches for Keras from uint8 arrays in memory: numpy augmentation, then the one normalisation.
 
-Images are decoded, cropped and resized once (`core.data.load_images`, cached as .npz by
+Images are decoded, cropped and resized once (`core.dataset.data.load_images`, cached as .npz by
 `load_cached`); each batch is augmented by `train.augment` (flips, rotations, zoom, shift,
 colour, blur) and normalised by `core.preprocess.normalise`, the same function the device
 uses. No TensorFlow.
@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from wbc_edge.core.data import ImageRecord, ImageSet, LoadedImages, load_images
+from wbc_edge.core.dataset.data import ImageRecord, ImageSet, LoadedImages, load_images
 from wbc_edge.core.preprocess import normalise
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train.augment import Augment, augment_batch

@@ -12,9 +12,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from wbc_edge.core.data import ImageSet
+from wbc_edge.core.dataset.data import ImageSet
+from wbc_edge.core.dataset.metrics import classification_metrics
 from wbc_edge.core.errors import WbcError
-from wbc_edge.core.metrics import classification_metrics
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train.augment import Augment
 from wbc_edge.train.checkpoints import resume_state, run_callbacks

@@ -8,9 +8,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import save_bundle
-from wbc_edge.core.metrics import kfold_summary
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.metrics import kfold_summary
 from wbc_edge.train.bundle_writer import write_bundle
 from wbc_edge.train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
 from wbc_edge.train.fitting import RunResult, TrainData, train_run

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from wbc_edge.core.colour import reference_colours
-from wbc_edge.core.data import ImageSet
+from wbc_edge.core.dataset.data import ImageSet
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import DataError, ImageError
 from wbc_edge.core.preprocess_spec import ColourSpec, CropSpec, NucleusParams, PreprocessSpec

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc_edge.core import splits
 from wbc_edge.core.bundle import Bundle, load_bundle
 from wbc_edge.core.colour import apply_lut, pooled_table
-from wbc_edge.core.data import RUN_SAMPLE, ImageSet
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import RUN_SAMPLE, ImageSet
 from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import DataError, NoCellFound
 from wbc_edge.core.preprocess import prepare

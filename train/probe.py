@@ -197,9 +197,9 @@ def _probe_command(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = p.parse_args(argv)
 
-    from wbc_edge.core import splits
-    from wbc_edge.core.cell_groups import resolve_groups
-    from wbc_edge.core.data import list_images
+    from wbc_edge.core.dataset import splits
+    from wbc_edge.core.dataset.cell_groups import resolve_groups
+    from wbc_edge.core.dataset.data import list_images
 
     image_set = list_images(args.data_root)
     groups, origin = resolve_groups(image_set, args.groups)
@@ -232,7 +232,7 @@ def _probe_command(argv: list[str]) -> int:
 
 
 def _features(image_set, spec: PreprocessSpec, args) -> tuple[np.ndarray, list]:
-    from wbc_edge.core.data import load_images
+    from wbc_edge.core.dataset.data import load_images
     from wbc_edge.train.efficientnet_lite import build_efficientnet_lite
     from wbc_edge.train.pth_weights import load_lite_weights
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc_edge.core.plots import draw_confusion, pyplot
+from wbc_edge.core.dataset.plots import draw_confusion, pyplot
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"

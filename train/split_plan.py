@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc_edge.core import splits
-from wbc_edge.core.cell_groups import resolve_groups
-from wbc_edge.core.data import ImageSet
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.cell_groups import resolve_groups
+from wbc_edge.core.dataset.data import ImageSet
 from wbc_edge.core.errors import DataError
 from wbc_edge.train.config import TrainConfig, split_kind
 
@@ -68,7 +68,7 @@ def _plan_from_manifest(images: ImageSet, path: Path) -> SplitPlan:
 
 
 def _groups(images: ImageSet, groups_csv: Path | None, required: bool) -> tuple[list[str], str]:
-    """Source-cell groups (core.cell_groups); a random or folder split only reports them, so
+    """Source-cell groups (core.dataset.cell_groups); a random or folder split only reports them, so
     there a missing groups table is a warning, not an error."""
     try:
         return resolve_groups(images, groups_csv)

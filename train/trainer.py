@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wbc_edge.core import splits
-from wbc_edge.core.data import ImageSet, list_images
+from wbc_edge.core.dataset import splits
+from wbc_edge.core.dataset.data import ImageSet, list_images
 from wbc_edge.core.errors import DataError
 from wbc_edge.train import checks
 from wbc_edge.train.bundle_writer import write_bundle

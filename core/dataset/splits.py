@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc_edge.core.data import ImageRecord
+from wbc_edge.core.dataset.data import ImageRecord
 from wbc_edge.core.errors import DataError
 
 SIDE_NAMES = {1: ("train",), 2: ("train", "val"), 3: ("train", "val", "test")}
