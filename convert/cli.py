@@ -7,7 +7,6 @@ in bundle.json); 2 a user error (one line naming the file).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from wbc_edge.convert.formats import (
 )
 from wbc_edge.convert.parity import Thresholds
 from wbc_edge.convert.selftest import DEFAULT_SELFTEST_IMAGES, MAX_SELFTEST_IMAGES
-from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core.cli_support import Command, build_parser, main_of
 from wbc_edge.core.limits import float_in
 from wbc_edge.core.vocab import PRECISIONS, artifact_key
 
@@ -35,14 +34,36 @@ def parser() -> argparse.ArgumentParser:
         + (f" [{', '.join(o.name for o in f.options)}]" if f.options else "")
         for f in FORMATS
     )
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Convert a bundle's Keras model to TFLite / ONNX / OpenVINO and check each "
-        f"artifact's parity with the float model. Formats: {rows}.",
+    description = (
+        "Convert a bundle's Keras model to TFLite / ONNX / OpenVINO and check each "
+        f"artifact's parity with the float model. Formats: {rows}."
     )
-    add_version(p)
+    return build_parser(PROG, description, Command(PROG, description, add_arguments, run))
+
+
+# The folders and files the images come from: (flag, help), each a Path.
+IMAGE_PATHS = (
+    (
+        "--data-root",
+        "the folder the bundle's split manifest's paths are relative to, where it is on "
+        "this machine (default: the data root the bundle records)",
+    ),
+    (
+        "--groups",
+        "a recovered-groups CSV (path,class,group; `wbc-train groups` over the training and "
+        "parity images together): parity drops images of the training side's source cells by it",
+    ),
+    ("--calib-data", "class-folder tree to calibrate on"),
+    (
+        "--parity-data",
+        "class-folder tree to check parity on; images whose source cell the model trained "
+        "or calibrated on are dropped, with a count",
+    ),
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's and absl's log lines")
     what = p.add_argument_group("what to convert (default: --int8)")
     what.add_argument("--int8", action="store_true", help="INT8 TFLite + INT8 OpenVINO")
     what.add_argument("--all", action="store_true", help="every format at every precision")
@@ -70,25 +91,8 @@ def parser() -> argparse.ArgumentParser:
         help=f"representative images for INT8 (default {DEFAULT_CALIB_IMAGES}), stratified over "
         "classes and source cells of the bundle's train side",
     )
-    data.add_argument(
-        "--data-root",
-        type=Path,
-        help="the folder the bundle's split manifest's paths are relative to, where it is on "
-        "this machine (default: the data root the bundle records)",
-    )
-    data.add_argument(
-        "--groups",
-        type=Path,
-        help="a recovered-groups CSV (path,class,group; `wbc-train groups` over the training and "
-        "parity images together): parity drops images of the training side's source cells by it",
-    )
-    data.add_argument("--calib-data", type=Path, help="class-folder tree to calibrate on")
-    data.add_argument(
-        "--parity-data",
-        type=Path,
-        help="class-folder tree to check parity on; images whose source cell the model trained "
-        "or calibrated on are dropped, with a count",
-    )
+    for flag, text in IMAGE_PATHS:
+        data.add_argument(flag, type=Path, help=text)
     data.add_argument("--parity-images", type=int, help="at most this many parity images")
     data.add_argument(
         "--selftest-images",
@@ -137,7 +141,6 @@ def parser() -> argparse.ArgumentParser:
         f"{Thresholds.max_class_drop})",
     )
     p.add_argument("--out", type=Path, help="write a converted copy here (default: in place)")
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -217,8 +220,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from wbc_edge.convert.pipeline import add_calibration_pack, add_selftest, convert_bundle
 
@@ -272,8 +274,7 @@ def _split(text: str | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    return run_cli(PROG, lambda: run(argv), verbose="--verbose" in argv)
+    return main_of(PROG, parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every `wbc-*` command shares: `--version`, logging set-up and one-line errors for people."""
+"""What every `wbc-*` command shares: one way to build and run it (`Command` rows, `--version`
+and `--verbose` on every parser), logging set-up and one-line errors for people."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from wbc_edge.core.errors import WbcError
@@ -26,6 +28,80 @@ def package_version() -> str:
         return version(DISTRIBUTION)
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+VERBOSE_HELP = "show TensorFlow's, absl's and the runtimes' log lines (hidden by default)"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One (sub)command: its name, one-line help, the function that adds its arguments to its
+    parser and the one that runs it on the parsed arguments (an exit status)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None  # default: help
+    epilog: str | None = None
+
+
+def build_parser(
+    prog: str,
+    description: str,
+    commands: Command | Sequence[Command],
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The parser of a `wbc-*` command: one Command's arguments on the parser itself, or one
+    subcommand per Command; `--version` and `--verbose` on it and on every subcommand."""
+    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    _add_common(p, verbose_default=False)
+    if isinstance(commands, Command):
+        commands.add_arguments(p)
+        p.set_defaults(run=commands.run)
+        return p
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for c in commands:
+        q = sub.add_parser(
+            c.name, help=c.help, description=c.description or c.help, epilog=c.epilog
+        )
+        _add_common(q, verbose_default=argparse.SUPPRESS)  # the top-level flag stands
+        c.add_arguments(q)
+        q.set_defaults(run=c.run)
+    return p
+
+
+def main_of(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+    default: str | None = None,
+) -> int:
+    """Parse `argv` (default: the process's), run the chosen command through `run_cli`.
+
+    `default`: the subcommand meant when the first argument names none (`wbc-train DATA ...`
+    is `wbc-train train DATA ...`). `args.argv` keeps the arguments as parsed, subcommand first.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if default is not None and not _names_a_command(parser, argv):
+        argv = [default, *argv]
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return run_cli(prog, lambda: args.run(args), verbose=args.verbose)
+
+
+def _names_a_command(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    """Whether argv starts with a subcommand or asks the command itself for help or version."""
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        return bool(argv)
+    return any(
+        isinstance(a, argparse._SubParsersAction) and argv[0] in a.choices for a in parser._actions
+    )
+
+
+def _add_common(p: argparse.ArgumentParser, verbose_default: object) -> None:
+    add_version(p)
+    p.add_argument("--verbose", action="store_true", default=verbose_default, help=VERBOSE_HELP)
 
 
 def add_version(*parsers: argparse.ArgumentParser) -> None:

@@ -22,59 +22,52 @@ See docs/edge.md. Never imports TensorFlow.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from wbc_edge.core import limits
+from wbc_edge.core import cli_support, limits
 from wbc_edge.core.bundle import load_bundle
-from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core.cli_support import Command
 from wbc_edge.core.decode import MAX_PIXELS
-from wbc_edge.core.errors import BundleError, WbcError
-from wbc_edge.core.quiet import native_stderr
-from wbc_edge.core.runtime import open_runtime
-from wbc_edge.core.safe_io import printable, write_image
+from wbc_edge.core.safe_io import printable
 from wbc_edge.core.vocab import PRECISION_ORDER, RUNTIMES
+from wbc_edge.edge_app import session
 from wbc_edge.edge_app.calibrate import DEFAULT_FRAMES
-from wbc_edge.edge_app.classify import (
-    DEFAULT_THRESHOLD,
-    MODES,
-    Classifier,
-    classify_media,
-)
+from wbc_edge.edge_app.classify import DEFAULT_THRESHOLD, MODES, classify_media
 from wbc_edge.edge_app.exit_codes import HELP as EXIT_HELP
 from wbc_edge.edge_app.exit_codes import VERIFY_FAILED, exit_code
 from wbc_edge.edge_app.identity import Identity, name_argument, sample_argument
 from wbc_edge.edge_app.jsonl import JsonlWriter
 from wbc_edge.edge_app.light import CALIBRATION_FRAMES
-from wbc_edge.edge_app.model_quality import warn_if_below_floor
+from wbc_edge.edge_app.signals import stop_on_signals
 from wbc_edge.edge_app.sources.forms import FORMS_HELP
 from wbc_edge.edge_app.summary import FolderTruth, StageTimes
 
 PROG = "wbc-edge"
 CAMERA_HELP = f"camera: {FORMS_HELP} (see docs/edge.md)"
+SOURCE_HELP = "image, folder (recursive), glob or video"
+VERIFY_EXITS = (
+    "exit codes: 0 every artifact run agrees with the float model at the bundle's parity "
+    "threshold; 1 one does not, or none could run here; 2 user error (bad bundle)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: args.func(args), verbose=getattr(args, "verbose", False))
+    return cli_support.main_of(PROG, build_parser(), argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog=PROG, description="Classify white blood cells on the device.", epilog=EXIT_HELP
+    return cli_support.build_parser(
+        PROG, "Classify white blood cells on the device.", COMMANDS, EXIT_HELP
     )
-    sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser(
-        "classify", help="classify image files, folders, globs or videos", epilog=EXIT_HELP
-    )
+
+# --- the arguments of each command
+
+
+def classify_arguments(c: argparse.ArgumentParser) -> None:
     _model_options(c)
-    c.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
+    c.add_argument("--source", required=True, help=SOURCE_HELP)
     c.add_argument(
         "--mode",
         choices=MODES,
@@ -82,54 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="field: whole fields of view, white cells found first (default); "
         "cell: each image is one cell crop like the Kaggle images",
     )
-    c.add_argument(
-        "--scale",
-        type=limits.float_in(*limits.SCALE_RANGE),
-        help="camera pixels per training-image pixel (default: measured from the red cells "
-        "of the first frames, or the --profile's)",
-    )
+    _scale_option(c, "")
     c.add_argument("--save", type=Path, help="write each frame with its cells drawn into DIR")
-    _report_option(c)
-    c.set_defaults(func=cmd_classify)
+    _shared(c, "--report")
 
-    v = sub.add_parser("review", help="reclassify the cells of a --report folder in a browser")
+
+def review_arguments(v: argparse.ArgumentParser) -> None:
     v.add_argument("report_dir", type=Path, help="a folder written by --report")
-    v.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
-    v.add_argument(
-        "--port",
-        type=limits.int_in(0, 65535),
-        default=8765,
-        help="port (default %(default)s; 0: any)",
-    )
+    _serve_options(v, 8765, "address to serve on", "port")
     v.add_argument("--no-browser", action="store_true", help="do not open a browser window")
-    _history_option(v)
-    v.add_argument("--verbose", action="store_true", help="show every log line")
-    v.set_defaults(func=cmd_review)
+    _shared(v, "--history")
 
-    h = sub.add_parser("history", help="list the recorded runs (of one sample)")
+
+def history_arguments(h: argparse.ArgumentParser) -> None:
     h.add_argument("--sample", type=sample_argument, help="only the runs of this sample id")
-    _history_option(h)
-    h.set_defaults(func=cmd_history)
+    _shared(h, "--history")
 
-    e = sub.add_parser("export", help="write a report's result as FHIR R4 and HL7 v2 ORU^R01")
+
+def export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("report_dir", type=Path, help="a folder written by --report")
     e.add_argument(
         "--format", choices=("fhir", "hl7", "all"), default="all", help="(default %(default)s)"
     )
     e.add_argument("--out", type=Path, help="folder to write into (default REPORT_DIR/export)")
-    e.set_defaults(func=cmd_export)
 
-    r = sub.add_parser("run", help="the live loop on a camera", epilog=EXIT_HELP)
+
+def run_arguments(r: argparse.ArgumentParser) -> None:
     _model_options(r)
     r.add_argument("--camera", required=True, help=CAMERA_HELP)
     r.add_argument("--display", action="store_true", help="show the annotated frames in a window")
     r.add_argument("--snapshots", type=Path, help="save an annotated frame whenever a cell appears")
-    r.add_argument(
-        "--scale",
-        type=limits.float_in(*limits.SCALE_RANGE),
-        help="camera pixels per training-image pixel of the classified frame (default: "
-        "measured from the red cells of the first frames, or the --profile's)",
-    )
+    _scale_option(r, " of the classified frame")
     r.add_argument("--size", type=_size, help="frame to classify, WxH (default 640x480)")
     r.add_argument("--loop", action="store_true", help="file: replay starts over at its end")
     r.add_argument(
@@ -145,17 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve a live page (view, count, progress, advice) on --host:--port",
     )
-    r.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address of the live page (default %(default)s; another one lets the lab's "
-        "tablet in, with the page's token)",
-    )
-    r.add_argument(
-        "--port",
-        type=limits.int_in(0, 65535),
-        default=8080,
-        help="port of the live page (default %(default)s; 0: any)",
+    _serve_options(
+        r,
+        8080,
+        "address of the live page (default %(default)s; another one lets the lab's tablet in, "
+        "with the page's token)",
+        "port of the live page",
     )
     r.add_argument(
         "--target",
@@ -164,16 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when N white cells are counted (a manual differential counts 100 or 200), "
         "with a progress line and a bell",
     )
-    _report_option(r)
-    r.set_defaults(func=cmd_run)
+    _shared(r, "--report")
 
-    k = sub.add_parser(
-        "calibrate",
-        help="measure a camera on its microscope (scale, lamp colour, focus) into a profile",
-    )
-    k.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+
+def calibrate_arguments(k: argparse.ArgumentParser) -> None:
+    _bundle_option(k)
     where = k.add_mutually_exclusive_group(required=True)
-    where.add_argument("--source", help="image, folder (recursive), glob or video of a smear")
+    where.add_argument("--source", help=f"{SOURCE_HELP} of a smear")
     where.add_argument("--camera", help=CAMERA_HELP)
     k.add_argument("--out", required=True, type=Path, help="camera profile to write (JSON)")
     k.add_argument(
@@ -186,15 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames to measure (default %(default)s)",
     )
     k.add_argument("--size", type=_size, help="camera frame WxH (default 640x480)")
-    k.set_defaults(func=cmd_calibrate)
-    b = sub.add_parser("bench", help="time every stage and artifact on this machine")
-    b.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
-    b.add_argument("--source", required=True, help="image, folder (recursive), glob or video")
+
+
+def bench_arguments(b: argparse.ArgumentParser) -> None:
+    _bundle_option(b)
+    b.add_argument("--source", required=True, help=SOURCE_HELP)
     b.add_argument("--mode", choices=MODES, default="field", help="as for classify")
     b.add_argument("--scale", type=limits.float_in(*limits.SCALE_RANGE), help="as for classify")
     b.add_argument("--runtime", choices=("auto", *RUNTIMES), default="auto", help="only this one")
     b.add_argument("--precision", choices=PRECISION_ORDER, help="only this precision")
-    _threads_option(b)
+    _shared(b, "--threads")
     b.add_argument(
         "--passes",
         type=limits.int_in(1, 1000),
@@ -204,14 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--frames", type=limits.int_in(*limits.FRAMES_RANGE), help="use at most this many frames"
     )
-    b.set_defaults(func=cmd_bench)
-    y = sub.add_parser(
-        "verify",
-        help="parity self-test: the bundle's held-out sample through this device's runtimes",
-        epilog="exit codes: 0 every artifact run agrees with the float model at the bundle's "
-        "parity threshold; 1 one does not, or none could run here; 2 user error (bad bundle)",
-    )
-    y.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+
+
+def verify_arguments(y: argparse.ArgumentParser) -> None:
+    _bundle_option(y)
     y.add_argument(
         "--artifact",
         action="append",
@@ -220,21 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this artifact: FORMAT-PRECISION (tflite-int8) or its file; repeatable "
         "(default: every artifact not marked failed)",
     )
-    _threads_option(y)
-    y.add_argument("--verbose", action="store_true", help="show runtime log lines")
-    y.set_defaults(func=cmd_verify)
-    _models_parser(sub)
-    add_version(ap, *sub.choices.values())
-    return ap
+    _shared(y, "--threads")
 
 
-def _models_parser(sub) -> None:
-    m = sub.add_parser(
-        "models",
-        help="the device's installed models: install (verified), list, use, rollback",
-        description="Install a bundle as the device's model after its parity self-test passes "
-        "here (the previous one kept for rollback); classify and run take --model @current.",
-    )
+def models_arguments(m: argparse.ArgumentParser) -> None:
     msub = m.add_subparsers(dest="models_command", required=True)
     for name, text in (
         ("install", "verify a bundle on this device and make it the model in use"),
@@ -245,7 +199,7 @@ def _models_parser(sub) -> None:
         q = msub.add_parser(name, help=text)
         if name == "install":
             q.add_argument("bundle", type=Path, help="bundle folder (holds bundle.json)")
-            _threads_option(q)
+            _shared(q, "--threads")
         if name == "use":
             q.add_argument("name", help="an installed model's name (wbc-edge models list)")
         q.add_argument(
@@ -253,68 +207,72 @@ def _models_parser(sub) -> None:
             type=Path,
             help="the store folder (default: $WBC_MODELS, else ~/.local/share/wbc-edge/models)",
         )
-        q.set_defaults(func=cmd_models)
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from wbc_edge.edge_app import installed_models as im
-
-    store = im.store_path(args.store)
-    if args.models_command == "install":
-        name, check = im.install(args.bundle, store, args.threads)
-        print(check.table)
-        print(f"installed {name} as the model in use ({printable(str(store / name))})")
-    elif args.models_command == "use":
-        print(f"in use: {im.use(args.name, store)}")
-    elif args.models_command == "rollback":
-        print(f"rolled back; in use: {im.rollback(store)}")
-    else:
-        print(im.format_list(im.list_models(store), store))
-    return 0
+# --- argument blocks several commands share
 
 
-def _report_option(p: argparse.ArgumentParser) -> None:
+def _bundle_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+
+
+def _scale_option(p: argparse.ArgumentParser, of_what: str) -> None:
     p.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="write a printable HTML report (count, 95%% intervals, every cell) and CSV to DIR",
+        "--scale",
+        type=limits.float_in(*limits.SCALE_RANGE),
+        help=f"camera pixels per training-image pixel{of_what} (default: measured from the red "
+        "cells of the first frames, or the --profile's)",
     )
 
 
-def _history_option(p: argparse.ArgumentParser) -> None:
+def _serve_options(p: argparse.ArgumentParser, port: int, host_help: str, port_help: str) -> None:
+    if "%(default)" not in host_help:
+        host_help += " (default %(default)s)"
+    p.add_argument("--host", default="127.0.0.1", help=host_help)
     p.add_argument(
-        "--history",
-        type=Path,
-        metavar="DB",
-        help="the run history database (default: $WBC_HISTORY, else "
+        "--port",
+        type=limits.int_in(0, 65535),
+        default=port,
+        help=f"{port_help} (default %(default)s; 0: any)",
+    )
+
+
+# Options several commands take: flag -> (type, metavar, help).
+SHARED_OPTIONS = {
+    "--report": (
+        Path,
+        "DIR",
+        "write a printable HTML report (count, 95%% intervals, every cell) and CSV to DIR",
+    ),
+    "--history": (
+        Path,
+        "DB",
+        "the run history database (default: $WBC_HISTORY, else "
         "~/.local/share/wbc-edge/history.sqlite); a run is recorded when it writes --report",
-    )
-
-
-def _identity_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--sample",
-        type=sample_argument,
-        metavar="ID",
-        help="the slide's sample or accession id (letters, digits, - . _ / : #), carried into "
+    ),
+    "--sample": (
+        sample_argument,
+        "ID",
+        "the slide's sample or accession id (letters, digits, - . _ / : #), carried into "
         "the JSONL, CSVs, report, history and export",
-    )
-    p.add_argument(
-        "--operator", type=name_argument, metavar="NAME", help="who ran the slide (as --sample)"
-    )
+    ),
+    "--operator": (name_argument, "NAME", "who ran the slide (as --sample)"),
+    "--threads": (
+        limits.int_in(*limits.THREADS_RANGE),
+        "N",
+        "inference threads (default: the cores this process may use)",
+    ),
+}
 
 
-def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--threads",
-        type=limits.int_in(*limits.THREADS_RANGE),
-        help="inference threads (default: the cores this process may use)",
-    )
+def _shared(p: argparse.ArgumentParser, *flags: str) -> None:
+    for flag in flags:
+        kind, metavar, text = SHARED_OPTIONS[flag]
+        p.add_argument(flag, type=kind, metavar=metavar, help=text)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="bundle folder (holds bundle.json)")
+    _bundle_option(p)
     p.add_argument(
         "--min-nucleus-area",
         type=limits.int_in(*limits.AREA_RANGE),
@@ -345,11 +303,24 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_THRESHOLD,
         help="cells below this confidence are flagged uncertain (default %(default)g)",
     )
-    _threads_option(p)
+    _shared(p, "--threads")
     p.add_argument("--stats", action="store_true", help="print per-stage p50/p95 and frames/s")
-    _identity_options(p)
-    _history_option(p)
-    p.add_argument("--verbose", action="store_true", help="show runtime and TensorFlow log lines")
+    _shared(p, "--sample", "--operator", "--history")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 640x480") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"{text} is too small")
+    if w * h > MAX_PIXELS or max(w, h) > 16384:
+        raise argparse.ArgumentTypeError(f"{text} is too large for this device")
+    return w, h
+
+
+# --- what each command runs
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -358,12 +329,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.sources.expand import expand_inputs
     from wbc_edge.edge_app.sources.files import iter_inputs, spread_sample
 
-    bundle = load_bundle(_model_dir(args))
-    profile = _profile(args)
+    bundle = load_bundle(session.model_dir(args))
+    profile = session.load_profile(args)
     inputs = expand_inputs(args.source)  # a source naming nothing fails before the model loads
     frames = iter_inputs(with_progress(inputs, len(inputs), "classify"))
-    with _runtime(args, bundle) as rt:
-        classifier = _classifier(args, rt, args.mode, profile)
+    with session.open_model_runtime(args, bundle) as rt:
+        classifier = session.classifier(args, rt, args.mode, profile)
         classifier.prime(spread_sample(inputs, CALIBRATION_FRAMES))  # a folder: spread over it
         times = StageTimes() if args.stats else None
         truth = FolderTruth(bundle.classes) if args.mode == "cell" else None
@@ -372,10 +343,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         outputs = ClassifyOutputs(
             classifier, rt, args.source, args.save, args.report, paths, identity
         )
-        with (
-            JsonlWriter(args.jsonl, paths, identity.fields() | model_fields(bundle)) as writer,
-            stop_on_signals() as stop,
-        ):
+        fields = identity.fields() | session.model_fields(bundle)
+        with JsonlWriter(args.jsonl, paths, fields) as writer, stop_on_signals() as stop:
             count = classify_media(frames, classifier, writer, stop, times, truth, outputs)
         out = sys.stderr if writer.to_stdout else sys.stdout
         title = f"differential count ({bundle.name}, {rt.name} {rt.precision}, {args.mode} mode)"
@@ -383,23 +352,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
         text = "\n".join([*outputs.finish(count), count.format(title)])
         if truth is not None and truth.cells:
             text += "\n" + truth.format()
-        _record(args)
-        _report(out, text, times, stop, writer)
+        session.record(args)
+        session.print_summary(out, text, times, stop, writer)
     return exit_code(count, writer.failed, stop.is_set())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.live import LiveOptions, LiveRun
+    from wbc_edge.edge_app.live_outputs import live_page, live_report
     from wbc_edge.edge_app.sources import FileCamera, FrameStream, open_source
     from wbc_edge.edge_app.sources.files import expand_source
 
-    bundle = load_bundle(_model_dir(args))
-    profile = _profile(args)
+    bundle = load_bundle(session.model_dir(args))
+    profile = session.load_profile(args)
     camera = open_source(args.camera, size=args.size, loop=args.loop)
     inputs = expand_source(camera.src) if isinstance(camera, FileCamera) else []
-    with _runtime(args, bundle) as rt:
-        classifier = _classifier(args, rt, "field", profile)
-        fields = Identity(args.sample, args.operator).fields() | model_fields(bundle)
+    with session.open_model_runtime(args, bundle) as rt:
+        classifier = session.classifier(args, rt, "field", profile)
+        fields = Identity(args.sample, args.operator).fields() | session.model_fields(bundle)
         with JsonlWriter(args.jsonl, inputs, fields) as writer, stop_on_signals() as stop:
             stream = FrameStream(camera, stop)
             options = LiveOptions(
@@ -411,8 +381,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 target=args.target,
             )
             live = LiveRun(classifier, writer, options, camera, inputs)
-            report = _live_report(args, live, rt, inputs)
-            with _live_page(args, live):
+            report = live_report(args, live, rt, inputs)
+            with live_page(args, live):
                 count = live.run(stream, stop)
             if stream.replay_error:
                 count.add_error(args.camera, stream.replay_error)
@@ -427,54 +397,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             page = report.write(count)
             csv = page.parent / "count.csv"
             text = f"report: {printable(str(page))} (count: {printable(str(csv))})\n" + text
-            _record(args)
-        _report(out, text, live.times if args.stats else None, stop, writer)
+            session.record(args)
+        session.print_summary(out, text, live.times if args.stats else None, stop, writer)
     return exit_code(count, writer.failed)  # a signal is how a live run normally ends
-
-
-@contextlib.contextmanager
-def _live_page(args: argparse.Namespace, live) -> Iterator[None]:
-    """The live page of `run --serve`, served while the run lasts; nothing without it."""
-    if not args.serve:
-        yield
-        return
-    from wbc_edge.edge_app.live_page import LivePage, LiveState
-
-    try:
-        page = LivePage(LiveState(), args.host, args.port).start()
-    except OSError as exc:
-        where = f"{args.host}:{args.port}"
-        raise WbcError(f"cannot serve the live page on {where} ({exc.strerror})") from None
-    live.page = page.state
-    print(f"{PROG}: live page: {page.url}", file=sys.stderr, flush=True)
-    try:
-        yield
-    finally:
-        page.close()
-
-
-def _live_report(args: argparse.Namespace, live, rt, inputs: list[Path]):
-    """The RunReport of `run --report DIR`, fed by the live loop; None without --report."""
-    if args.report is None:
-        return None
-    from wbc_edge.edge_app.report import LIVE_GALLERY, LiveReportCells, RunReport, run_meta
-
-    report = RunReport(
-        args.report,
-        run_meta(
-            live.classifier.bundle,
-            rt,
-            live.classifier,
-            args.camera,
-            Identity(args.sample, args.operator),
-        ),
-        live.classifier.classes,
-        inputs,
-        max_cells=LIVE_GALLERY,
-    )
-    live.classifier.keep_crops = True
-    live.report_cells = LiveReportCells(report)
-    return report
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -508,105 +433,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(args: argparse.Namespace) -> None:
-    """Record a run that wrote --report in the history database."""
-    if args.report is None:
-        return
-    from wbc_edge.edge_app.history import history_path
-    from wbc_edge.edge_app.review import record_quietly
-
-    record_quietly(history_path(args.history), args.report)
-
-
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from wbc_edge.edge_app.calibrate import calibrate, picture
-    from wbc_edge.edge_app.profile import save_profile
+    from wbc_edge.edge_app.calibrate import calibrate
+    from wbc_edge.edge_app.calibrate_files import (
+        calibration_frames,
+        check_outputs,
+        write_calibration,
+    )
 
-    bundle = load_bundle(_model_dir(args))
+    bundle = load_bundle(session.model_dir(args))
     png = args.picture or args.out.with_suffix(".png")
-    _check_calibrate_outputs(args, png)  # before a frame is read
-    frames, name = _calibration_frames(args)
+    check_outputs(args.source, args.out, png)  # before a frame is read
+    frames, name = calibration_frames(args.source, args.camera, args.size)
     cal = calibrate(frames, bundle.preprocessing, args.frames, name)
-    save_profile(cal.profile, args.out)
-    write_image(png, picture(cal, bundle.preprocessing))
+    write_calibration(cal, bundle.preprocessing, args.out, png)
     print(cal.format())
     print(f"wrote {printable(str(args.out))} and {printable(str(png))}")
     return 0
 
 
-def _check_calibrate_outputs(args: argparse.Namespace, png: Path) -> None:
-    """Refuse a --out or --picture that is one of the --source files, one and the same file,
-    or (for --out) an existing file that is not a camera profile."""
-    from wbc_edge.edge_app.output_folder import file_ids
-    from wbc_edge.edge_app.profile import is_profile_file
-    from wbc_edge.edge_app.sources.files import expand_source
-
-    inputs = file_ids(expand_source(args.source)) if args.source is not None else set()
-    for path, what in ((args.out, "the profile"), (png, "the picture")):
-        if file_ids([path]) & inputs:
-            raise WbcError(f"is one of the inputs: refusing to overwrite it with {what}", path)
-    if args.out.resolve() == png.resolve():
-        raise WbcError("--out and --picture name the same file; give another --picture", png)
-    if args.out.exists() and not is_profile_file(args.out):
-        raise WbcError(
-            "exists and is not a camera profile: refusing to overwrite it (choose another --out)",
-            args.out,
-        )
-
-
-def _calibration_frames(args: argparse.Namespace):
-    """(name, rgb or None, error or None) from --source files or a --camera."""
-    if args.source is not None:
-        from wbc_edge.edge_app.sources.files import iter_media
-
-        media = iter_media(args.source)
-        return (
-            (f"{m.source}:{m.frame}" if m.frame else m.source, m.rgb, m.error) for m in media
-        ), args.source
-    from wbc_edge.edge_app.sources import FrameStream, open_source
-
-    stream = FrameStream(open_source(args.camera, size=args.size))
-    return ((f"frame {i}", rgb, None) for i, (_, rgb) in enumerate(stream)), args.camera
-
-
-def _model_dir(args: argparse.Namespace) -> Path:
-    """--model as a bundle folder (`@current`/`@NAME`: an installed model)."""
-    from wbc_edge.edge_app.installed_models import resolve_model
-
-    args.model = resolve_model(args.model)
-    return args.model
-
-
-def model_fields(bundle) -> dict[str, str]:
-    """What every JSONL record says about the model that counted: its name and the sha256 of
-    its bundle.json (the report's meta says the same)."""
-    from wbc_edge.edge_app.report import bundle_hash
-
-    return {"model": bundle.name, "model_sha256": bundle_hash(bundle.root)}
-
-
-def _profile(args: argparse.Namespace):
-    from wbc_edge.edge_app.profile import load_profile
-
-    return load_profile(args.profile) if args.profile is not None else None
-
-
-def _classifier(args: argparse.Namespace, rt, mode: str, profile) -> Classifier:
-    return Classifier(
-        rt,
-        mode,
-        args.scale,
-        args.threshold,
-        args.min_nucleus_area,
-        profile,
-        str(args.profile) if args.profile is not None else None,
-    )
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.bench import format_report, load_frames, run_bench
 
-    bundle = load_bundle(_model_dir(args))
+    bundle = load_bundle(session.model_dir(args))
     frames = load_frames(args.source, args.frames)
     results = run_bench(
         bundle,
@@ -623,101 +472,67 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from wbc_edge.core import selftest
+    from wbc_edge.edge_app.verify import choose_artifacts, verify_artifacts
 
-    bundle = load_bundle(_model_dir(args))
-    sample = selftest.load_sample(bundle)
-    verdicts = []
-    for art in _verify_artifacts(bundle, args.artifact):
-        try:
-            verdicts.append(selftest.verify_artifact(bundle, art, sample, args.threads))
-        except BundleError as exc:  # its runtime is here and cannot load it: a failure
-            why = exc.message.removeprefix(f"{art.file}: ")
-            verdicts.append(selftest.load_failed(bundle, art, printable(why)[:120]))
-        except WbcError as exc:  # no runtime for it here: a row that says so
-            if args.artifact:
-                raise
-            verdicts.append(selftest.not_run(bundle, art, exc.message.split(" (")[0]))
-    print(selftest.format_table(bundle, verdicts))
-    ran = [v for v in verdicts if v.passed is not None]
-    return 0 if ran and all(v.passed for v in ran) else VERIFY_FAILED
+    bundle = load_bundle(session.model_dir(args))
+    artifacts = choose_artifacts(bundle, args.artifact)
+    check = verify_artifacts(bundle, artifacts, args.threads, named=bool(args.artifact))
+    print(check.table)
+    return 0 if check.passed else VERIFY_FAILED
 
 
-def _verify_artifacts(bundle, wanted: list[str]) -> list:
-    """The artifacts `verify` runs: those named (key or file), else every runnable one."""
-    from wbc_edge.core.vocab import FORMAT_RUNTIMES
+def cmd_models(args: argparse.Namespace) -> int:
+    from wbc_edge.edge_app import installed_models as im
 
-    runnable = [a for a in bundle.artifacts if a.format in FORMAT_RUNTIMES]
-    names = [w.strip() for text in wanted for w in text.split(",") if w.strip()]
-    if not names:
-        return [a for a in runnable if a.status != "failed"] or _none_to_verify(bundle)
-    chosen = []
-    for name in names:
-        match = [a for a in runnable if name in (a.file, a.key)]
-        if not match:
-            have = ", ".join(f"{a.key} ({a.file})" for a in runnable) or "none"
-            raise WbcError(f"no runnable artifact {name!r} (artifacts: {have})", bundle.path)
-        chosen += [a for a in match if a not in chosen]
-    return chosen
-
-
-def _none_to_verify(bundle) -> list:
-    raise WbcError("has no artifact a device can run; run wbc-convert", bundle.path)
+    store = im.store_path(args.store)
+    if args.models_command == "install":
+        name, check = im.install(args.bundle, store, args.threads)
+        print(check.table)
+        print(f"installed {name} as the model in use ({printable(str(store / name))})")
+    elif args.models_command == "use":
+        print(f"in use: {im.use(args.name, store)}")
+    elif args.models_command == "rollback":
+        print(f"rolled back; in use: {im.rollback(store)}")
+    else:
+        print(im.format_list(im.list_models(store), store))
+    return 0
 
 
-def _runtime(args: argparse.Namespace, bundle):
-    warn_if_below_floor(bundle)
-    with native_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" and the like
-        rt = open_runtime(bundle, None, args.runtime, args.precision, args.threads)
-    if rt.output_kind_note:  # said here: native_stderr hid the runtime's own log line
-        logging.getLogger(PROG).warning("%s", rt.output_kind_note)
-    return rt
-
-
-def _report(
-    out, text: str, times: StageTimes | None, stop: threading.Event, writer: JsonlWriter
-) -> None:
-    if stop.is_set():
-        print(f"{PROG}: stopped by a signal; the count covers everything read so far", file=out)
-    print(text, file=out)
-    if times is not None:
-        print(times.format(), file=out)
-    out.flush()
-    if writer.failure:  # after the summary of what was done, so a script sees both
-        print(f"{PROG}: {writer.failure}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by Ctrl-C or SIGTERM (a second one interrupts at once); handlers restored."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WxH, e.g. 640x480") from None
-    if w < 16 or h < 16:
-        raise argparse.ArgumentTypeError(f"{text} is too small")
-    if w * h > MAX_PIXELS or max(w, h) > 16384:
-        raise argparse.ArgumentTypeError(f"{text} is too large for this device")
-    return w, h
+COMMANDS = (
+    Command(
+        "classify", "classify image files, folders, globs or videos",
+        classify_arguments, cmd_classify, epilog=EXIT_HELP,
+    ),
+    Command(
+        "review", "reclassify the cells of a --report folder in a browser",
+        review_arguments, cmd_review,
+    ),
+    Command(
+        "history", "list the recorded runs (of one sample)", history_arguments, cmd_history
+    ),
+    Command(
+        "export", "write a report's result as FHIR R4 and HL7 v2 ORU^R01",
+        export_arguments, cmd_export,
+    ),
+    Command("run", "the live loop on a camera", run_arguments, cmd_run, epilog=EXIT_HELP),
+    Command(
+        "calibrate",
+        "measure a camera on its microscope (scale, lamp colour, focus) into a profile",
+        calibrate_arguments, cmd_calibrate,
+    ),
+    Command("bench", "time every stage and artifact on this machine", bench_arguments, cmd_bench),
+    Command(
+        "verify",
+        "parity self-test: the bundle's held-out sample through this device's runtimes",
+        verify_arguments, cmd_verify, epilog=VERIFY_EXITS,
+    ),
+    Command(
+        "models", "the device's installed models: install (verified), list, use, rollback",
+        models_arguments, cmd_models,
+        description="Install a bundle as the device's model after its parity self-test passes "
+        "here (the previous one kept for rollback); classify and run take --model @current.",
+    ),
+)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wbc_edge.core import selftest
 from wbc_edge.core.adaptation import adaptation_problem, parent_name
-from wbc_edge.core.bundle import Bundle, load_bundle
-from wbc_edge.core.errors import BundleError, WbcError
+from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.safe_io import atomic_write, printable
 from wbc_edge.core.typed_json import decode_file
+from wbc_edge.edge_app.verify import Verification, verify_bundle
 
 STATE = "installed.json"
 STATE_BYTES = 4_000_000
@@ -62,35 +62,6 @@ def resolve_model(model: Path | str, store: Path | None = None) -> Path:
     if name not in installed_names(root):
         raise WbcError(f"no installed model {name[:80]!r} (wbc-edge models list)", root)
     return root / name
-
-
-@dataclass
-class Verification:
-    table: str
-    passed: bool
-
-
-def verify_bundle(bundle: Bundle, threads: int | None = None) -> Verification:
-    """The parity self-test of every runnable artifact not marked failed, on this device."""
-    from wbc_edge.core.vocab import FORMAT_RUNTIMES
-
-    arts = [a for a in bundle.artifacts if a.format in FORMAT_RUNTIMES and a.status != "failed"]
-    if not arts:
-        raise WbcError("has no artifact a device can run; run wbc-convert", bundle.path)
-    sample = selftest.load_sample(bundle)
-    verdicts = []
-    for art in arts:
-        try:
-            verdicts.append(selftest.verify_artifact(bundle, art, sample, threads))
-        except BundleError as exc:
-            why = exc.message.removeprefix(f"{art.file}: ")
-            verdicts.append(selftest.load_failed(bundle, art, printable(why)[:120]))
-        except WbcError as exc:
-            verdicts.append(selftest.not_run(bundle, art, exc.message.split(" (")[0]))
-    ran = [v for v in verdicts if v.passed is not None]
-    return Verification(
-        selftest.format_table(bundle, verdicts), bool(ran) and all(v.passed for v in ran)
-    )
 
 
 def install(

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 RECIPE = [
     "--kfold", "2", "--split", "random", "--epochs", "2", "--batch-size", "4",
     "--steps-per-epoch", "2", "--input-size", "32", "--crop-size", "75", "--seed", "1",
-    "--verbose", "0",
+    "--progress", "0",
 ]  # fmt: skip
 # The same program on the same CPU with the same seeds: the folds agree to float32 rounding
 # at most (measured: exactly); 1e-6 leaves room for a different thread count in a child.

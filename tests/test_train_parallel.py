@@ -38,7 +38,7 @@ BATCH = 4
 RECIPE = [
     "--epochs", "2", "--batch-size", str(BATCH), "--steps-per-epoch", "3", "--input-size", "32",
     "--crop-size", "75", "--split", "random", "--fractions", "50/25/25", "--seed", "1",
-    "--verbose", "0",
+    "--progress", "0",
 ]  # fmt: skip
 TOLERANCE = 1e-4  # absolute, on losses (~1) and on weights (|w| up to ~0.3); see above
 TIMEOUT_S = 300

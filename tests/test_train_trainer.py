@@ -61,8 +61,8 @@ def test_presets_set_the_papers_values_and_flags_override_them():
 
 
 def test_cli_flags_override_a_preset():
-    args = cli.train_parser().parse_args(
-        ["data", "--out", "m", "--preset", "thesis-s1", "--epochs", "2", "--lr", "0.01",
+    args = cli.parser().parse_args(
+        ["train", "data", "--out", "m", "--preset", "thesis-s1", "--epochs", "2", "--lr", "0.01",
          "--fractions", "70/15/15", "--grouped", "--input-size", "64"]
     )  # fmt: skip
     cfg = cli.config_from_args(args).resolved()
@@ -80,7 +80,9 @@ def test_split_seed_keeps_the_folds_while_seed_changes(cells, tmp_path):
 
     assert folds(seed=1, split_seed=0) == folds(seed=0)
     assert TrainConfig(seed=5).data_seed == 5 and TrainConfig(seed=5, split_seed=0).data_seed == 0
-    args = cli.train_parser().parse_args(["data", "--out", "m", "--seed", "2", "--split-seed", "0"])
+    args = cli.parser().parse_args(
+        ["train", "data", "--out", "m", "--seed", "2", "--split-seed", "0"]
+    )
     assert cli.config_from_args(args).data_seed == 0
 
 
@@ -420,7 +422,7 @@ def test_cli_trains_a_bundle_and_keeps_the_split_subcommand(cells, tmp_path, cap
     root, groups, cache = cells
     rc = cli.main([str(root), "--out", str(tmp_path / "b"), "--split", "random", "--epochs", "1",
                    "--batch-size", "4", "--input-size", "32", "--crop-size", "75",
-                   "--steps-per-epoch", "1", "--verbose", "0",
+                   "--steps-per-epoch", "1", "--progress", "0",
                    "--cache-dir", str(cache)])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and "random-80/10/10:val: accuracy" in out

@@ -1,6 +1,6 @@
 """`wbc-train`: train a zoo model into a bundle; also recover source cells and write splits.
 
-wbc-train DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out models/NAME
+wbc-train [train] DATA_ROOT --model custom-cnn --preset thesis-s1 --split grouped --out models/NAME
 wbc-train --list-models
 wbc-train groups DATA_ROOT --out groups.csv
 wbc-train split DATA_ROOT --kind grouped --out split.csv
@@ -12,14 +12,14 @@ wbc-train ship CHILD [--store DIR]
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from wbc_edge.core.cli_support import add_version, run_cli
+from wbc_edge.core import limits
+from wbc_edge.core.cli_support import Command, build_parser, main_of
 from wbc_edge.core.dataset import splits
 from wbc_edge.core.dataset.cell_groups import resolve_groups, write_groups_csv
 from wbc_edge.core.dataset.data import list_images
-from wbc_edge.core.errors import DataError
+from wbc_edge.core.errors import DataError, WbcError
 from wbc_edge.core.quiet import native_stderr
 from wbc_edge.train.presets import PRESETS
 
@@ -27,38 +27,27 @@ PROG = "wbc-train"
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    commands = {
-        "groups": groups_command,
-        "split": split_command,
-        "card": card_command,
-        "colour-step": colour_step_command,
-        "count-model": count_model_command,
-        "adapt": adapt_command,
-        "ship": ship_command,
-    }
-    verbose = "--tf-logs" in argv  # TensorFlow's and absl's log lines (hidden by default)
-    argv = [a for a in argv if a != "--tf-logs"]
-    if argv and argv[0] in commands:
-        cmd = commands[argv[0]]
-        return run_cli(f"{PROG} {argv[0]}", lambda: cmd(argv[1:]), verbose)
-    return run_cli(PROG, lambda: train_command(argv), verbose)
+    return main_of(PROG, parser(), argv, default="train")
 
 
-def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Train a model into a bundle (model.keras, report, split manifest). "
-        "Subcommands: `groups` (recover source cells), `split` (write a manifest), "
-        "`card` (write a bundle's MODEL_CARD.md), `colour-step` (add the colour step to a "
-        "bundle trained without it), `count-model` (calibration and confusion matrix from a "
-        "K-fold run's out-of-fold predictions).",
-        epilog="Every preset value can be overridden by its flag. See docs/training.md.",
+def parser() -> argparse.ArgumentParser:
+    return build_parser(
+        PROG,
+        "Train a model into a bundle (model.keras, report, split manifest) and the tools around "
+        "it. Without a command: train (`wbc-train DATA_ROOT ...` is `wbc-train train DATA_ROOT "
+        "...`).",
+        COMMANDS,
+        epilog="See docs/training.md.",
     )
-    add_version(p)
+
+
+def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_root", type=Path, nargs="?", help="folder of class folders")
     p.add_argument("--list-models", action="store_true", help="print the model zoo and exit")
-    p.add_argument("--tf-logs", action="store_true", help="show TensorFlow's and absl's log lines")
+    p.add_argument(  # the flag's old name, before every command had --verbose
+        "--tf-logs", dest="verbose", action="store_true", default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
     p.add_argument("--out", type=Path, help="bundle folder, e.g. models/custom-cnn-grouped")
     p.add_argument("--name", help="bundle name (default: the --out folder's name)")
     p.add_argument("--model", default="custom-cnn", help="see --list-models")
@@ -136,32 +125,34 @@ def train_parser() -> argparse.ArgumentParser:
     h.add_argument("--cache-dir", type=Path, help="prepared-image cache (default ~/.cache)")
     h.add_argument("--no-cache", action="store_true")
     h.add_argument("--workers", type=int, default=1, help="batch-preparing threads")
-    h.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras progress output")
+    h.add_argument(
+        "--progress", type=int, choices=[0, 1, 2],
+        help="Keras progress output: 0 none, 1 a bar, 2 a line per epoch (default: 1 on a "
+        "terminal, else 2)",
+    )  # fmt: skip
     h.add_argument("--eager", action="store_true", help="run eagerly (debugging)")
-    add_job_flags(p)
-    return p  # fmt: skip
+    add_job_flags(p)  # fmt: skip
 
 
-def train_command(argv: list[str]) -> int:
-    """Parse the training flags, train, print where the bundle and its report are."""
-    p = train_parser()
-    args = p.parse_args(argv)
+def train_command(args: argparse.Namespace) -> int:
+    """Train a model into a bundle (model.keras, report, split manifest); print where the
+    bundle and its report are."""
     if args.list_models:
         return list_models()
     if args.data_root is None or args.out is None:
-        p.error("DATA_ROOT and --out are required (or --list-models)")
+        raise WbcError("DATA_ROOT and --out are required (or --list-models)")
     from wbc_edge.train.checks import check_classes
     from wbc_edge.train.distributed import cluster_from, run_in_job
 
     cluster = cluster_from(args.coordinator, args.num_processes, args.process_id)
     check_classes(list_images(args.data_root), args.data_root)  # before TensorFlow loads
-    with native_stderr():  # its start-up notices hidden unless --tf-logs
+    with native_stderr():  # its start-up notices hidden unless --verbose
         import tensorflow  # noqa: F401
     from wbc_edge.train.trainer import train_bundle
 
     config = config_from_args(args)
     if config.fold_jobs > 1:
-        _run_fold_jobs(argv, config, args.out, cluster is not None)
+        _run_fold_jobs(args.argv, config, args.out, cluster is not None)
 
     def train(out: Path) -> Path:
         return train_bundle(args.data_root, out, config, args.groups, args.steps_per_epoch)
@@ -187,7 +178,6 @@ def _fold_list(text: str) -> tuple[int, ...]:
 
 def _run_fold_jobs(argv: list[str], config, out: Path, in_job: bool) -> None:
     """The folds as child jobs (train.fold_jobs), before this run summarises them."""
-    from wbc_edge.core.errors import WbcError
     from wbc_edge.train.devices import gpu_count
     from wbc_edge.train.fold_jobs import run_fold_jobs
 
@@ -241,7 +231,7 @@ def config_from_args(args: argparse.Namespace):
         label_smoothing=args.label_smoothing, mixup=args.mixup, ema=args.ema,
         mixed_precision=args.mixed_precision, name=args.name, cache_dir=args.cache_dir,
         cache=not args.no_cache, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-        verbose="auto" if args.verbose is None else args.verbose, workers=args.workers,
+        verbose="auto" if args.progress is None else args.progress, workers=args.workers,
         run_eagerly=args.eager,
     )  # fmt: skip
 
@@ -271,16 +261,15 @@ def _print_summary(out: Path) -> None:
     print(f"wrote {out}/bundle.json (report: {out}/report.md)")
 
 
-def groups_command(argv: list[str]) -> int:
-    """Recover source cells from the pixels and write path,class,group."""
-    p = argparse.ArgumentParser(prog=f"{PROG} groups", description=groups_command.__doc__)
-    add_version(p)
+def groups_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_root", type=Path, help="folder of class folders (e.g. Kaggle TRAIN)")
     p.add_argument("--out", type=Path, default=Path("groups.csv"))
     p.add_argument("--montage", type=Path, default=None, help="PNG of a few recovered groups")
     p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args(argv)
 
+
+def groups_command(args: argparse.Namespace) -> int:
+    """Recover source cells from the pixels and write path,class,group."""
     from wbc_edge.core.dataset import grouping
     from wbc_edge.core.dataset.group_montage import write_montage
 
@@ -304,10 +293,7 @@ def groups_command(argv: list[str]) -> int:
     return 0
 
 
-def split_command(argv: list[str]) -> int:
-    """Write a split manifest (path,class,group,side) and print counts per class and side."""
-    p = argparse.ArgumentParser(prog=f"{PROG} split", description=split_command.__doc__)
-    add_version(p)
+def split_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_root", type=Path)
     p.add_argument("--kind", choices=["random", "grouped", "folders", "kfold"], default="grouped")
     p.add_argument("--fractions", default="80/10/10", help="e.g. 80/10/10 or 70/30")
@@ -316,8 +302,10 @@ def split_command(argv: list[str]) -> int:
     p.add_argument("--groups", type=Path, default=None, help="groups CSV from `wbc-train groups`")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("split.csv"))
-    args = p.parse_args(argv)
 
+
+def split_command(args: argparse.Namespace) -> int:
+    """Write a split manifest (path,class,group,side) and print counts per class and side."""
     images = list_images(args.data_root)
     labels = [r.label for r in images.records]
     groups, origin = resolve_groups(images, args.groups)
@@ -349,45 +337,45 @@ def _print_split(labels, groups, sides, classes) -> None:
     print("(images per class, source cells in brackets)")
 
 
-def card_command(argv: list[str]) -> int:
-    """Write BUNDLE/MODEL_CARD.md from the bundle's metrics and parity (and a K-fold run's)."""
-    from wbc_edge.train.model_card import write_card
-
-    p = argparse.ArgumentParser(prog=f"{PROG} card", description=card_command.__doc__)
-    add_version(p)
+def card_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path)
     p.add_argument("--cv", type=Path, help="the `wbc-train --kfold` folder the model came from")
     p.add_argument("--speed", type=Path, help="a speed table to include (convert_bench --out)")
-    args = p.parse_args(argv)
+
+
+def card_command(args: argparse.Namespace) -> int:
+    """Write BUNDLE/MODEL_CARD.md from the bundle's metrics and parity (and a K-fold run's)."""
+    from wbc_edge.train.model_card import write_card
+
     print(write_card(args.bundle, args.cv, args.speed))
     return 0
 
 
-def colour_step_command(argv: list[str]) -> int:
+def colour_step_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path)
+    p.add_argument("data_root", type=Path)
+
+
+def colour_step_command(args: argparse.Namespace) -> int:
     """Add the colour step to BUNDLE, its references measured on DATA_ROOT (its training data)."""
     from wbc_edge.train.colour_step import add_colour_step
 
-    p = argparse.ArgumentParser(prog=f"{PROG} colour-step", description=colour_step_command.__doc__)
-    add_version(p)
-    p.add_argument("bundle", type=Path)
-    p.add_argument("data_root", type=Path)
-    args = p.parse_args(argv)
     print(f"wrote {add_colour_step(args.bundle, args.data_root)}; run wbc-convert for parity")
     return 0
 
 
-def count_model_command(argv: list[str]) -> int:
+def count_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, help="a wbc-train --kfold output folder")
+    p.add_argument("data_root", type=Path)
+    p.add_argument("--bundle", type=Path, help="bundle to write into (default RUN/folds/fold0)")
+
+
+def count_model_command(args: argparse.Namespace) -> int:
     """Fit the temperature and the confusion matrix of a K-fold RUN on its out-of-fold
     predictions (DATA_ROOT: its training data) and store them in BUNDLE (default: the run's
     fold 0). Run wbc-convert afterwards: parity covers the calibrated output."""
     from wbc_edge.train.count_model import fit_count_model, out_of_fold, write_count_model
 
-    p = argparse.ArgumentParser(prog=f"{PROG} count-model", description=count_model_command.__doc__)
-    add_version(p)
-    p.add_argument("run", type=Path, help="a wbc-train --kfold output folder")
-    p.add_argument("data_root", type=Path)
-    p.add_argument("--bundle", type=Path, help="bundle to write into (default RUN/folds/fold0)")
-    args = p.parse_args(argv)
     held = out_of_fold(args.run, args.data_root)
     k = len(list((args.run / "folds").glob("fold*")))
     source = (
@@ -406,15 +394,27 @@ def count_model_command(argv: list[str]) -> int:
     return 0
 
 
-def adapt_command(argv: list[str]) -> int:
-    """Fine-tune BUNDLE's model on a lab's reviewed report folders (mixed with its original
-    training data), prove it on whole held-out runs and the original held-out cells, and write
-    the child bundle. Exit 0: the child wins; 1: it does not (written, never to be installed)."""
+COUNT = limits.int_in(1, 10**9)
+# adapt's numbers: (AdaptConfig field, type, help); the default is the field's.
+ADAPT_NUMBERS = (
+    ("epochs", COUNT, "(default %(default)s)"),
+    ("steps_per_epoch", COUNT, "(default %(default)s)"),
+    ("batch_size", COUNT, "(default %(default)s)"),
+    ("lr", float, "(default %(default)g)"),
+    ("lab_share", limits.float_in(0.0, 1.0), "of each batch, lab cells (default %(default)g)"),
+    ("replay", COUNT, "original training images mixed in (default %(default)s)"),
+    ("original_images", COUNT, "original held-out images the forgetting check uses (at most)"),
+    ("min_learn", COUNT, "reviewed cells every class needs to learn from (default %(default)s)"),
+    ("min_test", COUNT, "held-out cells every class needs (default %(default)s)"),
+    ("accuracy_tolerance", float, "largest loss of original accuracy (default %(default)g)"),
+    ("recall_tolerance", float, "largest loss of any original recall (default %(default)g)"),
+    ("seed", int, "(default %(default)s)"),
+)
+
+
+def adapt_arguments(p: argparse.ArgumentParser) -> None:
     from wbc_edge.train.adapt import AdaptConfig
 
-    d = AdaptConfig()
-    p = argparse.ArgumentParser(prog=f"{PROG} adapt", description=adapt_command.__doc__)
-    add_version(p)
     p.add_argument("bundle", type=Path, help="the parent bundle (holds model.keras)")
     p.add_argument("reports", type=Path, nargs="+", help="reviewed `wbc-edge --report` folders")
     p.add_argument("--out", type=Path, required=True, help="the child bundle folder")
@@ -422,72 +422,31 @@ def adapt_command(argv: list[str]) -> int:
     p.add_argument(
         "--data-root", type=Path, help="the parent's training data (default: the root it records)"
     )
-    p.add_argument("--epochs", type=int, default=d.epochs, help="(default %(default)s)")
-    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="(default %(default)g)")
-    p.add_argument("--lab-share", type=float, default=d.lab_share, help="of each batch")
-    p.add_argument("--replay", type=int, default=d.replay, help="original training images mixed in")
-    p.add_argument(
-        "--original-images",
-        type=int,
-        default=d.original_images,
-        help="original held-out images the forgetting check uses (at most)",
-    )
+    for name, kind, text in ADAPT_NUMBERS:
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=kind, default=getattr(AdaptConfig, name), help=text)
     p.add_argument("--augment", help="default: the parent's training augmentation")
-    p.add_argument(
-        "--min-learn",
-        type=int,
-        default=d.min_learn,
-        help="reviewed cells every class needs to learn from (default %(default)s)",
-    )
-    p.add_argument(
-        "--min-test",
-        type=int,
-        default=d.min_test,
-        help="held-out cells every class needs (default %(default)s)",
-    )
-    p.add_argument(
-        "--accuracy-tolerance",
-        type=float,
-        default=d.accuracy_tolerance,
-        help="largest loss of original held-out accuracy (default %(default)g)",
-    )
-    p.add_argument(
-        "--recall-tolerance",
-        type=float,
-        default=d.recall_tolerance,
-        help="largest loss of any class's original recall (default %(default)g)",
-    )
-    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--cache-dir", type=Path, help="prepared-image cache (default ~/.cache)")
-    args = p.parse_args(argv)
-    for flag in (
-        "epochs",
-        "steps_per_epoch",
-        "batch_size",
-        "replay",
-        "original_images",
-        "min_learn",
-        "min_test",
-    ):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+
+
+def adapt_command(args: argparse.Namespace) -> int:
+    """Fine-tune BUNDLE's model on a lab's reviewed report folders (mixed with its original
+    training data), prove it on whole held-out runs and the original held-out cells, and write
+    the child bundle. Exit 0: the child wins; 1: it does not (written, never to be installed)."""
+    from wbc_edge.train.adapt import AdaptConfig
+
     if not 0 < args.lab_share < 1:
-        p.error("--lab-share must lie between 0 and 1")
+        raise WbcError("--lab-share must lie between 0 and 1")
     with native_stderr():
         import tensorflow  # noqa: F401
     from wbc_edge.train.adapt import adapt_bundle
     from wbc_edge.train.dataset import default_cache_dir
 
     cfg = AdaptConfig(
-        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-        lr=args.lr, lab_share=args.lab_share, replay=args.replay,
-        original_images=args.original_images, augment=args.augment, seed=args.seed,
-        min_learn=args.min_learn, min_test=args.min_test,
-        accuracy_tolerance=args.accuracy_tolerance, recall_tolerance=args.recall_tolerance,
+        **{name: getattr(args, name) for name, _, _ in ADAPT_NUMBERS},
+        augment=args.augment,
         cache_dir=args.cache_dir or default_cache_dir(),
-    )  # fmt: skip
+    )
     result = adapt_bundle(args.bundle, args.reports, args.out, cfg, args.data_root, args.name)
     print(format_adaptation(result.record))
     print(f"wrote {args.out}/bundle.json")
@@ -524,20 +483,56 @@ def format_adaptation(record: dict) -> str:
     return "\n".join(lines)
 
 
-def ship_command(argv: list[str]) -> int:
+def ship_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("child", type=Path, help="a bundle written by wbc-train adapt")
+    p.add_argument("--store", type=Path, help="the device's model store (as wbc-edge models)")
+    p.add_argument("--data-root", type=Path, help="the training data, as wbc-convert takes it")
+    p.add_argument("--artifacts", help="as wbc-convert --artifacts (default: --int8)")
+
+
+def ship_command(args: argparse.Namespace) -> int:
     """Convert an adapted CHILD with parity (INT8 calibrated on the lab's cells too), verify it
     on this device and install it as the model in use (the previous one kept for rollback).
     Refuses a child that did not beat its parent."""
     from wbc_edge.train.ship import ship
 
-    p = argparse.ArgumentParser(prog=f"{PROG} ship", description=ship_command.__doc__)
-    add_version(p)
-    p.add_argument("child", type=Path, help="a bundle written by wbc-train adapt")
-    p.add_argument("--store", type=Path, help="the device's model store (as wbc-edge models)")
-    p.add_argument("--data-root", type=Path, help="the training data, as wbc-convert takes it")
-    p.add_argument("--artifacts", help="as wbc-convert --artifacts (default: --int8)")
-    args = p.parse_args(argv)
     return ship(args.child, args.store, args.data_root, args.artifacts)
+
+
+def _command(name: str, text: str, add_arguments, run, epilog: str | None = None) -> Command:
+    """A subcommand described by its run function's docstring."""
+    return Command(name, text, add_arguments, run, " ".join((run.__doc__ or "").split()), epilog)
+
+
+COMMANDS = (
+    _command(
+        "train", "train a zoo model into a bundle (the command without a name)",
+        train_arguments, train_command,
+        "Every preset value can be overridden by its flag. See docs/training.md.",
+    ),
+    _command(
+        "groups", "recover the source cells behind augmented copies (a groups CSV)",
+        groups_arguments, groups_command,
+    ),
+    _command("split", "write a split manifest, print its counts", split_arguments, split_command),
+    _command("card", "write a bundle's MODEL_CARD.md", card_arguments, card_command),
+    _command(
+        "colour-step", "add the colour step to a bundle trained without it",
+        colour_step_arguments, colour_step_command,
+    ),
+    _command(
+        "count-model", "fit a K-fold run's calibration and confusion matrix into a bundle",
+        count_model_arguments, count_model_command,
+    ),
+    _command(
+        "adapt", "fine-tune a bundle on a lab's reviewed cells into a child bundle",
+        adapt_arguments, adapt_command,
+    ),
+    _command(
+        "ship", "convert, verify and install an adapted child that beat its parent",
+        ship_arguments, ship_command,
+    ),
+)  # fmt: skip
 
 
 if __name__ == "__main__":
