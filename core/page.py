@@ -29,21 +29,20 @@ from markupsafe import Markup
 from wbc_edge.core.safe_io import atomic_write, encode_image, printable
 
 CORE = "wbc_edge.core"
+WHITESPACE = {"trim_blocks": True, "lstrip_blocks": True}  # a line holding only a {% tag %} goes
 
 
 @cache
 def environment(package: str = CORE) -> Environment:
     """The Jinja2 environment of a stage's pages: its templates first, then core's."""
     loaders = [PackageLoader(p, "templates") for p in dict.fromkeys((package, CORE))]
-    env = Environment(
+    return Environment(
         loader=ChoiceLoader(loaders),
         autoescape=True,
         undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
         finalize=_printable,
+        **WHITESPACE,
     )
-    return env
 
 
 def _printable(value: Any) -> Any:
