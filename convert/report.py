@@ -5,14 +5,12 @@ the accuracy change said in words, the class whose recall moved most), which ima
 and which checked, then per class (recall float vs artifact, flips by class pair), confidence
 (top probabilities float vs artifact, the images whose probabilities moved most) and the
 details (confusion matrices, open only for a failing artifact). parity.html is self-contained
-(pictures inlined as base64 PNG) and prints on A4.
+(pictures inlined as base64 PNG) and prints on A4; its markup is templates/parity.html, filled
+by the one page builder (`core.page`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from wbc_edge.convert.report_charts import (
     recall_changes,
 )
 from wbc_edge.convert.source import Calibration, HeldOut
+from wbc_edge.core import page
 from wbc_edge.core.label_shift import MIXES, expected_shares
 from wbc_edge.core.safe_io import atomic_write
 
@@ -424,21 +423,6 @@ def flip_caption(f: dict[str, Any], key: str) -> str:
 
 # --------------------------------------------------------------------------- the page
 
-CSS = """
-body{font-family:sans-serif;margin:1.5em auto;max-width:60em;padding:0 1em;font-size:14px}
-table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px;text-align:left}
-.verdict li{margin:.2em 0}.ok{color:#070}.failed,.FAIL{color:#b00}.PASS{color:#070}
-.thumbs{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;font-size:11px;width:120px}
-figure img{width:96px;height:96px;image-rendering:pixelated}figcaption{overflow-wrap:anywhere}
-figcaption b{font-weight:600}img{max-width:100%}.note{color:#555;font-size:12px}
-section{break-inside:avoid-page}summary{cursor:pointer;color:#036}
-@page{size:A4;margin:12mm}
-@media print{body{margin:0;max-width:none;font-size:10pt}td,th{font-size:8pt}
-details{display:block}h1{font-size:16pt}h2{font-size:13pt}figure{width:25mm}
-figure img{width:20mm;height:20mm}}
-"""
-
 
 def html_report(
     report: dict[str, Any],
@@ -446,152 +430,84 @@ def html_report(
     spec: Any = None,
     crops: dict[str, np.ndarray] | None = None,
 ) -> str:
-    """The page; with the bundle's preprocessing `spec` the thumbnails are the crops the model
-    saw (else the images as stored); `crops` gives them directly by file name."""
+    """The page (templates/parity.html); with the bundle's preprocessing `spec` the thumbnails
+    are the crops the model saw (else the images as stored); `crops` gives them by file name."""
     classes, n = report["classes"], report["parity_set"]["n"]
-    esc = html.escape
     thumb = _thumbnailer(Path(report["parity_set"]["root"]), spec, crops)
     verdicts = [(a["status"] == "ok", verdict_line(a, classes, n)) for a in report["artifacts"]] + [
         (False, f"{k}: FAIL. {why}") for k, why in report["conversion_failures"].items()
     ]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Parity report</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>Parity report</h1>",
-        f"<p><b class='{'PASS' if report['passed'] else 'FAIL'}'>{esc(gate_line(report))}</b></p>",
-        "<ul class=verdict>"
-        + "".join(f"<li class='{'ok' if ok else 'failed'}'>{esc(t)}</li>" for ok, t in verdicts)
-        + "</ul>",
-        *[f"<p>{esc(line)}</p>" for line in data_lines(report)],
-    ]
-    if quality_line(report):
-        parts.append(f"<p>{esc(quality_line(report) or '')}</p>")
-    parts += [
-        f"<img alt='disagreements per 1,000 and recall change per class' "
-        f"src='data:image/png;base64,{_b64(parity_plot(report))}'>",
-        _html_table(rows),
-        f"<p class=note>{esc(timing_line(report))}</p>",
-        "<h2>Per class</h2>",
-        "<p class=note>Recall of each class, float model and artifact; in brackets the change "
-        "in points (negative: the artifact finds fewer cells of that class).</p>",
-        _html_table(class_rows(report)),
-        "<p>Flips by class pair (float model's answer → artifact's answer):</p><ul>",
-        *[f"<li>{esc(a['key'])}: {esc(flips_line(a))}</li>" for a in report["artifacts"]],
-        "</ul><h2>The differential a smear would get</h2><ul>",
-        *[f"<li>{esc(a['key'])}: {esc(smear_line(report, a))}</li>" for a in report["artifacts"]],
-        "</ul>",
-        "<h2>Confidence</h2>",
-        f"<img alt='top probability, float vs artifacts' "
-        f"src='data:image/png;base64,{_b64(confidence_plot(report))}'>",
-        "<ul>",
-        *[
-            f"<li>{esc(a['key'])}: {esc(confidence_line(report, a))}</li>"
+    return page.render(
+        "wbc_edge.convert",
+        "parity.html",
+        report=report,
+        gate=gate_line(report),
+        verdicts=verdicts,
+        data_lines=data_lines(report),
+        quality=quality_line(report),
+        parity_png=page.data_uri(parity_plot(report), "image/png"),
+        rows=rows,
+        timing=timing_line(report),
+        class_rows=class_rows(report),
+        confidence_png=page.data_uri(confidence_plot(report), "image/png"),
+        artifacts=[
+            _artifact_values(report, a, classes, thumb, spec is not None or crops is not None)
             for a in report["artifacts"]
         ],
-        "</ul>",
-    ]
-    for a in report["artifacts"]:
-        parts += _artifact_section(a, classes, thumb, spec is not None or crops is not None)
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _artifact_section(
-    a: dict[str, Any], classes: list[str], thumb: Callable[[str], str], model_crops: bool
-) -> list[str]:
-    esc = html.escape
-    status = "PASS" if a["status"] == "ok" else "FAIL"
-    seen = " (the crops the model saw)" if model_crops else ""
-    shifts, flipped = a.get("largest_shifts", []), a["flipped"]
-    parts = [f"<section><h2 class='{a['status']}'>{esc(a['key'])}: {status}</h2>"]
-    parts += [f"<p class=failed>{esc(r)}</p>" for r in a["reasons"]]
-    parts.append(f"<p>Largest probability shifts{seen}:</p>" if shifts else "")
-    parts += _figures(shifts, a["key"], thumb, shift=True)
-    parts.append(
-        f"<p>{len(flipped)} image(s) flipped class between the float model and "
-        f"{esc(a['key'])}{seen if flipped else ''}{':' if flipped else '.'}</p>"
     )
-    parts += _figures(flipped[:MAX_THUMBNAILS], a["key"], thumb)
-    f1 = [["class", "F1 float", "F1 art."]] + [
-        [c, f"{a['float_scores']['f1'][i]:.3f}", f"{a['artifact_scores']['f1'][i]:.3f}"]
-        for i, c in enumerate(classes)
-    ]
-    parts += [
-        f"<details{' open' if a['status'] != 'ok' else ''}><summary>Confusion matrices and "
-        "F1, float vs artifact</summary>",
-        f"<img alt='confusion matrices' src='data:image/png;base64,"
-        f"{_b64(confusion_plot(a, classes))}'>",
-        _html_table(f1),
-        "</details></section>",
-    ]
-    return parts
 
 
-def _figures(
-    items: list[dict[str, Any]], key: str, thumb: Callable[[str], str], shift: bool = False
-) -> list[str]:
-    if not items:
-        return []
-    out = ["<div class=thumbs>"]
-    for f in items:
-        caption = _html_caption(f, key)
-        if shift:
-            caption += f"<br>largest change {f['shift']:.3f}"
-        out.append(
-            f"<figure><img alt='' src='data:image/png;base64,{thumb(f['file'])}'>"
-            f"<figcaption>{caption}</figcaption></figure>"
-        )
-    return [*out, "</div>"]
+def _artifact_values(
+    report: dict[str, Any],
+    a: dict[str, Any],
+    classes: list[str],
+    thumb: Callable[[str], str],
+    model_crops: bool,
+) -> dict[str, Any]:
+    """One artifact's lines, figures and matrices for the page."""
 
+    def figure(f: dict[str, Any]) -> dict[str, Any]:  # confidences: None in older reports
+        blank = {"float_confidence": None, "artifact_confidence": None}
+        return {**blank, **f, "src": thumb(f["file"]), "name": Path(f["file"]).name}
 
-def _html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _b64(png: bytes) -> str:
-    return base64.b64encode(png).decode("ascii")
-
-
-def _html_caption(f: dict[str, Any], key: str) -> str:
-    esc = html.escape
-
-    def conf(name: str) -> str:
-        value = f.get(f"{name}_confidence")
-        return f" {value:.2f}" if value is not None else ""
-
-    return (
-        f"{esc(Path(f['file']).name)}<br>true: {esc(f['label'])}<br>"
-        f"<b>float</b>: {esc(f['float'])}{conf('float')}<br>"
-        f"<b>{esc(key)}</b>: {esc(f['artifact'])}{conf('artifact')}"
-    )
+    return {
+        "key": a["key"],
+        "status": a["status"],
+        "reasons": a["reasons"],
+        "flips": flips_line(a),
+        "smear": smear_line(report, a),
+        "confidence": confidence_line(report, a),
+        "seen": " (the crops the model saw)" if model_crops else "",
+        "shifts": [figure(f) for f in a.get("largest_shifts", [])],
+        "flipped": [figure(f) for f in a["flipped"][:MAX_THUMBNAILS]],
+        "n_flipped": len(a["flipped"]),
+        "confusion_png": page.data_uri(confusion_plot(a, classes), "image/png"),
+        "f1_rows": [["class", "F1 float", "F1 art."]]
+        + [
+            [c, f"{a['float_scores']['f1'][i]:.3f}", f"{a['artifact_scores']['f1'][i]:.3f}"]
+            for i, c in enumerate(classes)
+        ],
+    }
 
 
 def _thumbnailer(
     root: Path, spec: Any, crops: dict[str, np.ndarray] | None
 ) -> Callable[[str], str]:
-    """file -> PNG base64: the given crop, else the model's crop of the file (with `spec`),
-    else the stored image."""
+    """file -> PNG data URI: the given crop, else the model's crop of the file (with `spec`),
+    else the stored image; empty when there is none."""
+    from wbc_edge.core.decode import decode_image
 
     def thumb(file: str) -> str:
-        from PIL import Image
-
         try:
             if crops is not None and file in crops:
-                im = Image.fromarray(crops[file])
+                rgb = crops[file]
             elif spec is not None:
-                im = Image.fromarray(_model_crop(root / file, spec))
+                rgb = _model_crop(root / file, spec)
             else:
-                im = Image.open(root / file).convert("RGB")
-            im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            buf = io.BytesIO()
-            im.save(buf, "PNG")
+                rgb = decode_image(root / file)
+            return page.image_uri(page.thumbnail(rgb, THUMB_SIZE), ".png")
         except Exception:  # a thumbnail never stops the report
             return ""
-        return _b64(buf.getvalue())
 
     return thumb
 

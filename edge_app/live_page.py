@@ -21,12 +21,12 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from wbc_edge.core.page import render
 from wbc_edge.core.safe_io import encode_image
 from wbc_edge.edge_app.quality import (
     OUT_OF_FOCUS,
@@ -229,6 +229,5 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _page(token: str) -> bytes:
-    """The page (edge_app/live_page.html) with this run's token."""
-    html = (Path(__file__).with_name("live_page.html")).read_text(encoding="utf-8")
-    return html.replace("__TOKEN__", token).encode()
+    """The page (templates/live.html) with this run's token."""
+    return render("wbc_edge.edge_app", "live.html", token=token).encode()

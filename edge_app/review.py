@@ -24,7 +24,6 @@ import threading
 import webbrowser
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from wbc_edge.core.class_names import is_class_name
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_limited
+from wbc_edge.core.page import render
 from wbc_edge.core.safe_io import safe_file_stem
 from wbc_edge.edge_app.output_folder import OutputFolder
 from wbc_edge.edge_app.report import count_csv, count_table, load_report, render_report
@@ -278,10 +278,8 @@ def make_server(
                     record_quietly(self.server.history, folder)
             if route == "/done":
                 n = review["count"]["cells"]
-                self._page(
-                    f"<p>Saved: {len(review['corrections'])} corrections, {n} cells. "
-                    "You can close this page.</p>"
-                )
+                saved = f"Saved: {len(review['corrections'])} corrections, {n} cells."
+                self._page(message_page("Review saved", [f"{saved} You can close this page."]))
                 threading.Thread(target=self.server.shutdown, daemon=True).start()
                 return
             self.send_response(303)
@@ -311,9 +309,11 @@ def make_server(
 
         def _refuse(self, status: int, reason: str, detail: str = "") -> None:
             self.close_connection = True
-            text = f"<p>{escape(reason)}</p>" + (f"<p>{escape(detail[:300])}</p>" if detail else "")
+            lines, link = [reason], None
             if detail:  # a refused save or signature: back to the page, decisions kept
-                text += f"<p><a href='/?token={self.server.guard.token}'>Back to the review</a></p>"
+                lines.append(detail[:300])
+                link = (f"/?token={self.server.guard.token}", "Back to the review")
+            text = message_page(reason, lines, link)
             try:
                 self.send_response(status, reason)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -340,6 +340,11 @@ def make_server(
     server.guard = Guard(host, server.server_address[1])
     server.history = history
     return server
+
+
+def message_page(title: str, lines: list[str], link: tuple[str, str] | None = None) -> str:
+    """A short page of `lines` (a refusal, "saved"), with a `link` (href, text) when given."""
+    return render("wbc_edge.edge_app", "message.html", title=title, lines=lines, link=link)
 
 
 def record_quietly(history: Path, folder: Path) -> None:

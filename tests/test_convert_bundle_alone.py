@@ -76,8 +76,8 @@ def test_int8_runs_on_the_bundle_alone_and_says_what_calibrated_and_checked(
     assert "smaller than a full held-out set" in report["parity_set"]["note"]
     assert f"on {n} held-out self-test images" in out and "calibration pack" in out
     page = (root / "parity.html").read_text()
-    assert "Calibrated on: 8 images, the bundle&#x27;s calibration pack" in page
-    assert f"Checked on: {n} images, the bundle&#x27;s self-test sample" in page
+    assert "Calibrated on: 8 images, the bundle&#39;s calibration pack" in page
+    assert f"Checked on: {n} images, the bundle&#39;s self-test sample" in page
     assert page.count("<figure><img alt='' src='data:image/png;base64,i") >= 1  # crop thumbnails
     assert load_bundle(root).find("tflite", "int8").status == "ok"
 

@@ -128,3 +128,16 @@ def test_the_smear_line_shows_what_a_quantizer_does_to_a_differential(report) ->
     art["artifact_scores"]["confusion"] = same
     assert "raw none, corrected none" in smear_line(report, art)
     assert "The differential a smear would get" in markdown_report(report, table_rows(report, None))
+
+
+def test_hostile_names_and_strings_come_out_as_text(report) -> None:
+    art = report["artifacts"][0]
+    hostile = "<img src=x onerror=alert('x')>\x1b[2J"
+    art["flipped"][0]["file"] = f"{hostile}.png"
+    art["flipped"][0]["label"] = hostile
+    art["reasons"] = [hostile]
+    report["parity_set"]["note"] = hostile
+    page = html_report(report, table_rows(report, None))
+    assert "<img src=x" not in page and "\x1b" not in page
+    assert "&lt;img src=x onerror=alert(&#39;x&#39;)&gt;\\x1b[2J.png<br>true: &lt;img" in page
+    assert "<p class=failed>&lt;img src=x" in page and "<p>&lt;img src=x" in page

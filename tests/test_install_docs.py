@@ -38,7 +38,7 @@ def test_the_jetson_list_is_the_edge_extra_less_onnxruntime_and_pip_opencv() -> 
     edge = names(project()["optional-dependencies"]["edge"])
     jetson = names((ROOT / "docs" / "jetson-requirements.txt").read_text().splitlines())
     assert "onnxruntime" not in jetson and "opencv-python-headless" not in jetson
-    for name in ("ai-edge-litert", "openvino", "pillow"):
+    for name in ("ai-edge-litert", "openvino", "pillow", "jinja2"):
         assert jetson[name] == edge[name]
     assert jetson["numpy"] == ">=1.23,<2"
     assert "jetson-requirements.txt" in (ROOT / "docs" / "install-jetson.md").read_text()

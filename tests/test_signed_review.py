@@ -103,7 +103,7 @@ def test_sample_and_operator_reach_the_jsonl_csvs_and_report(made) -> None:
     meta = json.loads((folder / "report.json").read_text())["meta"]
     assert (meta["sample"], meta["operator"]) == ("S-1/2026:07", OPERATOR)
     html = (folder / "report.html").read_text()
-    assert "<dd>S-1/2026:07</dd>" in html and "<dd>Zoë O&#x27;Brien-Tech</dd>" in html
+    assert "<dd>S-1/2026:07</dd>" in html and "<dd>Zoë O&#39;Brien-Tech</dd>" in html
     assert "PRELIMINARY" in html and "not yet signed" in html
 
 
