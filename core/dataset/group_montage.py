@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wbc_edge.core.safe_io import write_image
+
 
 def _pick_groups(groups: Sequence[str], n_groups: int, seed: int) -> list[str]:
     """Up to n_groups groups per class: the largest, then others at random."""
@@ -66,5 +68,4 @@ def write_montage(
     grid = np.vstack([np.vstack([r, np.full((2, r.shape[1], 3), 255, np.uint8)]) for r in rows])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-        raise ValueError(f"{path}: cannot write PNG")
+    write_image(path, grid[:, :, ::-1])  # the grid is OpenCV's BGR
