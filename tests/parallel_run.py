@@ -1,6 +1,6 @@
 """`wbc-train` in this process, with a record of the batches JAX spreads over the devices.
 
-Run by tests/test_train_parallel.py with KERAS_BACKEND=jax and XLA_FLAGS in its environment:
+Run by tests/train/test_train_parallel.py with KERAS_BACKEND=jax and XLA_FLAGS in its environment:
     python tests/parallel_run.py SPY.json WBC-TRAIN-ARGS...
 SPY.json gets, for every image batch handed to the devices, its global size and the rows of
 each of this process's shards (`keras.distribution` calls `distribute_data_input` per batch).

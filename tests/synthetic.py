@@ -17,6 +17,7 @@ RBCs, cytoplasm, granules) reaches B - G > 60, except the tiny stained core of p
 
 from __future__ import annotations
 
+import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -577,3 +578,36 @@ def render_field(
         draw_wbc(canvas, lab, c, r, rng) for lab, c, r in zip(labels, centers, radii, strict=True)
     ]
     return _finish(canvas, cell_diameter, rng), boxes, labels
+
+
+def edge_field(seed: int, n: int) -> np.ndarray:
+    """A 480x360 field with cells ~106 px: twice the tiny bundle's 160x120 training scale."""
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        try:
+            return render_field(rng, size=(480, 360), n_cells=n, cell_diameter=106)[0]
+        except ValueError:  # the cells did not fit: draw again
+            continue
+    raise AssertionError("cannot place the cells")
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB test image (PNG or JPEG by suffix), making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny, otherwise valid PNG whose IHDR claims width x height RGB pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )

@@ -59,6 +59,22 @@ def test_the_device_never_imports_the_training_data_tooling(folder: str) -> None
             )
 
 
+def test_tests_mirror_the_packages_and_never_import_each_other() -> None:
+    """A test module lies in tests/ (the whole project) or in the folder of the package it
+    tests (tests/core, tests/core/dataset, tests/train, tests/convert, tests/edge_app), and what
+    tests share is a helper module in tests/, never another test module."""
+    tests = ROOT / "tests"
+    folders = {tests, *(tests / f for f in FOLDERS), tests / "core" / "dataset"}
+    modules = sorted(tests.rglob("test_*.py"))
+    assert len({m.name for m in modules}) == len(modules), "two test modules share a name"
+    for path in modules:
+        if "fixtures" in path.relative_to(tests).parts:
+            continue
+        assert path.parent in folders, f"{path.relative_to(ROOT)}: not in a package's folder"
+        for name in _imports(path):
+            assert not name.split(".")[0].startswith("test_"), f"{path.relative_to(ROOT)}: {name}"
+
+
 def test_pyproject_lists_every_package_folder() -> None:
     tomllib = pytest.importorskip("tomllib")
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]

@@ -8,7 +8,7 @@
 
 Every model's input normalisation is the one its ImageNet weights were trained with, written as
 a `NormSpec` so that `core.preprocess.normalise` (the one preprocessing) reproduces
-`keras.applications.<model>.preprocess_input` exactly (tests/test_train_models.py checks it):
+`keras.applications.<model>.preprocess_input` exactly (tests/train/test_train_models.py checks it):
 
 | mode (keras) | models | NormSpec |
 | --- | --- | --- |

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
+from repo_paths import REPO
 
 from wbc_edge.convert.quality_floor import quality_record
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.model_quality import quality_warning
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 LABELS = np.repeat(np.arange(4), 25)
 

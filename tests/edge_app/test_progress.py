@@ -6,6 +6,7 @@ import io
 import itertools
 
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.edge_app.progress import FOLDER_MIN, TargetProgress, with_progress
 
@@ -59,11 +60,10 @@ def test_folder_progress_on_a_terminal_quiet_when_piped_or_short() -> None:
 
 
 def test_run_stops_at_its_target(edge_bundle, tmp_path, capsys) -> None:
-    from pathlib import Path
 
     from wbc_edge.edge_app.cli import main
 
-    frames = Path(__file__).resolve().parents[1] / "samples" / "frames"
+    frames = REPO / "samples" / "frames"
     out = tmp_path / "cells.jsonl"
     args = ["run", "--model", str(edge_bundle), "--camera", f"file:{frames}", "--target", "2"]
     rc = main([*args, "--jsonl", str(out)])

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import cv2
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.runtime import runtime_available
 from wbc_edge.core.safe_io import csv_field, printable
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.report import count_csv, count_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 MODEL = ROOT / "models" / "default"
 FRAMES = ROOT / "samples" / "frames"
 IMAGE = FRAMES / "BloodImage_00000.jpg"

@@ -11,6 +11,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app.sources import FileCamera, OpenCVCamera, PiCamera, open_source
@@ -19,7 +20,7 @@ from wbc_edge.edge_app.sources.forms import FORMS, board, forms_table
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FRAMES = ROOT / "samples" / "frames"
 BGR = np.zeros((48, 64, 3), np.uint8) + np.array([10, 20, 30], np.uint8)
 

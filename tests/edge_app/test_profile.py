@@ -7,10 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from synthetic import render_field
+from synthetic import render_field, write_rgb
 
 from wbc_edge.core.bundle import load_bundle, save_bundle
 from wbc_edge.core.colour import reference_colours
@@ -19,11 +18,6 @@ from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.profile import CameraProfile, ProfileError, load_profile, save_profile
 
 pytestmark = pytest.mark.edge
-
-
-def write_rgb(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.decode import decode_image
@@ -15,7 +14,7 @@ from wbc_edge.edge_app.classify import Classifier
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FRAMES = sorted(p for p in (ROOT / "samples" / "frames").glob("*.jpg") if "no_wbc" not in p.name)
 
 

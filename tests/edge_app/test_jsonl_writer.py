@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app import exit_codes, jsonl
@@ -21,7 +22,7 @@ from wbc_edge.edge_app.jsonl import JsonlWriter
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DEFAULT = ROOT / "models" / "default"
 FRAMES = ROOT / "samples" / "frames"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.decode import decode_image
@@ -22,7 +23,7 @@ from wbc_edge.edge_app.sources.files import MediaFrame
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DEFAULT = ROOT / "models" / "default"
 FRAME = ROOT / "samples" / "frames" / "BloodImage_00000.jpg"  # one white cell
 

@@ -9,8 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from synthetic import make_cell_dataset
-from test_hostile_decode import png_header
+from synthetic import make_cell_dataset, png_header
 
 from wbc_edge.core.dataset import splits
 from wbc_edge.core.dataset.data import list_images, load_images

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_edge_cli import _field, write_rgb
+from repo_paths import REPO
+from synthetic import edge_field, write_rgb
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.edge_app.bench import cpu_description, load_frames, run_bench, simd_level
@@ -23,7 +24,7 @@ TINY_MACS = 32 * 32 * 8 * 27 + 16 * 16 * 16 * 72 + 1024 * 16 + 16 * 4
 
 def _fields(tmp_path: Path) -> Path:
     for i in range(3):
-        write_rgb(tmp_path / "fields" / f"{i}.png", _field(30 + i, 1 + i % 2))
+        write_rgb(tmp_path / "fields" / f"{i}.png", edge_field(30 + i, 1 + i % 2))
     return tmp_path / "fields"
 
 
@@ -57,7 +58,7 @@ def test_bench_command_prints_the_table(edge_bundle, tmp_path, capsys) -> None:
 
 
 def _bench_versions():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_versions.py"
+    path = REPO / "benchmarks" / "bench_versions.py"
     spec = importlib.util.spec_from_file_location("bench_versions", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

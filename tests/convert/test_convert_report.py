@@ -7,14 +7,14 @@ import io
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.convert.report import html_report, markdown_report, table_rows
 from wbc_edge.core.bundle import load_bundle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 MODEL = ROOT / "models" / "default"
 SAMPLE = next((ROOT / "samples" / "cells" / "EOSINOPHIL").iterdir())
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.runtime import open_runtime
@@ -21,7 +21,7 @@ from wbc_edge.edge_app.sources import FileCamera, FrameStream
 
 pytestmark = pytest.mark.edge
 
-FRAMES = Path(__file__).resolve().parents[1] / "samples" / "frames"
+FRAMES = REPO / "samples" / "frames"
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ one track, and no track carries over into a new field (the issue's 5 fields x 10
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.decode import decode_stain_image
 from wbc_edge.edge_app.field_change import FieldMotion
@@ -16,7 +16,7 @@ from wbc_edge.edge_app.tracking import StageTracker
 
 pytestmark = pytest.mark.edge
 
-FRAMES = sorted((Path(__file__).resolve().parents[1] / "samples" / "frames").glob("*.jpg"))
+FRAMES = sorted((REPO / "samples" / "frames").glob("*.jpg"))
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 W, H = 400, 300
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_hostile_decode import png_header
+from repo_paths import REPO
+from synthetic import png_header
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app import exit_codes
@@ -26,7 +27,7 @@ from wbc_edge.edge_app.sources.expand import SYMLINKED_FOLDER, expand_inputs
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DEFAULT = ROOT / "models" / "default"
 FRAME = ROOT / "samples" / "frames" / "BloodImage_00000.jpg"  # one white cell
 

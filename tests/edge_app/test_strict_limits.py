@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from repo_paths import REPO
 from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
@@ -28,7 +29,7 @@ from wbc_edge.edge_app.report import RunReport
 from wbc_edge.edge_app.sources.files import MediaFrame
 from wbc_edge.edge_app.summary import DifferentialCount
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FRAMES = ROOT / "samples" / "frames"
 CLASSES = ["EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"]
 DEEP = "[" * 100_000 + "]" * 100_000

@@ -9,12 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.edge_app.cli import build_parser
 
 pytestmark = pytest.mark.edge
 
-UNIT = Path(__file__).resolve().parents[1] / "docs" / "wbc-edge.service"
+UNIT = REPO / "docs" / "wbc-edge.service"
 
 
 def unit_settings() -> dict[str, str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from jinja2 import UndefinedError
+from repo_paths import REPO
 
 from wbc_edge.core import page
 from wbc_edge.edge_app.live_page import _page
@@ -100,7 +100,7 @@ def test_the_live_page_and_the_review_messages_escape_what_they_show() -> None:
 
 def test_every_template_is_packaged() -> None:
     tomllib = pytest.importorskip("tomllib")
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = {f"{pkg.split('.')[1]}/{glob}" for pkg, globs in data["package-data"].items()
               for glob in globs}  # fmt: skip

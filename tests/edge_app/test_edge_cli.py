@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -11,114 +10,31 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synthetic import CLASSES, render_cell, render_field
+from edge_records import read_jsonl, summary_counts
+from edge_setup import ROOT
+from synthetic import CLASSES, edge_field, render_cell, write_rgb
 
 from wbc_edge.core.runtime import runtime_available
 from wbc_edge.edge_app import exit_codes
 from wbc_edge.edge_app.cli import main
-from wbc_edge.edge_app.quality import ALL_FLAGS
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
 FIELD_CELLS = [1, 2, 0, 1]  # white cells per generated field
 INSTALLED = [r for r in ("litert", "onnxruntime", "openvino") if runtime_available(r)]
-CELL_KEYS = {
-    "source", "frame", "box", "label", "confidence", "probs", "uncertain", "morphology", "scale"
-}  # fmt: skip
-MORPHOLOGY_KEYS = {
-    "nucleus_area_px", "nucleus_area_um2", "cell_area_px", "cell_area_um2", "nc_ratio", "lobes",
-    "solidity", "convexity", "elongation", "nucleus_stain", "nucleus_green", "cytoplasm_rgb",
-    "granule_score", "cytoplasm_texture",
-}  # fmt: skip
-RUN_KEYS = {"sample", "operator", "model", "model_sha256"}  # the run's, on every record
-QUALITY_KEYS = {"flags", "counted"}  # only on frames with a quality flag
-
-
-def check_record(rec: dict, classes: list[str], threshold: float = 0.6) -> str:
-    """Assert one JSONL record follows the documented schema; return its kind."""
-    assert isinstance(rec["source"], str) and rec["source"]
-    if "model" in rec:  # the CLI names the model that counted on every record
-        assert isinstance(rec["model"], str) and len(rec["model_sha256"]) == 64
-    rec = {k: v for k, v in rec.items() if k not in RUN_KEYS}
-    if "error" in rec:
-        assert set(rec) <= {"source", "frame", "error"}
-        assert isinstance(rec["error"], str) and "\n" not in rec["error"] and rec["error"]
-        return "error"
-    if rec.get("counted"):  # a tracked cell counted once by `wbc-edge run`
-        assert rec["label"] in classes and isinstance(rec["track"], int)
-        assert 0 <= rec["first_frame"] <= rec["last_frame"] and rec["frames"] >= 1
-        assert list(rec["probs"]) == classes
-        return "counted"
-    assert isinstance(rec["frame"], int) and rec["frame"] >= 0
-    if "cells" in rec:
-        assert rec["cells"] == 0
-        assert set(rec) - {"time"} - QUALITY_KEYS == {"source", "frame", "cells", "scale"}
-        return "empty"
-    assert set(rec) - {"track", "field", "time"} - QUALITY_KEYS == CELL_KEYS
-    assert rec["scale"] > 0 and set(rec.get("flags", [])) <= set(ALL_FLAGS)
-    box = rec["box"]
-    assert box is None or (
-        len(box) == 4
-        and all(isinstance(v, int) for v in box)
-        and box[0] < box[2]
-        and box[1] < box[3]
-    )
-    assert list(rec["probs"]) == classes
-    m = rec["morphology"]
-    assert m is None or (set(m) == MORPHOLOGY_KEYS and m["nucleus_area_px"] > 0 and m["lobes"] >= 1)
-    probs = np.array(list(rec["probs"].values()))
-    assert abs(probs.sum() - 1) < 0.02 and probs.min() >= 0
-    assert rec["label"] == classes[int(probs.argmax())]
-    assert rec["confidence"] == pytest.approx(probs.max(), abs=1e-6)
-    assert rec["uncertain"] is (rec["confidence"] < threshold)
-    return "cell"
-
-
-def read_jsonl(path: Path | str, classes: list[str], threshold: float = 0.6) -> list[dict]:
-    text = Path(path).read_text() if not isinstance(path, str) or "\n" not in path else path
-    records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    for rec in records:
-        rec["_kind"] = check_record(rec, classes, threshold)
-    return records
-
-
-def summary_counts(text: str) -> dict[str, int]:
-    """Class rows and the footer numbers of the printed differential count."""
-    out = {c: int(n) for c, n in re.findall(r"^\s+([A-Z]+)\s+(\d+)\s+[\d.]+$", text, re.M)}
-    out["uncertain"] = int(re.search(r"uncertain \(confidence < [\d.]+\): (\d+)", text)[1])
-    out["empty"] = int(re.search(r"frames with no white cell: (\d+)", text)[1])
-    out["errors"] = int(re.search(r"errors \(unreadable inputs\): (\d+)", text)[1])
-    return out
-
-
-def _field(seed: int, n: int) -> np.ndarray:
-    """A 480x360 field with cells ~106 px: twice the tiny bundle's 160x120 training scale."""
-    rng = np.random.default_rng(seed)
-    for _ in range(20):
-        try:
-            return render_field(rng, size=(480, 360), n_cells=n, cell_diameter=106)[0]
-        except ValueError:  # the cells did not fit: draw again
-            continue
-    raise AssertionError("cannot place the cells")
-
-
-def write_rgb(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("edge-data")
     for i, n in enumerate(FIELD_CELLS):
-        write_rgb(root / "fields" / f"field{i}.png", _field(100 + i, n))
+        write_rgb(root / "fields" / f"field{i}.png", edge_field(100 + i, n))
     (root / "fields" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     rng = np.random.default_rng(5)
     for label in CLASSES:
         for k in range(2):
             write_rgb(root / "cells" / label / f"{k}.png", render_cell(label, rng, (160, 120))[0])
-    write_rgb(root / "cells" / "no-cell.png", _field(9, 0)[:120, :160])
+    write_rgb(root / "cells" / "no-cell.png", edge_field(9, 0)[:120, :160])
     return root
 
 
@@ -234,7 +150,7 @@ def test_classify_a_video_file(edge_bundle, tmp_path, capsys):
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (480, 360))
     for seed, n in ((1, 1), (2, 0), (3, 1)):
-        writer.write(np.ascontiguousarray(_field(seed, n)[:, :, ::-1]))
+        writer.write(np.ascontiguousarray(edge_field(seed, n)[:, :, ::-1]))
     writer.release()
     out = tmp_path / "v.jsonl"
     assert run_classify(edge_bundle, "--source", str(video), "--jsonl", str(out)) == 0

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from repo_paths import TESTS
 from synthetic import make_cell_dataset
 
 from wbc_edge.core.bundle import load_bundle
@@ -42,7 +43,7 @@ RECIPE = [
 ]  # fmt: skip
 TOLERANCE = 1e-4  # absolute, on losses (~1) and on weights (|w| up to ~0.3); see above
 TIMEOUT_S = 300
-RUNNER = Path(__file__).parent / "parallel_run.py"
+RUNNER = TESTS / "parallel_run.py"
 
 
 def child_env(devices: int, tmp: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from repo_paths import REPO
 from report_meta import report_meta
 
 from wbc_edge.core.bundle import load_bundle
@@ -20,7 +21,7 @@ from wbc_edge.edge_app.jsonl import JsonlWriter
 from wbc_edge.edge_app.morphology import FEATURES, UM_PER_PX, count_lobes, measure_cell
 from wbc_edge.edge_app.sources.files import MediaFrame
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DEFAULT = ROOT / "models" / "default"
 PARAMS = NucleusParams()
 # colours as after the colour step: glass, chromatin (B - G 120), violet cytoplasm (B - G 35)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from repo_paths import REPO
 from synthetic import render_field
 
 from wbc_edge.core.colour import Illumination, colour_lut, measure_illumination, pooled_illumination
@@ -162,7 +163,6 @@ def test_classify_report_gives_the_corrected_differential_and_the_raw_count(
     import csv
     import json
     import shutil
-    from pathlib import Path
 
     from wbc_edge.core.bundle import CountModel, load_bundle, save_bundle
     from wbc_edge.edge_app.cli import main
@@ -174,7 +174,7 @@ def test_classify_report_gives_the_corrected_differential_and_the_raw_count(
     confusion = (np.eye(k, dtype=int) * 90 + 10).tolist()  # every class misread 10 % of the time
     bundle.count_model = CountModel(1.5, confusion, "a test's confusions", min_cells=1)
     save_bundle(bundle)
-    frames = Path(__file__).resolve().parents[1] / "samples" / "frames"
+    frames = REPO / "samples" / "frames"
     report = tmp_path / "report"
     assert main(["classify", "--model", str(bundle_dir), "--source", str(frames),
                  "--report", str(report)]) in (0, 1)  # fmt: skip

@@ -7,35 +7,18 @@ header bytes, truncated files, grey images.
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import png_header
 
 from wbc_edge.core import decode
 from wbc_edge.core.decode import decode_image, decode_stain_image, is_grey
 from wbc_edge.core.errors import ImageError, WbcError
 
 pytestmark = pytest.mark.edge
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A tiny, otherwise valid PNG whose IHDR claims width x height RGB pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
 
 
 def colour_image(h: int = 24, w: int = 32) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.preprocess_spec import PreprocessSpec
 from wbc_edge.train import pth_weights
@@ -30,7 +31,7 @@ from wbc_edge.train.efficientnet_lite import (
 from wbc_edge.train.probe import extract_features, fit_softmax, probe_folds
 from wbc_edge.train.pth_weights import WeightsError, load_lite_weights, read_pth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 FIXTURES = ROOT / "tests" / "fixtures"
 PARAMS = {0: 4_694_024, 1: 5_470_344, 2: 6_150_168}  # all tensors of the .pth files
 

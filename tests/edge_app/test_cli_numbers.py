@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.bundle import load_bundle
 from wbc_edge.core.errors import WbcError
@@ -15,7 +14,7 @@ from wbc_edge.edge_app.cli import main
 
 pytestmark = pytest.mark.edge
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DEFAULT = ROOT / "models" / "default"
 FRAMES = ROOT / "samples" / "frames"
 COMMON = ["--model", str(DEFAULT), "--runtime", "litert"]

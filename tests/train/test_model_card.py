@@ -7,12 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO
 
 from wbc_edge.core.errors import DataError
 from wbc_edge.train.cli import main as train_main
 from wbc_edge.train.model_card import CARD_FILE, write_card
 
-DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default"
+DEFAULT = REPO / "models" / "default"
 
 
 @pytest.fixture()

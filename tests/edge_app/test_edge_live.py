@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import CLASSES
-from test_edge_cli import ROOT, _field, read_jsonl, summary_counts, write_rgb
+from edge_records import read_jsonl, summary_counts
+from edge_setup import ROOT
+from synthetic import CLASSES, edge_field, write_rgb
 
 import wbc_edge.edge_app.sources
 from wbc_edge.core.bundle import load_bundle
@@ -40,7 +41,7 @@ class FieldCamera(Camera):
     name = "fake"
 
     def __init__(self, n_cells: int = 2, fail_at=(), frames: int | None = None) -> None:
-        self.field = _field(11, n_cells)
+        self.field = edge_field(11, n_cells)
         self.fail_at, self.frames = set(fail_at), frames
         self.live = frames is None  # a fixed number of frames: a replay that ends
         self.reads = self.opens = 0
@@ -92,7 +93,7 @@ def test_a_cell_in_view_for_many_frames_is_counted_once(classifier, tmp_path) ->
 
 def test_distinct_images_are_counted_per_frame(classifier, tmp_path) -> None:
     for i in range(3):
-        write_rgb(tmp_path / "fields" / f"{i}.png", _field(11, 2))
+        write_rgb(tmp_path / "fields" / f"{i}.png", edge_field(11, 2))
     camera = wbc_edge.edge_app.sources.open_source(f"file:{tmp_path / 'fields'}")
     live, records = live_run(classifier, tmp_path, camera)
     assert not live.tracking  # a folder of images: no tracking across distinct fields
@@ -194,7 +195,7 @@ def test_sigterm_ends_the_loop_cleanly(edge_bundle, tmp_path, monkeypatch, capsy
 
 def test_sigterm_to_a_running_process(edge_bundle, tmp_path):
     for i in range(2):
-        write_rgb(tmp_path / "frames" / f"{i}.png", _field(20 + i, 1))
+        write_rgb(tmp_path / "frames" / f"{i}.png", edge_field(20 + i, 1))
     out = tmp_path / "proc.jsonl"
     cmd = [
         sys.executable,
