@@ -6,12 +6,11 @@ a second reader)."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from edge_setup import FRAMES, MODEL, needs_runtime
+from edge_setup import FRAMES, MODEL, copy_of, needs_runtime
 
 from wbc_edge.edge_app import history
 from wbc_edge.edge_app.cli import main
@@ -36,9 +35,7 @@ def made(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def folder(made: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "report"
-    shutil.copytree(made, out)
-    return out
+    return copy_of(made, tmp_path)
 
 
 def signed(folder: Path, reviewer: str = "B. Reviewer") -> dict:

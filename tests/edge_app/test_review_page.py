@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_setup import FRAMES, MODEL, needs_runtime, review_server
+from edge_setup import FRAMES, MODEL, copy_of, needs_runtime, review_server
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app import review
@@ -36,9 +36,7 @@ def made_report(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def folder(made_report: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "report"
-    shutil.copytree(made_report, out)
-    return out
+    return copy_of(made_report, tmp_path)
 
 
 @pytest.fixture
