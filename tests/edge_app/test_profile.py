@@ -20,6 +20,12 @@ from wbc_edge.edge_app.profile import CameraProfile, ProfileError, load_profile,
 pytestmark = pytest.mark.edge
 
 
+def classify_with(bundle: Path, source: Path, profile: Path, *more: str) -> int:
+    """`wbc-edge classify` of `source` with the camera profile `profile`."""
+    argv = ["classify", "--model", str(bundle), "--source", str(source), "--profile", str(profile)]
+    return main([*argv, *more])
+
+
 @pytest.fixture(scope="module")
 def fields(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("profile-fields")
@@ -118,20 +124,7 @@ def test_calibrate_writes_a_profile_and_a_picture(
     assert made.frames == 3 and made.frame_size == (640, 480) and made.focus > 0
     assert (tmp_path / "cam" / "profile.png").stat().st_size > 1000
     # classify uses its scale, and says so
-    assert (
-        main(
-            [
-                "classify",
-                "--model",
-                str(colour_bundle),
-                "--source",
-                str(fields),
-                "--profile",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert classify_with(colour_bundle, fields, out) == 0
     assert "the camera profile's" in capsys.readouterr().out
 
 
@@ -162,19 +155,7 @@ def test_a_frame_larger_than_the_profile_is_an_error_record(
     path = tmp_path / "p.json"
     save_profile(profile(frame_size=(64, 48)), path)
     log = tmp_path / "log.jsonl"
-    code = main(
-        [
-            "classify",
-            "--model",
-            str(colour_bundle),
-            "--source",
-            str(fields),
-            "--profile",
-            str(path),
-            "--jsonl",
-            str(log),
-        ]
-    )
+    code = classify_with(colour_bundle, fields, path, "--jsonl", str(log))
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert code != 0 and len(records) == 3
     assert all("profile was measured on 64x48 frames" in r["error"] for r in records)
