@@ -82,6 +82,8 @@ class Cell:
 
 @dataclass
 class FlaggedFrame:
+    """A frame not counted, and why (`flags`: out of focus, badly exposed, no red cells...)."""
+
     open_keys: ClassVar[bool] = True
     source: str
     frame: Any
