@@ -108,6 +108,8 @@ def read_run_report(file: Path) -> tuple[RunReport, dict[str, Any]]:
 def read_kfold(kfold_dir: Path) -> KFold:
     """A K-fold run's `kfold` from its report.json; DataError naming the file otherwise."""
     file = Path(kfold_dir) / REPORT_JSON
+    if not file.is_file():
+        raise DataError("not the report of a `wbc-train --kfold` run (no such file)", file)
     report, _ = read_run_report(file)
     if report.kfold is None:
         raise DataError("not the report of a `wbc-train --kfold` run (no kfold)", file)
