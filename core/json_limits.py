@@ -24,16 +24,22 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 
 
 def read_json(
-    path: Path | str, max_bytes: int, max_depth: int = MAX_DEPTH, error: type = WbcError
+    path: Path | str,
+    max_bytes: int,
+    max_depth: int = MAX_DEPTH,
+    error: type = WbcError,
+    nan_as_null: bool = False,
 ) -> Any:
     """The parsed JSON of a regular file of at most `max_bytes`; `error` (a WbcError class)
-    naming the file when it is not one, is too large, too deep or not valid JSON."""
+    naming the file when it is not one, is too large, too deep or not valid JSON.
+    `nan_as_null` reads the bare words NaN and ±Infinity (Python's json writes them) as null."""
     raw = read_limited(path, max_bytes, error)
     depth = json_depth(raw)
     if depth > max_depth:
         raise error(f"JSON nested {depth} deep, over the limit of {max_depth}", path)
     try:
-        return json.loads(raw.decode("utf-8"))
+        constant = (lambda _: None) if nan_as_null else None
+        return json.loads(raw.decode("utf-8"), parse_constant=constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise error(f"not valid JSON ({str(exc)[:120]})", path) from None
 

@@ -419,7 +419,8 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from wbc_edge.edge_app.history import format_runs, history_path, list_runs
 
-    print(format_runs(list_runs(history_path(args.history), args.sample)))
+    path = history_path(args.history)
+    print(format_runs(list_runs(path, args.sample), path))
     return 0
 
 

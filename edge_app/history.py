@@ -24,6 +24,7 @@ from typing import Any
 
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.safe_io import check_writable, printable
+from wbc_edge.core.typed_json import decode, raise_problems
 from wbc_edge.edge_app.signing import result_status
 
 MIGRATIONS: dict[int, str] = {
@@ -173,16 +174,37 @@ def list_runs(path: Path, sample: str | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in rows]
 
 
-def format_runs(runs: list[dict[str, Any]]) -> str:
-    """A table of runs: when, sample, operator, model, cells, status, and per class the model's
-    count, the estimate (%) and the reviewed count."""
+COUNT_COLUMNS = {"model_count": dict[str, int], "estimate": dict[str, float],
+                 "reviewed_count": dict[str, int] | None}  # fmt: skip
+
+
+def run_counts(run: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A row's per-class columns (JSON text) decoded as `COUNT_COLUMNS` (`core.typed_json`): the
+    model's count, the estimate (%) and the reviewed count (null before review); WbcError
+    naming the database and listing every problem otherwise."""
+    problems: list[str] = []
+    where, counts = f"runs[{run['run_id']}]", {}
+    for key, kind in COUNT_COLUMNS.items():
+        try:
+            value = None if run[key] is None else json.loads(run[key])
+        except ValueError:
+            problems.append(f"{where}.{key}: not valid JSON")
+            continue
+        counts[key] = decode(kind, value, f"{where}.{key}", problems)
+    raise_problems(problems, path)
+    return counts
+
+
+def format_runs(runs: list[dict[str, Any]], path: Path) -> str:
+    """A table of the runs read from the database `path`: when, sample, operator, model, cells,
+    status, and per class the model's count, the estimate (%) and the reviewed count."""
     if not runs:
         return "no runs recorded"
     lines = []
     for r in runs:
-        model = json.loads(r["model_count"])
-        estimate = json.loads(r["estimate"])
-        reviewed = json.loads(r["reviewed_count"]) if r["reviewed_count"] else {}
+        counts = run_counts(r, path)
+        model, estimate = counts["model_count"], counts["estimate"]
+        reviewed = counts["reviewed_count"] or {}
         who = f"signed by {r['reviewer']} {r['signed_at']}" if r["reviewer"] else "not signed"
         lines.append(
             f"{r['date']}  sample {r['sample'] or '-'}  operator {r['operator'] or '-'}  "

@@ -1,8 +1,8 @@
 """Checking a report folder's JSON before anything uses it: `wbc-edge review` serves it to a
 browser and copies files named in it, so a crafted report.json must not reach either.
 
-The shapes of report.json and review.json are declared here and decoded by `core.typed_json`
-(keys a newer writer adds are kept); then class names come from the safe set
+The shapes of report.json and review.json (`core.report_shapes`) are decoded by
+`core.typed_json` (keys a newer writer adds are kept); then class names come from the safe set
 (`core.class_names`), cell ids are unique positive integers, every cell's label is a class,
 and every file a cell names (`crop`, `context`) lies inside the report folder (`confined`,
 checked again where the file is opened: a link may change). Every problem is listed, one line
@@ -12,143 +12,17 @@ each naming the file and the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import Any
 
 from wbc_edge.core.class_names import class_name_problem
+from wbc_edge.core.report_shapes import Cell, Report, Review, ReviewVersion
 from wbc_edge.core.typed_json import decode, raise_problems
 from wbc_edge.edge_app.identity import name_problem, sample_problem
 from wbc_edge.edge_app.report_html import NOT_A_CELL
 
 MAX_VERSIONS = 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass
-class Meta:
-    """report.json's `meta`: the run (`edge_app.report.run_meta`)."""
-
-    open_keys: ClassVar[bool] = True
-    classes: list[str]
-    model: str
-    bundle: str
-    bundle_sha256: str
-    runtime: str
-    mode: str
-    source: str
-    date: str
-    scale: float
-    threshold: float
-    run_id: str | None = None  # these three: absent or null in older reports
-    sample: str | None = None
-    operator: str | None = None
-
-
-@dataclass
-class CountRow:
-    """One class's row of a count (its `class` is checked against the report's classes)."""
-
-    open_keys: ClassVar[bool] = True
-    label: str = field(metadata={"key": "class"})
-    cells: int
-    percent: float
-    ci95_low: float
-    ci95_high: float
-    uncertain: int = 0
-
-
-@dataclass
-class Count:
-    """report.json's `count` (`edge_app.report.count_table` and the run's frames)."""
-
-    open_keys: ClassVar[bool] = True
-    cells: int
-    frames: int
-    frames_without_white_cell: int
-    errors: int
-    uncertain: int
-    threshold: float
-    rows: list[CountRow]
-
-
-@dataclass
-class Cell:
-    """One of report.json's `cells` (`edge_app.report.ReportCell`); `frame` is a number or a
-    live run's `first-last`."""
-
-    open_keys: ClassVar[bool] = True
-    id: int
-    source: str
-    frame: Any
-    box: list[int] | None
-    label: str
-    confidence: float
-    probs: dict[str, float]
-    uncertain: bool
-    crop: str
-    context: str
-    morphology: dict[str, Any] | None = None
-    scale: float | None = None
-
-
-@dataclass
-class FlaggedFrame:
-    open_keys: ClassVar[bool] = True
-    source: str
-    frame: Any
-    flags: list[str]
-
-
-@dataclass
-class Report:
-    """report.json."""
-
-    open_keys: ClassVar[bool] = True
-    meta: Meta
-    count: Count
-    cells: list[Cell]
-    flagged_frames: list[FlaggedFrame] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Signature:
-    """A signed version's signature (`edge_app.signing`)."""
-
-    open_keys: ClassVar[bool] = True
-    reviewer: str
-    time: str
-    sha256: str
-    report_sha256: str
-
-
-@dataclass
-class ReviewCount:
-    open_keys: ClassVar[bool] = True
-    cells: int
-    uncertain: int
-    rows: list[CountRow]
-
-
-@dataclass
-class ReviewVersion:
-    """One version of a review: the technician's corrections and the count they give."""
-
-    open_keys: ClassVar[bool] = True
-    corrections: dict[str, str]
-    count: ReviewCount
-    confirmed: list[str] = field(default_factory=list)
-    version: int = 1
-    date: str = ""
-    signature: Signature | None = None
-
-
-@dataclass
-class Review(ReviewVersion):
-    """review.json: the open version and the earlier ones it keeps."""
-
-    history: list[ReviewVersion] = field(default_factory=list)
 
 
 def check_report(data: Any, path: Path) -> dict[str, Any]:

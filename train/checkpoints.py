@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
 import keras
 
-from wbc_edge.core.errors import WbcError
-from wbc_edge.train.config import CHECKPOINTS, STATE_FILE, TrainConfig
+from wbc_edge.core.errors import DataError, WbcError
+from wbc_edge.core.typed_json import decode_file
+from wbc_edge.train.config import STATE_FILE, TrainConfig
+from wbc_edge.train.run_files import CheckpointState, read_run_json
 
 log = logging.getLogger(__name__)
 
 
-def run_callbacks(cfg: TrainConfig, ckpt: Path, monitor: str, state: dict) -> list:
+def run_callbacks(
+    cfg: TrainConfig, ckpt: Path, monitor: str, state: CheckpointState | None
+) -> list:
     ckpt.mkdir(parents=True, exist_ok=True)
     callbacks: list = []
     # --ema: validation scores the averaged weights, so the best epoch is the average's best
@@ -45,14 +50,16 @@ class _Checkpoints(keras.callbacks.Callback):
         self,
         ckpt: Path,
         cfg: TrainConfig,
-        state: dict,
+        state: CheckpointState | None,
         monitor: str,
         ema: keras.callbacks.SwapEMAWeights | None = None,
     ) -> None:
         super().__init__()
         self.ckpt, self.cfg, self.monitor, self.ema = ckpt, cfg, monitor, ema
-        self.history = {k: list(v) for k, v in state.get("history", {}).items()}
-        self.best = state.get("best")
+        history = state.history if state is not None else {}
+        # a diverged epoch's NaN is read back as null (`train.run_files`): NaN again here
+        self.history = {k: [math.nan if x is None else x for x in v] for k, v in history.items()}
+        self.best = state.best if state is not None else None
         self.final_is_best = False
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -89,26 +96,19 @@ class _Checkpoints(keras.callbacks.Callback):
                 self.ema._swap_variables()
 
 
-def _read_state(path: Path) -> dict:
-    file = path / STATE_FILE if path.name == CHECKPOINTS else path / CHECKPOINTS / STATE_FILE
-    try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def resume_state(cfg: TrainConfig, ckpt: Path, notes: list[str]) -> dict:
-    """The saved state if resuming from a checkpoint, else {} (and stale checkpoints removed)."""
-    state = _read_state(ckpt)
-    if cfg.resume and (ckpt / "last.keras").is_file() and state:
-        if state.get("model") != cfg.model:
-            raise WbcError(
-                f"cannot resume: the checkpoint is a {state.get('model')}, not {cfg.model}", ckpt
-            )
-        notes.append(f"resumed after epoch {state['epoch']}")
-        log.info("resuming from %s after epoch %d", ckpt / "last.keras", state["epoch"])
+def resume_state(cfg: TrainConfig, ckpt: Path, notes: list[str]) -> CheckpointState | None:
+    """The saved state if resuming from a checkpoint, else None (and stale checkpoints removed).
+    A state file that is not one is a DataError naming it, not a fresh start."""
+    file = ckpt / STATE_FILE
+    if cfg.resume and (ckpt / "last.keras").is_file() and file.is_file():
+        state = decode_file(CheckpointState, read_run_json(file), file, DataError)
+        if state.model != cfg.model:
+            why = f"cannot resume: the checkpoint is a {state.model}, not {cfg.model}"
+            raise WbcError(why, ckpt)
+        notes.append(f"resumed after epoch {state.epoch}")
+        log.info("resuming from %s after epoch %d", ckpt / "last.keras", state.epoch)
         return state
     if cfg.resume:
         log.warning("--resume: no checkpoint in %s; starting from scratch", ckpt)
     shutil.rmtree(ckpt, ignore_errors=True)
-    return {}
+    return None

@@ -250,14 +250,15 @@ def list_models() -> int:
 
 
 def _print_summary(out: Path) -> None:
-    import json
+    from wbc_edge.train.report import REPORT_JSON
+    from wbc_edge.train.run_files import read_run_report
 
-    report = json.loads((out / "report.json").read_text())
-    for split_name, m in report["metrics"].items():
-        print(f"{split_name}: accuracy {m['accuracy']:.4f}, macro F1 {m['macro_avg']['f1']:.4f}")
-    if "kfold" in report:
-        mean, sd = report["kfold"]["summary"]["mean"], report["kfold"]["summary"]["sd"]
-        print(f"{report['kfold']['name']}: accuracy {mean['accuracy']:.4f} ± {sd['accuracy']:.4f}")
+    report, _ = read_run_report(out / REPORT_JSON)
+    for split_name, m in report.metrics.items():
+        print(f"{split_name}: accuracy {m.accuracy:.4f}, macro F1 {m.macro_avg.f1:.4f}")
+    if report.kfold is not None:
+        name, mean, sd = report.kfold.name, report.kfold.summary.mean, report.kfold.summary.sd
+        print(f"{name}: accuracy {mean['accuracy']:.4f} ± {sd['accuracy']:.4f}")
     print(f"wrote {out}/bundle.json (report: {out}/report.md)")
 
 

@@ -107,7 +107,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> 
     ckpt = run_dir / CHECKPOINTS
     state = resume_state(cfg, ckpt, notes)
     head_history = {}
-    if cfg.head_epochs and not state:
+    if cfg.head_epochs and state is None:
         if replicas.processes > 1:  # phase 1 predicts and fits on numpy arrays in one process
             raise WbcError("--head-epochs is not supported in a multi-host job yet; use one host")
         head_history = _phase_one(built, data, cfg, train_idx, val_idx, notes)
@@ -117,9 +117,10 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> 
         _optimizer(cfg, cfg.epochs * len(train_ds)), _loss(cfg),
         metrics=["accuracy"], run_eagerly=cfg.run_eagerly, jit_compile=jit_setting(cfg),
     )  # fmt: skip
-    if state:
+    start = 0 if state is None else state.epoch
+    if state is not None:
         model = keras.saving.load_model(ckpt / "last.keras")
-    train_ds.set_epoch(state.get("epoch", 0))
+    train_ds.set_epoch(start)
     monitor = "val_accuracy" if val_ds is not None else "loss"
     # without a test side the validation side is the one reported: never pick an epoch on it
     keep_last = "test" not in sides
@@ -133,7 +134,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> 
     callbacks = run_callbacks(cfg, ckpt, monitor, state)
     t_fit = time.perf_counter()
     model.fit(
-        train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state.get("epoch", 0),
+        train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=start,
         callbacks=callbacks, verbose=cfg.verbose,
     )  # fmt: skip
     train_s = time.perf_counter() - t_fit
@@ -152,7 +153,7 @@ def _fit_and_evaluate(data, cfg, run_dir, sides, max_steps, notes, replicas) -> 
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt, ignore_errors=True)
     per_epoch = min(len(train_ds) * cfg.batch_size, len(train_idx))
-    trained = (epochs_run - state.get("epoch", 0)) * per_epoch
+    trained = (epochs_run - start) * per_epoch
     timing = {
         "steps_per_epoch": len(train_ds),
         "train_s": round(train_s, 2),

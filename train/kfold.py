@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -14,6 +13,8 @@ from wbc_edge.core.dataset.metrics import kfold_summary
 from wbc_edge.train.bundle_writer import write_bundle
 from wbc_edge.train.config import MANIFEST_FILE, MODEL_FILE, TrainConfig
 from wbc_edge.train.fitting import RunResult, TrainData, train_run
+from wbc_edge.train.report import REPORT_JSON
+from wbc_edge.train.run_files import read_kfold, read_run_report
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,11 @@ def train_kfold(
         fold_dir = out_dir / "folds" / fold
         sides = _fold_sides(data, cfg, fold)
         log.info("%s: %s held out (%d images)", plan.name, fold, len(sides[fold]))
-        done = fold_dir / "report.json"
+        done = fold_dir / REPORT_JSON
         if reuse and done.is_file() and (fold_dir / MODEL_FILE).is_file():
-            saved = json.loads(done.read_text())
-            result = RunResult(saved["metrics"], saved["history"], saved["best_epoch"],
-                               saved["epochs_run"], saved["timing"], saved["notes"])  # fmt: skip
+            saved, data_saved = read_run_report(done)  # metrics and history passed on whole
+            result = RunResult(data_saved["metrics"], data_saved["history"], saved.best_epoch,
+                               saved.epochs_run, saved.timing, saved.notes)  # fmt: skip
         else:
             run_sides = {"train": sides["train"], "val": sides["val"], "test": sides[fold]}
             fold_data = dataclasses.replace(data, plan=dataclasses.replace(
@@ -67,24 +68,22 @@ def train_kfold(
         plan.name, summary["mean"]["accuracy"], summary["sd"]["accuracy"], k,
     )  # fmt: skip
     write_bundle(data, cfg, out_dir, top, context, kfold)
-    attach_cv_summary(out_dir, kfold)
+    attach_cv_summary(out_dir)
     return out_dir
 
 
-def attach_cv_summary(kfold_dir: Path, kfold: dict | None = None) -> list[Path]:
-    """Record a K-fold run's mean ± sd in every fold bundle, so a fold model shipped on its own
-    still says how the recipe does on unseen cells; `kfold` None reads it from the run's
-    report.json (for runs made before this). Returns the fold bundles updated."""
+def attach_cv_summary(kfold_dir: Path) -> list[Path]:
+    """Record a K-fold run's mean ± sd (from its report.json) in every fold bundle, so a fold
+    model shipped on its own still says how the recipe does on unseen cells. Returns the fold
+    bundles updated."""
     from wbc_edge.core.bundle import load_bundle
 
-    if kfold is None:
-        kfold = json.loads((Path(kfold_dir) / "report.json").read_text())["kfold"]
-    name, k = kfold["name"], kfold["k"]
+    kfold = read_kfold(kfold_dir)
     updated = []
-    for fold in kfold["folds"]:
-        bundle = load_bundle(Path(kfold_dir) / "folds" / fold["fold"], verify=False)
-        bundle.add_metrics(f"{name}:mean", kfold["summary"]["mean"], folds=k)
-        bundle.add_metrics(f"{name}:sd", kfold["summary"]["sd"], folds=k, ddof=1)
+    for fold in kfold.folds:
+        bundle = load_bundle(Path(kfold_dir) / "folds" / fold.fold, verify=False)
+        bundle.add_metrics(f"{kfold.name}:mean", kfold.summary.mean, folds=kfold.k)
+        bundle.add_metrics(f"{kfold.name}:sd", kfold.summary.sd, folds=kfold.k, ddof=1)
         updated.append(save_bundle(bundle))
     return updated
 

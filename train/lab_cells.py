@@ -5,7 +5,9 @@ Each folder is a report written by `wbc-edge classify|run --report` and reviewed
 model saw it (RGB, the model's input size), and review.json holds the technician's decisions
 (`confirmed`: ids whose label is right; `corrections`: {id: class}). Only decided cells are
 taken, each with the technician's class; a cell nobody looked at is never trained on with the
-model's own label, and "not a white cell" choices are left out.
+model's own label, and "not a white cell" choices are left out. Both files are decoded by their
+shapes in `core.report_shapes`: a file that is not one is one error naming it and listing every
+problem.
 
 Cells are grouped by the run or slide they came from (`unit`): the report's sample id when it
 has one, else the report itself. `hold_out` keeps whole units on one side, so one slide's cells
@@ -28,6 +30,8 @@ from wbc_edge.core.decode import decode_image
 from wbc_edge.core.errors import DataError, WbcError
 from wbc_edge.core.json_limits import read_json, read_limited
 from wbc_edge.core.preprocess_spec import PreprocessSpec
+from wbc_edge.core.report_shapes import Report, Review
+from wbc_edge.core.typed_json import decode_file
 
 REPORT_BYTES = 256_000_000
 CROP_BYTES = 4_000_000
@@ -84,44 +88,44 @@ def _read_one(folder: Path, classes: list[str], spec: PreprocessSpec) -> dict[st
         raise DataError("no report.json: not a folder written by wbc-edge --report", folder)
     if not review_file.is_file():
         raise DataError("not reviewed (no review.json): run `wbc-edge review` on it first", folder)
-    report = read_json(report_file, REPORT_BYTES, error=DataError)
-    review = read_json(review_file, REPORT_BYTES, error=DataError)
-    try:
-        meta, cells = report["meta"], report["cells"]
-        corrections = dict(review.get("corrections", {}))
-        confirmed = {str(c) for c in review.get("confirmed", [])}
-    except (KeyError, TypeError, AttributeError):
-        raise DataError("report.json or review.json is not a wbc-edge report", folder) from None
-    if list(meta.get("classes", [])) != list(classes):
+    report: Report = _decoded(Report, report_file)
+    review: Review = _decoded(Review, review_file)
+    meta, corrections, confirmed = report.meta, review.corrections, set(review.confirmed)
+    if meta.classes != list(classes):
         raise DataError(
-            f"was counted with classes {meta.get('classes')}, the bundle has {classes}", folder
+            f"was counted with classes {meta.classes}, the bundle has {classes}", folder
         )
     index = {c: i for i, c in enumerate(classes)}
     crops, labels, frames, files = [], [], [], []
-    for cell in cells:
-        cid = str(cell["id"])
-        label = corrections.get(cid, cell["label"] if cid in confirmed else None)
+    for cell in report.cells:
+        cid = str(cell.id)
+        label = corrections.get(cid, cell.label if cid in confirmed else None)
         if label not in index:
             continue  # undecided, or "not a white cell"
-        crops.append(_crop(folder, cell["crop"], spec))
+        crops.append(_crop(folder, cell.crop, spec))
         labels.append(index[label])
-        frames.append(f"{cell['source']}#{cell['frame']}")
-        files.append(f"{folder.name}/{cell['crop']}")
-    unit = str(meta.get("sample") or meta.get("run_id") or folder.name)
+        frames.append(f"{cell.source}#{cell.frame}")
+        files.append(f"{folder.name}/{cell.crop}")
+    unit = str(meta.sample or meta.run_id or folder.name)
     record = {
         "folder": folder.name,
-        "run_id": meta.get("run_id"),
-        "sample": meta.get("sample"),
-        "counted_with": meta.get("model"),
-        "counted_with_sha256": meta.get("bundle_sha256"),
-        "review_version": review.get("version", 1),
-        "signed": bool(review.get("signature")),
+        "run_id": meta.run_id,
+        "sample": meta.sample,
+        "counted_with": meta.model,
+        "counted_with_sha256": meta.bundle_sha256,
+        "review_version": review.version,
+        "signed": review.signature is not None,
         "report_sha256": hashlib.sha256(report_file.read_bytes()).hexdigest(),
         "cells": {c: labels.count(i) for c, i in index.items()},
         "corrected": sum(1 for v in corrections.values() if v in index),
     }
     return {"crops": crops, "labels": labels, "frames": frames, "files": files,
             "unit": unit, "record": record}  # fmt: skip
+
+
+def _decoded(kind: type, file: Path) -> Any:
+    """`file` decoded as `kind`; one DataError naming the file with every problem otherwise."""
+    return decode_file(kind, read_json(file, REPORT_BYTES, error=DataError), file, DataError)
 
 
 def _crop(folder: Path, rel: str, spec: PreprocessSpec) -> np.ndarray:

@@ -9,13 +9,11 @@ training or conversion run cannot leave stale figures behind:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from wbc_edge.core.bundle import Bundle, load_bundle
-from wbc_edge.core.errors import DataError
 from wbc_edge.train.report import summed_confusion
+from wbc_edge.train.run_files import KFold, read_kfold
 
 CARD_FILE = "MODEL_CARD.md"
 
@@ -62,7 +60,7 @@ all copies of one cell on one side."""
 def write_card(bundle_dir: Path, cv_dir: Path | None = None, speed: Path | None = None) -> Path:
     """Write `bundle_dir/MODEL_CARD.md`; returns its path."""
     bundle = load_bundle(bundle_dir)
-    kfold = _read_kfold(cv_dir) if cv_dir is not None else None
+    kfold = read_kfold(cv_dir) if cv_dir is not None else None
     lines = [f"# Model card: {bundle.name}", "", "## Intended use", "", INTENDED_USE, ""]
     lines += _model_section(bundle)
     lines += ["## Data and licence", "", DATA, ""]
@@ -81,14 +79,6 @@ def write_card(bundle_dir: Path, cv_dir: Path | None = None, speed: Path | None 
     path = Path(bundle_dir) / CARD_FILE
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path
-
-
-def _read_kfold(cv_dir: Path) -> dict[str, Any]:
-    file = Path(cv_dir) / "report.json"
-    try:
-        return json.loads(file.read_text())["kfold"]
-    except (OSError, ValueError, KeyError):
-        raise DataError("not the report of a `wbc-train --kfold` run", file) from None
 
 
 def _model_section(bundle: Bundle) -> list[str]:
@@ -139,12 +129,12 @@ def _norm_text(norm) -> str:
     return f"x = (rgb / 255 − {norm.mean}) / {norm.std}"
 
 
-def _split_section(bundle: Bundle, kfold: dict | None) -> list[str]:
+def _split_section(bundle: Bundle, kfold: KFold | None) -> list[str]:
     split = bundle.provenance.get("split", {})
     lines = ["## Splits", ""]
     if kfold:
         lines.append(
-            f"- cross-validation: `{kfold['name']}`, {kfold['k']} folds of whole source cells "
+            f"- cross-validation: `{kfold.name}`, {kfold.k} folds of whole source cells "
             "(each fold model also keeps an inner validation side of its training folds, "
             "grouped too, for checkpoint selection)"
         )
@@ -156,14 +146,14 @@ def _split_section(bundle: Bundle, kfold: dict | None) -> list[str]:
     return lines
 
 
-def _cv_section(kfold: dict, classes: list[str]) -> list[str]:
-    mean, sd = kfold["summary"]["mean"], kfold["summary"]["sd"]
+def _cv_section(kfold: KFold, classes: list[str]) -> list[str]:
+    mean, sd = kfold.summary.mean, kfold.summary.sd
 
     def ms(key: str) -> str:
         return f"{mean[key]:.3f} ± {sd[key]:.3f}"
 
     lines = [
-        f"## Accuracy on unseen cells: grouped {kfold['k']}-fold (mean ± sd over folds)",
+        f"## Accuracy on unseen cells: grouped {kfold.k}-fold (mean ± sd over folds)",
         "",
         f"accuracy **{ms('accuracy')}**, macro F1 {ms('macro_avg.f1')}",
         "",
@@ -174,8 +164,8 @@ def _cv_section(kfold: dict, classes: list[str]) -> list[str]:
         k = f"per_class.{c}."
         lines.append(f"| {c} | {ms(k + 'precision')} | {ms(k + 'recall')} | {ms(k + 'f1')} |")
     lines += ["", "| fold | held-out images | accuracy |", "| --- | --- | --- |"]
-    for f in kfold["folds"]:
-        lines.append(f"| {f['fold']} | {f['metrics']['n']} | {f['metrics']['accuracy']:.4f} |")
+    for f in kfold.folds:
+        lines.append(f"| {f.fold} | {f.metrics.n} | {f.metrics.accuracy:.4f} |")
     lines.append("")
     return lines
 
@@ -252,8 +242,8 @@ def _parity_section(bundle: Bundle) -> list[str]:
     return lines
 
 
-def _confusions(kfold: dict, classes: list[str]) -> list[str]:
-    total = summed_confusion(kfold)
+def _confusions(kfold: KFold, classes: list[str]) -> list[str]:
+    total = summed_confusion([f.metrics.confusion_matrix for f in kfold.folds])
     lines = ["Where the errors go, all folds summed (rows: true class):", ""]
     lines += ["| true \\ predicted | " + " | ".join(classes) + " |"]
     lines += ["| --- |" + " --- |" * len(classes)]

@@ -90,16 +90,16 @@ def write_run_report(run_dir: Path, report: dict[str, Any], classes: Sequence[st
     return report["files"]
 
 
-def summed_confusion(kfold: dict[str, Any]) -> np.ndarray:
+def summed_confusion(matrices: Sequence[Sequence[Sequence[int]]]) -> np.ndarray:
     """The K-fold run's held-out confusion matrices added up (rows: true class)."""
-    return np.sum([f["metrics"]["confusion_matrix"] for f in kfold["folds"]], axis=0)
+    return np.sum(matrices, axis=0)
 
 
 def write_summed_confusion(
     run_dir: Path, kfold: dict[str, Any], classes: Sequence[str]
 ) -> list[str]:
     """confusion_all_folds.json/.png: every fold's held-out confusion matrix, summed."""
-    cm = summed_confusion(kfold).tolist()
+    cm = summed_confusion([f["metrics"]["confusion_matrix"] for f in kfold["folds"]]).tolist()
     name = f"{kfold['name']}, all {kfold['k']} held-out folds summed"
     stem = "confusion_all_folds"
     (run_dir / f"{stem}.json").write_text(

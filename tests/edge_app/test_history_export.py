@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from edge_setup import FRAMES, MODEL, copy_of, needs_runtime
 
+from wbc_edge.core.errors import WbcError
 from wbc_edge.edge_app import history
 from wbc_edge.edge_app.cli import main
 from wbc_edge.edge_app.export_hl7 import escape_hl7
@@ -66,6 +67,22 @@ def test_a_report_run_is_recorded_and_listed_by_sample(made, capsys) -> None:
     assert main(["history", "--sample", "S-1", "--history", str(db)]) == 0
     out = capsys.readouterr().out
     assert "sample S-1  operator A. Tech" in out and "preliminary, not signed" in out
+
+
+def test_a_run_with_malformed_counts_is_one_error_naming_the_database(made, tmp_path) -> None:
+    db = tmp_path / "h.sqlite"
+    shutil.copyfile(made.parent / "made.sqlite", db)
+    with sqlite3.connect(db) as con:
+        con.execute("""UPDATE runs SET model_count = '{"EOSINOPHIL": "x"}', estimate = 'nope'""")
+    (run,) = history.list_runs(db)
+    with pytest.raises(WbcError) as err:
+        history.format_runs([run], db)
+    assert err.value.path == db
+    where = f"runs[{run['run_id']}]"
+    assert set(err.value.problems) == {
+        f"{where}.model_count.EOSINOPHIL: expected an integer, got 'x'",
+        f"{where}.estimate: not valid JSON",
+    }
 
 
 def test_a_signed_review_updates_its_run_and_keeps_every_signature(folder, tmp_path) -> None:

@@ -57,3 +57,25 @@ def test_card_of_a_folder_without_kfold_report_is_a_one_line_error(default_copy:
     assert train_main(["card", str(default_copy), "--cv", str(default_copy)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "report.json" in err[0]
+
+
+def test_a_malformed_kfold_report_is_one_error_naming_the_file_with_every_problem(
+    default_copy: Path,
+):
+    file = default_copy / "cv" / "report.json"
+    report = json.loads(file.read_text())
+    report["kfold"]["k"] = "five"
+    del report["kfold"]["folds"][1]["metrics"]["n"]
+    report["kfold"]["folds"][2]["metrics"]["confusion_matrix"] = [[1, 2], "3"]
+    del report["kfold"]["summary"]["sd"]
+    file.write_text(json.dumps(report))
+    with pytest.raises(DataError) as err:
+        write_card(default_copy, default_copy / "cv")
+    assert err.value.path == file
+    assert set(err.value.problems) == {
+        "kfold.k: expected an integer, got 'five'",
+        "kfold.folds[1].metrics.n: missing",
+        "kfold.folds[2].metrics.confusion_matrix[1]: expected a list, got '3'",
+        "kfold.summary.sd: missing",
+    }
+    assert str(err.value).count(str(file)) == 4  # one line per problem, each naming the file

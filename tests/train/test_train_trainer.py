@@ -245,7 +245,7 @@ def test_ema_validates_saves_and_keeps_the_averaged_weights(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(_optimizer(cfg, 24), "categorical_crossentropy", metrics=["accuracy"])
-    callbacks = run_callbacks(cfg, tmp_path / "ckpt", "val_accuracy", {})
+    callbacks = run_callbacks(cfg, tmp_path / "ckpt", "val_accuracy", None)
     history = model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y),
                         callbacks=callbacks, verbose=0).history  # fmt: skip
 
