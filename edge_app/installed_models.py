@@ -15,7 +15,6 @@ model, so the report and the JSONL name the model that counted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Any, ClassVar
 
 from wbc_edge.core.adaptation import adaptation_problem, parent_name
 from wbc_edge.core.bundle import load_bundle
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import WbcError
 from wbc_edge.core.json_limits import read_json
 from wbc_edge.core.safe_io import atomic_write, printable
@@ -74,7 +74,7 @@ def install(
     why = adaptation_problem(bundle)
     if why is not None:
         raise WbcError(f"not installed: {why}", bundle.path)
-    name = f"{bundle.name}-{_sha256(bundle.path)[:8]}"
+    name = f"{bundle.name}-{sha256_file(bundle.path)[:8]}"
     root.mkdir(parents=True, exist_ok=True)
     state = read_state(root)
     target = root / name
@@ -206,7 +206,3 @@ def _log(state: dict[str, Any], action: str, name: str) -> None:
 
 def _write_state(root: Path, state: dict[str, Any]) -> None:
     atomic_write(root / STATE, json.dumps(state, indent=1) + "\n")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

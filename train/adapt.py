@@ -21,7 +21,6 @@ differential is the raw count until `wbc-train count-model` measures its own.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import logging
 import shutil
@@ -35,6 +34,7 @@ import numpy as np
 from wbc_edge.core.bundle import Bundle, load_bundle, new_bundle, save_bundle
 from wbc_edge.core.dataset import splits
 from wbc_edge.core.dataset.data import ImageRecord, ImageSet
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import BundleError, DataError
 from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.train import adapt_scores
@@ -159,7 +159,7 @@ def adapt_bundle(
         "parent": {
             "name": parent.name,
             "folder": str(parent.root),
-            "bundle_sha256": _sha256(parent.path),
+            "bundle_sha256": sha256_file(parent.path),
         },
         "reports": lab.reports,
         "cells": {
@@ -304,7 +304,7 @@ def write_child(
     atomic_write(out_dir / LAB_CELLS_FILE, buf.getvalue())
     record["lab_cells"] = {
         "file": LAB_CELLS_FILE,
-        "sha256": _sha256(out_dir / LAB_CELLS_FILE),
+        "sha256": sha256_file(out_dir / LAB_CELLS_FILE),
         "n": len(learn),
         "what": "the lab's learning cells as the model takes them (uint8), for INT8 calibration",
     }
@@ -375,7 +375,3 @@ def _recorded_root(parent: Bundle) -> str | None:
     data = parent.provenance.get("data")
     root = data.get("root") if isinstance(data, dict) else data
     return root if isinstance(root, str) else None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -17,7 +17,6 @@ and says so.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from wbc_edge.core.decode import decode_image
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import DataError, WbcError
 from wbc_edge.core.json_limits import read_json, read_limited
 from wbc_edge.core.preprocess_spec import PreprocessSpec
@@ -115,7 +115,7 @@ def _read_one(folder: Path, classes: list[str], spec: PreprocessSpec) -> dict[st
         "counted_with_sha256": meta.bundle_sha256,
         "review_version": review.version,
         "signed": review.signature is not None,
-        "report_sha256": hashlib.sha256(report_file.read_bytes()).hexdigest(),
+        "report_sha256": sha256_file(report_file),
         "cells": {c: labels.count(i) for c, i in index.items()},
         "corrected": sum(1 for v in corrections.values() if v in index),
     }

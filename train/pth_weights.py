@@ -16,7 +16,6 @@ and refuses every other one, so a file never runs code. Tensors come back as num
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.metadata
 import io
 import pickle
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from wbc_edge.core.digest import sha256_file
 from wbc_edge.core.errors import WbcError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -222,7 +222,7 @@ def imagenet_provenance(variant: int) -> dict[str, str]:
     """Where the ImageNet weights came from, for a bundle's provenance; checks the sha256."""
     path = imagenet_weights_path(variant)
     package = WEIGHTS_PACKAGE.format(variant)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != IMAGENET_SHA256.get(variant):
         raise WeightsError(
             f"sha256 {digest[:12]}… is not the released EfficientNet-Lite{variant} weights; "
