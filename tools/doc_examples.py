@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from wbc_edge.core.safe_io import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "docs/*.md")
 LINKED = ("models", "samples")  # what a user has at the repository root
@@ -266,15 +268,15 @@ def write(blocks: list[Block]) -> int:
         by_doc.setdefault(block.doc, []).append(block)
     for doc, doc_blocks in by_doc.items():
         lines = doc.read_text(encoding="utf-8").splitlines()
+        before = changed
         for block in reversed(doc_blocks):  # from the end: earlier indices stay valid
             fresh = output_of(block)
             cpu = "cpu" in block.options
             if normalise(fresh, cpu) != normalise(block.quoted, cpu):
                 lines[block.start : block.end] = fresh
                 changed += 1
-        tmp = doc.with_name(f".{doc.name}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, doc)
+        if changed > before:  # a doc whose blocks all match is left as it is
+            atomic_write(doc, "\n".join(lines) + "\n")
     return changed
 
 

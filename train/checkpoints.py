@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 
 from wbc_edge.core.errors import DataError, WbcError
+from wbc_edge.core.safe_io import atomic_write
 from wbc_edge.core.typed_json import decode_file
 from wbc_edge.train.config import STATE_FILE, TrainConfig
 from wbc_edge.train.run_files import CheckpointState, read_run_json
@@ -81,9 +82,7 @@ class _Checkpoints(keras.callbacks.Callback):
             self.model.save(self.ckpt / "last.keras")
         state = {"epoch": epoch + 1, "history": self.history, "best": self.best,
                  "model": self.cfg.model}  # fmt: skip
-        tmp = self.ckpt / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.ckpt / STATE_FILE)
+        atomic_write(self.ckpt / STATE_FILE, json.dumps(state))
 
     def _save_best(self) -> None:
         """The best weights: with --ema the averaged ones, which validation scored."""

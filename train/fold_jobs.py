@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wbc_edge.core.errors import WbcError
+from wbc_edge.core.safe_io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,4 @@ def _start(argv: list[str], fold: int, slot: int, device, out_dir: Path):
 
 
 def _write_record(out_dir: Path, jobs: list[FoldJob]) -> None:
-    tmp = out_dir / f".{RECORD_FILE}.tmp"
-    tmp.write_text(json.dumps([asdict(j) for j in jobs], indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / RECORD_FILE)
+    atomic_write(out_dir / RECORD_FILE, json.dumps([asdict(j) for j in jobs], indent=2) + "\n")
